@@ -1,0 +1,85 @@
+"""The ``druid-access`` command line: one entry point for the operator and its tools.
+
+Sub-commands import their modules lazily so that ``druid-access crds`` does not pay for
+kopf or the test servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_crds(args: argparse.Namespace) -> int:
+    from druid_access import crdgen
+
+    if args.check:
+        stale = crdgen.check(Path(args.out))
+        for name in stale:
+            print(f"{args.out}/{name} is out of date; run `make crds`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in crdgen.write(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _cmd_controlplane(args: argparse.Namespace) -> int:
+    from druid_access.testing import controlplane
+
+    return controlplane.run_foreground(Path(args.dir))
+
+
+def _cmd_fake_coordinator(args: argparse.Namespace) -> int:
+    from druid_access.testing import fake_coordinator
+
+    return fake_coordinator.run_foreground(
+        port=args.port,
+        admin_password=args.admin_password,
+        authenticator=args.authenticator,
+        authorizer=args.authorizer,
+    )
+
+
+def _cmd_fake_pivot(args: argparse.Namespace) -> int:
+    from druid_access.testing import fake_pivot
+
+    return fake_pivot.run_foreground(port=args.port, token=args.token)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="druid-access", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crds = sub.add_parser("crds", help="render the CustomResourceDefinitions from the models")
+    crds.add_argument("--out", default="crds", help="directory to write one YAML file per kind into")
+    crds.add_argument("--check", action="store_true", help="exit 1 if the files in --out differ")
+    crds.set_defaults(func=_cmd_crds)
+
+    cp = sub.add_parser("controlplane", help="run a local etcd + kube-apiserver until interrupted")
+    cp.add_argument("--dir", required=True, help="directory for data, certificates and kubeconfigs")
+    cp.set_defaults(func=_cmd_controlplane)
+
+    fc = sub.add_parser("fake-coordinator", help="serve a fake Druid Coordinator (basic-security API)")
+    fc.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
+    fc.add_argument("--admin-password", required=True, help="password of the bootstrapped admin user")
+    fc.add_argument("--authenticator", default="basic", help="authenticator name (default: basic)")
+    fc.add_argument("--authorizer", default="basic", help="authorizer name (default: basic)")
+    fc.set_defaults(func=_cmd_fake_coordinator)
+
+    fp = sub.add_parser("fake-pivot", help="serve a fake Imply Pivot connections API")
+    fp.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
+    fp.add_argument("--token", required=True, help="API token accepted in x-imply-api-token")
+    fp.set_defaults(func=_cmd_fake_pivot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
