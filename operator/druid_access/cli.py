@@ -48,9 +48,39 @@ def _cmd_fake_pivot(args: argparse.Namespace) -> int:
     return fake_pivot.run_foreground(port=args.port, token=args.token)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from druid_access import runner
+
+    if not args.all_namespaces and not args.namespace:
+        print("druid-access run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    return runner.main(
+        config_path=Path(args.config),
+        namespaces=args.namespace or [],
+        all_namespaces=args.all_namespaces,
+        health=args.health,
+        metrics_port=args.metrics_port,
+        verbose=args.verbose,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="druid-access", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--config", required=True, help="operator configuration file (YAML)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", help="namespace to watch (repeatable)")
+    scope.add_argument("--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument(
+        "--health",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness/readiness endpoint URL to serve ('' to disable)",
+    )
+    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=_cmd_run)
 
     crds = sub.add_parser("crds", help="render the CustomResourceDefinitions from the models")
     crds.add_argument("--out", default="crds", help="directory to write one YAML file per kind into")

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 GROUP = "druidaccess.io"
@@ -34,8 +34,8 @@ _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 _TARGET = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    validation = {"rule": rule, "message": message}
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
+    validation: dict[str, JsonValue] = {"rule": rule, "message": message}
     if field_path:
         validation["fieldPath"] = field_path
     return validation

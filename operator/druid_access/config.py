@@ -1,0 +1,131 @@
+"""The operator's configuration: which Druid clusters and Pivot instances it may manage.
+
+Read once at start-up from a YAML file (the Helm chart renders it into a ConfigMap). A file
+that does not validate stops start-up with ``ConfigError`` naming each bad key, because an
+operator running on a half-understood configuration is worse than one that does not run.
+Credentials are never in this file: it names Secrets in the operator's own namespace.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+DEFAULT_PROTECTED_USERS = ("admin", "druid_system")
+DEFAULT_PROTECTED_ROLES = ("admin", "druid_system")
+
+_TargetName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message names the keys."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class SecretKeys(_Model):
+    """A Secret in the operator's namespace and the keys read from it."""
+
+    name: str = Field(min_length=1, max_length=253)
+    username_key: str = "username"
+    password_key: str = "password"
+
+
+class TokenSecret(_Model):
+    """A Secret in the operator's namespace holding an API token."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = "token"
+
+
+class ProtectedPrincipals(_Model):
+    """Remote names the operator never modifies or deletes.
+
+    Druid re-creates ``admin`` and ``druid_system`` at start-up and the operator signs in as
+    one of them: managing them would fight the server or lock the operator out. Remove a name
+    from these lists to let a resource manage it.
+    """
+
+    users: tuple[str, ...] = DEFAULT_PROTECTED_USERS
+    roles: tuple[str, ...] = DEFAULT_PROTECTED_ROLES
+    group_mappings: tuple[str, ...] = ()
+    connections: tuple[str, ...] = ()
+
+
+class _Target(_Model):
+    ca_bundle: Path | None = Field(default=None, description="PEM file of CAs to trust (TLS).")
+    allowed_namespaces: tuple[str, ...] = Field(
+        default=("*",), description="Globs of namespaces whose resources may manage this target."
+    )
+    resync_seconds: float = Field(default=300.0, gt=0, description="Period of drift detection.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+    protected: ProtectedPrincipals = ProtectedPrincipals()
+
+    def allows(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.allowed_namespaces)
+
+
+class ClusterConfig(_Target):
+    """A Druid cluster reached through its Coordinator's basic-security API."""
+
+    coordinator_url: str = Field(pattern=r"^https?://", description="Base URL of the Coordinator.")
+    authenticator: str = Field(default="basic", min_length=1)
+    authorizer: str = Field(default="basic", min_length=1)
+    admin_secret: SecretKeys = Field(description="Secret with the operator's Druid credentials.")
+
+
+class PivotConfig(_Target):
+    """An Imply Pivot instance reached through its connections API."""
+
+    url: str = Field(pattern=r"^https?://", description="Base URL of Pivot.")
+    token_secret: TokenSecret = Field(description="Secret with the Pivot API token.")
+
+
+class OperatorConfig(_Model):
+    """The whole configuration file."""
+
+    namespace: str = Field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", "druid-access"),
+        description="Namespace of the operator, where the Secrets named here live.",
+    )
+    clusters: dict[_TargetName, ClusterConfig] = Field(default_factory=dict)
+    pivots: dict[_TargetName, PivotConfig] = Field(default_factory=dict)
+
+
+def _format(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse(data: object) -> OperatorConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("invalid configuration: the top level must be a mapping")
+    try:
+        return OperatorConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format(error)) from None
+
+
+def load(path: Path) -> OperatorConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration {path} is not valid YAML: {error}") from None
+    return parse(data)

@@ -1,0 +1,394 @@
+"""The one reconcile loop every kind goes through, and the one deletion path.
+
+    spec -> guards (target, tenancy, protection, suspension, ownership conflicts)
+         -> desired (spec + Secret values) -> observed (reads) -> plan (pure)
+         -> apply (writes, serialised per target) -> Outcome -> status
+
+Guards run before any remote call, so a refused object costs the target nothing. Every
+failure ends as an ``Outcome`` with a specific reason; nothing here raises into kopf
+except ``DeletionBlocked`` from ``finalize``. This module knows no kopf: events leave
+through ``Emit`` and claims arrive through ``ClaimLookup``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from druid_access import metrics
+from druid_access.clients import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+)
+from druid_access.config import ClusterConfig, PivotConfig
+from druid_access.kube import Kube, KubeError, SecretMissing
+from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
+from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed
+from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
+from druid_access.targets import Targets
+
+log = logging.getLogger("druid_access.reconcile")
+
+Emit = Callable[[str, str, str], None]
+"""(type Normal|Warning, reason, message) -> posts a Kubernetes Event for the object."""
+
+AnyKind = Kind[Any, Any, Any, Any]
+
+# Reasons that clear up by themselves (a role appears, a server recovers): retried with
+# backoff. The rest wait for a change of the spec, the configuration or the resync.
+RETRYABLE = frozenset(
+    {
+        Reason.ROLE_NOT_FOUND,
+        Reason.SECRET_NOT_FOUND,
+        Reason.UNREACHABLE,
+        Reason.UNAUTHORIZED,
+        Reason.FORBIDDEN,
+        Reason.SERVER_ERROR,
+        Reason.REJECTED,
+        Reason.KUBERNETES_ERROR,
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class Claimant:
+    """A resource claiming a remote name; the oldest one owns it."""
+
+    created: str
+    namespace: str
+    name: str
+    uid: str = field(compare=False)
+
+
+ClaimLookup = Callable[[Claim], Sequence[Claimant]]
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What a resource depends on, so a change there wakes it up."""
+
+    target: str | None = None
+    secrets: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    refs: Refs
+
+
+@dataclass
+class Engine:
+    """Shared state of the reconcile loop: targets and the Kubernetes client."""
+
+    targets: Targets
+    kube: Kube
+
+    def _target(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
+        if kind.target_type == "cluster":
+            return self.targets.cluster_config(name)
+        return self.targets.pivot_config(name)
+
+    async def _remote(self, kind: AnyKind, name: str) -> Any:
+        if kind.target_type == "cluster":
+            return await self.targets.druid(name)
+        return await self.targets.pivot(name)
+
+    async def _resolve(
+        self, needs: Sequence[SecretNeed], body: Mapping[str, Any]
+    ) -> tuple[dict[tuple[str, str], SecretStr], str | None]:
+        namespace = body["metadata"]["namespace"]
+        values: dict[tuple[str, str], SecretStr] = {}
+        versions = []
+        for need in needs:
+            ref = need.ref
+            secret = await self.kube.read_secret(namespace, ref.name)
+            if secret is None and need.generate:
+                secret = await self.kube.create_generated_secret(namespace, ref.name, ref.key, body)
+                log.info("%s: generated a password into Secret %s/%s", _ident(body), namespace, ref.name)
+            if secret is None:
+                raise SecretMissing(namespace, ref.name)
+            if ref.key not in secret.values:
+                raise SecretMissing(namespace, ref.name, ref.key)
+            values[(ref.name, ref.key)] = secret.values[ref.key]
+            versions.append(f"{ref.name}@{secret.resource_version}")
+        return values, ",".join(sorted(set(versions))) or None
+
+    async def reconcile(
+        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit
+    ) -> Result:
+        with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
+            result = await self._reconcile(kind, body, claims, emit)
+        metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
+        return result
+
+    async def _reconcile(
+        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit
+    ) -> Result:
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        try:
+            spec = kind.spec_model(body.get("spec") or {})
+        except ValidationError as error:
+            return Result(Outcome(Reason.INVALID_SPEC, _validation_message(error)), Refs())
+        name = kind.remote_name(spec, meta["name"])
+        target_name = kind.target_name(spec)
+        refs = Refs(
+            target=target_name,
+            secrets=frozenset(n.ref.name for n in kind.secret_needs(spec)),
+            roles=kind.role_refs(spec),
+        )
+
+        def done(reason: Reason, message: str, **extra: Any) -> Result:
+            return Result(Outcome(reason, message, remote_name=name, **extra), refs)
+
+        target = self._target(kind, target_name)
+        what = "Druid cluster" if kind.target_type == "cluster" else "Pivot instance"
+        if target is None:
+            return done(
+                Reason.TARGET_NOT_FOUND, f"{what} {target_name!r} is not in the operator configuration"
+            )
+        if not target.allows(meta["namespace"]):
+            return done(
+                Reason.NAMESPACE_NOT_ALLOWED,
+                f"namespace {meta['namespace']!r} may not manage {what} {target_name!r}",
+            )
+        if kind.protected(name, target.protected):
+            return done(Reason.PROTECTED, f"{name!r} is a protected principal of {target_name!r}")
+        if spec.suspend:
+            return done(Reason.SUSPENDED, "suspended: no remote calls until spec.suspend is false")
+        owner = _owner(claims(Claim(kind.family, target_name, name)))
+        if owner is not None and owner.uid != meta["uid"]:
+            return done(
+                Reason.CONFLICT,
+                f"{kind.family} {name!r} on {target_name!r} is claimed by the older "
+                f"{kind.info.kind} {owner.namespace}/{owner.name}",
+            )
+        owned = status.get("owned") is True
+        try:
+            values, secret_version = await self._resolve(kind.secret_needs(spec), body)
+            desired = kind.desired(spec, name, values)
+            remote = await self._remote(kind, target_name)
+            observed = await kind.observe(remote, name, desired)
+            exists = kind.exists(observed)
+            if exists and not owned:
+                if spec.adoption_policy is AdoptionPolicy.REFUSE:
+                    return done(
+                        Reason.ALREADY_EXISTS,
+                        f"{kind.family} {name!r} already exists on {target_name!r} and was not created "
+                        "by this resource; set spec.adoptionPolicy: Adopt to take it over",
+                        owned=False,
+                    )
+                emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
+                log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
+                owned = True
+            plan = kind.plan(desired, observed)
+            drift = bool(plan.ops) and _was_synced(body)
+            if drift:
+                metrics.DRIFT.labels(kind.info.kind).inc()
+                if spec.drift_policy is DriftPolicy.REPORT:
+                    return done(
+                        Reason.DRIFTED,
+                        "the remote object differs from the spec; driftPolicy is Report",
+                        owned=True,
+                        drift=plan.drift,
+                        drift_detected=not _has_drifted_condition(body),
+                        secret_version=secret_version,
+                    )
+            if plan.ops and not owned:
+                # Claim before creating: if the operator dies between the remote create and
+                # the final status write, the next pass knows the object is its own.
+                await self.kube.patch_status(
+                    kind.info.plural, meta["namespace"], meta["name"], {"owned": True}
+                )
+                owned = True
+            changes = await self._apply(kind, body, remote, target_name, plan.ops, drift, emit)
+        except SecretMissing as error:
+            return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
+        except InvalidSpecError as error:
+            return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
+        except KubeError as error:
+            return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
+        except ApiError as error:
+            reason, message = describe_api_error(error)
+            return done(reason, message, owned=owned or None)
+        extra: dict[str, Any] = {
+            "owned": True,
+            "changes": changes,
+            "drift_detected": drift,
+            "secret_version": secret_version,
+        }
+        if plan.missing_roles:
+            missing = ", ".join(sorted(plan.missing_roles))
+            return done(Reason.ROLE_NOT_FOUND, f"waiting for role(s) to exist: {missing}", **extra)
+        message = "drift corrected" if drift else "in sync"
+        return done(Reason.SYNCED, message, **extra)
+
+    async def _apply(
+        self,
+        kind: AnyKind,
+        body: Mapping[str, Any],
+        remote: Any,
+        target: str,
+        ops: Sequence[Any],
+        drift: bool,
+        emit: Emit,
+    ) -> tuple[str, ...]:
+        if not ops:
+            return ()
+        why = "drift on the remote side" if drift else _why(body)
+        done: list[str] = []
+        async with self.targets.write_lock(f"{kind.target_type}/{target}"):
+            for op in ops:
+                await op.apply(remote)
+                text = op.describe()
+                done.append(text)
+                metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
+                log.info("%s: %s (%s)", _ident(body), text, why)
+                emit("Normal", op.reason, f"{text} ({why})")
+        return tuple(done)
+
+    async def write_status(
+        self, kind: AnyKind, body: Mapping[str, Any], outcome: Outcome, *, deletion_blocked: str | None = None
+    ) -> dict[str, Any]:
+        """Write the status the outcome implies, only when it differs; returns that status."""
+        meta = body["metadata"]
+        current = body.get("status") or {}
+        new = StatusBuilder(current, meta.get("generation")).build(outcome, deletion_blocked=deletion_blocked)
+        patch = status_patch(current, new)
+        if patch is not None:
+            await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], patch)
+        return new
+
+    async def finalize(self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit) -> str:
+        """Delete the remote object if this resource owns it. Returns what was done.
+
+        Raises ``DeletionBlocked`` while the target cannot be reached, so the finalizer
+        stays; every other situation releases it, since a finalizer that can never be
+        released is worse than a remote object left behind (and reported).
+        """
+        meta = body["metadata"]
+        try:
+            spec = kind.spec_model(body.get("spec") or {})
+        except ValidationError:
+            return "released: the spec was never valid, nothing was created"
+        name = kind.remote_name(spec, meta["name"])
+        target_name = kind.target_name(spec)
+        if spec.deletion_policy is DeletionPolicy.RETAIN:
+            return f"released: deletionPolicy Retain leaves {kind.family} {name!r} in place"
+        if (body.get("status") or {}).get("owned") is not True:
+            return f"released: {kind.family} {name!r} was never created or adopted by this resource"
+        target = self._target(kind, target_name)
+        if target is None:
+            message = (
+                f"target {target_name!r} is no longer configured: released without deleting "
+                f"{kind.family} {name!r}"
+            )
+            emit("Warning", "TargetRemoved", message)
+            return message
+        if kind.protected(name, target.protected) or not target.allows(meta["namespace"]):
+            return f"released: {kind.family} {name!r} is protected or outside this namespace's targets"
+        owner = _owner(claims(Claim(kind.family, target_name, name)))
+        if owner is not None and owner.uid != meta["uid"]:
+            return f"released: {kind.family} {name!r} belongs to {owner.namespace}/{owner.name}"
+        try:
+            remote = await self._remote(kind, target_name)
+            async with self.targets.write_lock(f"{kind.target_type}/{target_name}"):
+                removed = await kind.delete(remote, name)
+        except SecretMissing as error:
+            raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
+        except KubeError as error:
+            raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
+        except ApiError as error:
+            reason, message = describe_api_error(error)
+            raise DeletionBlocked(reason, message) from None
+        text = f"deleted {kind.family} {name!r}" if removed else f"{kind.family} {name!r} was already gone"
+        log.info("%s: %s (resource deleted)", _ident(body), text)
+        if removed:
+            metrics.REMOTE_WRITES.labels(kind.info.kind, "Deleted").inc()
+            emit("Normal", "Deleted", text)
+        return text
+
+
+class DeletionBlocked(Exception):
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def describe_api_error(error: ApiError) -> tuple[Reason, str]:
+    """A reason and a one-line message for a client error (already trimmed and scrubbed)."""
+    target = "Druid" if error.target == "coordinator" else "Pivot"
+    if isinstance(error, Unauthorized):
+        return Reason.UNAUTHORIZED, f"{target} refused the operator's credentials (401)"
+    if isinstance(error, Forbidden):
+        return Reason.FORBIDDEN, f"{target} denied the operator's account (403): {error.message}"
+    if isinstance(error, Unavailable):
+        return Reason.UNREACHABLE, f"{target} is unreachable: {error.message}"
+    if isinstance(error, ServerError):
+        return Reason.SERVER_ERROR, f"{target} failed ({error.status}): {error.message}"
+    if isinstance(error, Invalid | NotFound | AlreadyExists | Conflict):
+        return Reason.REJECTED, f"{target} rejected a request ({error.status}): {error.message}"
+    return Reason.SERVER_ERROR, f"{target} answered unexpectedly ({error.status}): {error.message}"
+
+
+def _owner(claimants: Sequence[Claimant]) -> Claimant | None:
+    return min(claimants) if claimants else None
+
+
+def _ready_condition(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == READY:
+            return dict(condition)
+    return None
+
+
+def _was_synced(body: Mapping[str, Any]) -> bool:
+    """Was this very generation already in sync? Then any planned write is drift."""
+    ready = _ready_condition(body)
+    generation = body["metadata"].get("generation")
+    return (
+        ready is not None
+        and ready.get("reason") in (Reason.SYNCED.value, Reason.DRIFTED.value)
+        and ready.get("observedGeneration") == generation
+    )
+
+
+def _has_drifted_condition(body: Mapping[str, Any]) -> bool:
+    ready = _ready_condition(body)
+    return ready is not None and ready.get("reason") == Reason.DRIFTED.value
+
+
+def _why(body: Mapping[str, Any]) -> str:
+    status = body.get("status") or {}
+    if status.get("observedGeneration") is None:
+        return "new resource"
+    if status.get("observedGeneration") != body["metadata"].get("generation"):
+        return f"spec changed (generation {body['metadata'].get('generation')})"
+    return "converging"
+
+
+def _ident(body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"{body.get('kind', '?')} {meta.get('namespace')}/{meta.get('name')}"
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        loc = ".".join(str(p) for p in item["loc"])
+        parts.append(f"spec.{loc}: {item['msg']}")
+    return "; ".join(parts)

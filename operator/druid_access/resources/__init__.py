@@ -1,0 +1,1 @@
+"""One module per kind: desired state, observation, pure plan and deletion."""

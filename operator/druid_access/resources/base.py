@@ -1,0 +1,142 @@
+"""What each kind tells the generic reconcile loop: desired state, observation, plan, delete.
+
+A kind is a small object implementing ``Kind``; ``reconcile`` does everything else
+(targets, tenancy, ownership, conflicts, secrets, status, events) the same way for all.
+``plan`` is pure: it takes the desired and observed states and returns the operations
+that make the remote side match, in order, with nothing when they already match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import SecretStr
+
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
+from druid_access.config import ProtectedPrincipals
+from druid_access.models import KindInfo, Model, SecretKeyRef
+
+R = TypeVar("R", contravariant=True)
+S = TypeVar("S", bound=Model)
+D = TypeVar("D")
+O = TypeVar("O")  # noqa: E741 - the conventional D/O pair of desired and observed
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DruidRemote:
+    """A Coordinator client with the authenticator and authorizer names of one cluster."""
+
+    client: CoordinatorClient
+    authenticator: AuthenticatorName
+    authorizer: AuthorizerName
+
+
+class Op(Protocol[R]):
+    """One remote write. ``reason`` names it in Events; ``describe`` never shows secrets."""
+
+    reason: ClassVar[str]
+
+    def describe(self) -> str: ...
+
+    async def apply(self, remote: R) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan(Generic[R]):
+    """The writes that bring the remote side in line, and what stands in their way.
+
+    ``drift`` names the fields that differ (for a Drifted condition); ``missing_roles``
+    are roles the spec names that do not exist remotely (RoleNotFound), which the ops
+    leave out so that everything else still converges.
+    """
+
+    ops: tuple[Op[R], ...] = ()
+    drift: tuple[str, ...] = ()
+    missing_roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """A Secret key a spec references; ``generate`` creates it when missing."""
+
+    ref: SecretKeyRef
+    generate: bool = False
+
+
+SecretValues = Mapping[tuple[str, str], SecretStr]
+"""Resolved Secret values keyed by (secret name, key)."""
+
+
+class InvalidSpecError(Exception):
+    """The spec passed the schema but cannot be applied (e.g. a regex that does not compile)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who may own a remote object: the kind family, target and remote name."""
+
+    family: str
+    target: str
+    remote_name: str
+
+
+class Kind(Protocol[R, S, D, O]):
+    """Everything kind-specific. Implementations are stateless singletons."""
+
+    info: KindInfo
+    family: str
+    target_type: Literal["cluster", "pivot"]
+
+    def spec_model(self, spec: Mapping[str, Any]) -> S: ...
+
+    def remote_name(self, spec: S, meta_name: str) -> str: ...
+
+    def target_name(self, spec: S) -> str: ...
+
+    def protected(self, name: str, protected: ProtectedPrincipals) -> bool: ...
+
+    def secret_needs(self, spec: S) -> Sequence[SecretNeed]: ...
+
+    def role_refs(self, spec: S) -> frozenset[str]: ...
+
+    def desired(self, spec: S, name: str, secrets: SecretValues) -> D: ...
+
+    async def observe(self, remote: R, name: str, desired: D) -> O: ...
+
+    def exists(self, observed: O) -> bool: ...
+
+    def plan(self, desired: D, observed: O) -> Plan[R]: ...
+
+    async def delete(self, remote: R, name: str) -> bool: ...
+
+
+def secret_value(secrets: SecretValues, ref: SecretKeyRef) -> SecretStr:
+    return secrets[(ref.name, ref.key)]
+
+
+async def absent_as_none(call: Awaitable[T], entity: str) -> T | None:
+    """The call's result, or None when the server says the named ``entity`` does not exist.
+
+    Any other NotFound (an unknown authorizer, say) still raises: it is a configuration
+    error, not an absent object.
+    """
+    try:
+        return await call
+    except NotFound as error:
+        if error.entity != entity:
+            raise
+        return None
+
+
+async def deleted(call: Awaitable[None], entity: str) -> bool:
+    """Run a delete; False when the object was already gone (delete treats that as done)."""
+    try:
+        await call
+    except NotFound as error:
+        if error.entity != entity:
+            raise
+        return False
+    return True

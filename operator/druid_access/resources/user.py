@@ -1,0 +1,196 @@
+"""DruidUser: an authenticator user with credentials and an authorizer user with roles.
+
+Druid keeps the two in independent stores (facts §0.2), so a user with a password exists
+in both and one without (LDAP) only in the authorizer. Role assignment is not idempotent
+(§0.8): the plan assigns exactly the missing roles and removes exactly the extra ones.
+The password is compared locally by PBKDF2 over Druid's stored salt (§3), so a correct
+credential is never rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import SecretStr
+
+from druid_access.clients import AuthenticatorUser, AuthorizerUser
+from druid_access.config import ProtectedPrincipals
+from druid_access.models import DRUID_USER, DruidUserSpec
+from druid_access.passwords import verify_password
+from druid_access.resources.base import (
+    DruidRemote,
+    Op,
+    Plan,
+    SecretNeed,
+    SecretValues,
+    absent_as_none,
+    deleted,
+    secret_value,
+)
+
+
+@dataclass(frozen=True)
+class DesiredUser:
+    name: str
+    roles: frozenset[str]
+    password: SecretStr | None  # None: authorization only (LDAP)
+
+
+@dataclass(frozen=True)
+class ObservedUser:
+    authn: AuthenticatorUser | None
+    authz: AuthorizerUser | None
+    existing_roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CreateAuthenticatorUser:
+    name: str
+    reason: ClassVar[str] = "CreatedAuthenticatorUser"
+
+    def describe(self) -> str:
+        return f"created authenticator user {self.name!r}"
+
+    async def apply(self, remote: DruidRemote) -> None:
+        await remote.client.create_authenticator_user(remote.authenticator, self.name)
+
+
+@dataclass(frozen=True)
+class SetPassword:
+    name: str
+    password: SecretStr
+
+    reason: ClassVar[str] = "SetPassword"
+
+    def describe(self) -> str:
+        return f"set the password of {self.name!r}"
+
+    async def apply(self, remote: DruidRemote) -> None:
+        await remote.client.set_password(remote.authenticator, self.name, self.password)
+
+
+@dataclass(frozen=True)
+class CreateAuthorizerUser:
+    name: str
+    reason: ClassVar[str] = "CreatedAuthorizerUser"
+
+    def describe(self) -> str:
+        return f"created authorizer user {self.name!r}"
+
+    async def apply(self, remote: DruidRemote) -> None:
+        await remote.client.create_authorizer_user(remote.authorizer, self.name)
+
+
+@dataclass(frozen=True)
+class AssignRole:
+    name: str
+    role: str
+    reason: ClassVar[str] = "AssignedRole"
+
+    def describe(self) -> str:
+        return f"assigned role {self.role!r} to {self.name!r}"
+
+    async def apply(self, remote: DruidRemote) -> None:
+        await remote.client.assign_role(remote.authorizer, user=self.name, role=self.role)
+
+
+@dataclass(frozen=True)
+class UnassignRole:
+    name: str
+    role: str
+    reason: ClassVar[str] = "UnassignedRole"
+
+    def describe(self) -> str:
+        return f"removed role {self.role!r} from {self.name!r}"
+
+    async def apply(self, remote: DruidRemote) -> None:
+        await remote.client.unassign_role(remote.authorizer, user=self.name, role=self.role)
+
+
+def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
+    ops: list[Op[DruidRemote]] = []
+    drift: list[str] = []
+    name = desired.name
+    if desired.password is not None:
+        if observed.authn is None:
+            ops += [CreateAuthenticatorUser(name), SetPassword(name, desired.password)]
+            drift.append("authenticatorUser")
+        elif observed.authn.credentials is None or not verify_password(
+            desired.password.get_secret_value(), observed.authn.credentials
+        ):
+            ops.append(SetPassword(name, desired.password))
+            drift.append("password")
+    current: frozenset[str] = frozenset()
+    if observed.authz is None:
+        ops.append(CreateAuthorizerUser(name))
+        drift.append("authorizerUser")
+    else:
+        current = observed.authz.roles
+    missing = desired.roles - observed.existing_roles
+    to_add = sorted(desired.roles - current - missing)
+    to_remove = sorted(current - desired.roles)
+    ops += [AssignRole(name, role) for role in to_add]
+    ops += [UnassignRole(name, role) for role in to_remove]
+    if observed.authz is not None and (to_add or to_remove):
+        drift.append("roles")
+    return Plan(ops=tuple(ops), drift=tuple(drift), missing_roles=missing)
+
+
+class UserKind:
+    info = DRUID_USER
+    family = "user"
+    target_type: Literal["cluster", "pivot"] = "cluster"
+
+    def spec_model(self, spec: Mapping[str, Any]) -> DruidUserSpec:
+        return DruidUserSpec.model_validate(spec)
+
+    def remote_name(self, spec: DruidUserSpec, meta_name: str) -> str:
+        return spec.name or meta_name
+
+    def target_name(self, spec: DruidUserSpec) -> str:
+        return spec.cluster
+
+    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
+        return name in protected.users
+
+    def secret_needs(self, spec: DruidUserSpec) -> Sequence[SecretNeed]:
+        if spec.password is None:
+            return ()
+        return (SecretNeed(spec.password.secret_key_ref, generate=spec.password.generate),)
+
+    def role_refs(self, spec: DruidUserSpec) -> frozenset[str]:
+        return frozenset(spec.roles)
+
+    def desired(self, spec: DruidUserSpec, name: str, secrets: SecretValues) -> DesiredUser:
+        password = secret_value(secrets, spec.password.secret_key_ref) if spec.password else None
+        return DesiredUser(name=name, roles=frozenset(spec.roles), password=password)
+
+    async def observe(self, remote: DruidRemote, name: str, desired: DesiredUser) -> ObservedUser:
+        client = remote.client
+
+        async def authn() -> AuthenticatorUser | None:
+            if desired.password is None:
+                return None  # LDAP users are not managed in the authenticator
+            return await absent_as_none(client.get_authenticator_user(remote.authenticator, name), "user")
+
+        authn_user, authz_user, roles = await asyncio.gather(
+            authn(),
+            absent_as_none(client.get_authorizer_user(remote.authorizer, name), "user"),
+            client.list_roles(remote.authorizer),
+        )
+        return ObservedUser(authn=authn_user, authz=authz_user, existing_roles=roles)
+
+    def exists(self, observed: ObservedUser) -> bool:
+        return observed.authn is not None or observed.authz is not None
+
+    def plan(self, desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
+        return plan(desired, observed)
+
+    async def delete(self, remote: DruidRemote, name: str) -> bool:
+        """Remove the user from both stores; False when neither had it."""
+        authn = await deleted(remote.client.delete_authenticator_user(remote.authenticator, name), "user")
+        authz = await deleted(remote.client.delete_authorizer_user(remote.authorizer, name), "user")
+        return authn or authz
