@@ -1,0 +1,76 @@
+"""Typed async HTTP clients of the Druid Coordinator basic-security API and Pivot's connections API.
+
+The only package that imports httpx. Clients carry no policy (no retries, no diffing):
+resource modules decide what to call; every failure is an ``ApiError`` subclass (the tree
+is drawn in ``druid_access.clients.errors``).
+"""
+
+from druid_access.clients._http import HttpOptions
+from druid_access.clients.coordinator import (
+    Action,
+    AuthenticatorName,
+    AuthenticatorUser,
+    AuthorizerName,
+    AuthorizerUser,
+    CoordinatorClient,
+    GroupMapping,
+    Permission,
+    Role,
+    StoredCredentials,
+    UserWithRoles,
+)
+from druid_access.clients.errors import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+    UnexpectedResponse,
+    UnknownAuthenticator,
+    UnknownAuthorizer,
+)
+from druid_access.clients.pivot import (
+    ConnectionProtocol,
+    ConnectionType,
+    DbAuthToken,
+    PivotClient,
+    PivotConnection,
+)
+
+__all__ = [
+    "Action",
+    "AlreadyExists",
+    "ApiError",
+    "AuthenticatorName",
+    "AuthenticatorUser",
+    "AuthorizerName",
+    "AuthorizerUser",
+    "Conflict",
+    "ConnectionProtocol",
+    "ConnectionType",
+    "CoordinatorClient",
+    "DbAuthToken",
+    "Forbidden",
+    "GroupMapping",
+    "HttpOptions",
+    "Invalid",
+    "NotFound",
+    "Permission",
+    "PivotClient",
+    "PivotConnection",
+    "RateLimited",
+    "Role",
+    "ServerError",
+    "StoredCredentials",
+    "Unauthorized",
+    "Unavailable",
+    "UnexpectedResponse",
+    "UnknownAuthenticator",
+    "UnknownAuthorizer",
+    "UserWithRoles",
+]

@@ -1,0 +1,224 @@
+"""Shared HTTP plumbing of the Coordinator and Pivot clients (private).
+
+One place decides timeouts, connection-pool limits, TLS verification, URL building and the
+mapping of transport failures to the error tree, so the two clients cannot drift apart.
+Nothing here retries: retry policy belongs to the caller (the reconcile loop), which knows
+whether an operation is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+from httpx._client import UseClientDefault as _UseClientDefault
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+
+from druid_access import __version__
+from druid_access.clients.errors import ApiError, Target, UnexpectedResponse, transport_error
+
+__all__ = ["HttpOptions", "JsonTransport", "build_path", "reveal", "segment"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+USER_AGENT = f"druid-access-operator/{__version__}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpOptions:
+    """Transport settings shared by both clients; every wait is bounded.
+
+    ``ca_file`` adds a CA bundle (PEM) to trust instead of the system store; ``verify=False``
+    disables certificate checks entirely and exists only for throw-away test setups.
+    """
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    write_timeout: float = 30.0
+    pool_timeout: float = 5.0
+    max_connections: int = 10
+    max_keepalive_connections: int = 5
+    keepalive_expiry: float = 30.0
+    verify: bool = True
+    ca_file: Path | str | None = None
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect_timeout,
+            read=self.read_timeout,
+            write=self.write_timeout,
+            pool=self.pool_timeout,
+        )
+
+    def limits(self) -> httpx.Limits:
+        return httpx.Limits(
+            max_connections=self.max_connections,
+            max_keepalive_connections=self.max_keepalive_connections,
+            keepalive_expiry=self.keepalive_expiry,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying context (system CAs, or only ``ca_file`` when given) unless ``verify`` is off."""
+        if not self.verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        cafile = str(self.ca_file) if self.ca_file is not None else None
+        return ssl.create_default_context(cafile=cafile)
+
+
+def reveal(value: SecretStr | str) -> str:
+    """The plain value of a secret given either way."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def segment(name: str) -> str:
+    """Percent-encode ``name`` as exactly one URL path segment.
+
+    ``safe=""`` also encodes ``/`` (as %2F) and ``@``; spaces become %20, never ``+``.
+    Empty, ``.`` and ``..`` are refused because URL normalisation (httpx's included) removes
+    or collapses such segments, which would silently address a different endpoint.
+    """
+    if name in ("", ".", ".."):
+        raise ValueError(f"{name!r} cannot be used as a name in a URL path")
+    return quote(name, safe="")
+
+
+def build_path(*parts: str, flags: Sequence[str] = ()) -> str:
+    """Join already-encoded ``parts`` and append presence-only query flags (``?full&x``).
+
+    The query is written by hand: httpx ``params`` would render ``full=``, and Druid tests
+    only whether a flag is present, so ``full=false`` would still mean *full* (facts §0.4).
+    """
+    path = "/" + "/".join(p.strip("/") for p in parts)
+    return f"{path}?{'&'.join(flags)}" if flags else path
+
+
+class CheckResponse(Protocol):
+    """``errors.check_coordinator_response`` / ``check_pivot_response``."""
+
+    def __call__(self, response: httpx.Response, *, secrets: Iterable[str] = ()) -> None: ...
+
+
+class JsonTransport:
+    """An ``httpx.AsyncClient`` plus the error mapping of one target.
+
+    ``secrets`` are the values this transport must never let into an error message.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        target: Target,
+        check: CheckResponse,
+        options: HttpOptions,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f"{target} URL must be http(s)://, got scheme {url.scheme!r}")
+        if url.userinfo:
+            raise ValueError(f"{target} URL must not embed credentials; pass them separately")
+        self.target: Target = target
+        self._check = check
+        self._secrets = tuple(s for s in secrets if s)
+        self._client = httpx.AsyncClient(
+            base_url=url,
+            auth=auth,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
+            timeout=options.timeout(),
+            limits=options.limits(),
+            verify=options.ssl_context(),
+            follow_redirects=False,  # a redirect would resend credentials to another place
+            trust_env=False,  # no proxy or netrc surprises inside an operator
+            transport=transport,
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        auth: httpx.Auth | _UseClientDefault | None = httpx.USE_CLIENT_DEFAULT,
+        secrets: Iterable[str] = (),
+        check: bool = True,
+    ) -> httpx.Response:
+        """Send one request; raise ``ApiError`` subclasses on transport failure or, when
+        ``check`` is true, on an error status. ``secrets`` adds per-call values to scrub
+        (e.g. a password in the body). ``auth=None`` sends the request unauthenticated."""
+        all_secrets = (*self._secrets, *(s for s in secrets if s))
+        try:
+            # json=None sends no body at all, which is what Druid's body-less POSTs expect.
+            response = await self._client.request(method, path, json=json, auth=auth)
+        except httpx.RequestError as exc:
+            raise transport_error(
+                exc, target=self.target, method=method, path=path.split("?", 1)[0], secrets=all_secrets
+            ) from None  # the cause would carry the request object into tracebacks
+        log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
+        if check:
+            self._check(response, secrets=all_secrets)
+        return response
+
+    def json_body(self, response: httpx.Response) -> Any:
+        """The decoded JSON of a success response, or ``UnexpectedResponse``."""
+        try:
+            return response.json()
+        except ValueError:
+            raise self.unexpected(response, "body is not JSON") from None
+
+    def parse(self, response: httpx.Response, model: type[M]) -> M:
+        """Validate a success response's JSON as ``model`` or raise ``UnexpectedResponse``."""
+        data = self.json_body(response)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise self.unexpected(response, _summary(model.__name__, exc)) from None
+
+    def parse_as(self, response: httpx.Response, adapter: TypeAdapter[T], what: str) -> T:
+        """Like ``parse`` for non-model shapes (lists of names, status maps)."""
+        data = self.json_body(response)
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as exc:
+            raise self.unexpected(response, _summary(what, exc)) from None
+
+    def unexpected(self, response: httpx.Response, detail: str) -> ApiError:
+        """Build ``UnexpectedResponse`` without quoting the body (it may hold secrets)."""
+        return UnexpectedResponse(
+            f"{detail} (content-type {response.headers.get('content-type', 'none')!r})",
+            target=self.target,
+            method=response.request.method,
+            path=response.request.url.raw_path.split(b"?", 1)[0].decode("ascii"),
+            status=response.status_code,
+        )
+
+
+def _summary(what: str, exc: ValidationError) -> str:
+    # Locations and reasons only: pydantic's default rendering quotes the input values.
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)[:3]
+    )
+    return f"body does not match {what}: {problems}"

@@ -1,0 +1,471 @@
+"""Typed async client of the Druid Coordinator's basic-security API.
+
+Who calls it: the resource modules (observe/apply of DruidUser, DruidRole,
+DruidGroupMapping) and the ``export``/``diff`` commands. It has no policy: no retries, no
+diffing, no protected-name rules; it turns each endpoint into one typed method and every
+failure into the error tree of ``druid_access.clients.errors``.
+
+Facts this client encodes (see /work/shared/druid-api-facts.md):
+
+- Authentication (users + credentials) and authorization (users, roles, permissions, group
+  mappings) are separate stores addressed by *different* names. ``AuthenticatorName`` and
+  ``AuthorizerName`` are distinct ``NewType``s so mypy rejects passing one for the other
+  (Druid's own Python helper mixes them up).
+- Query flags are presence-only: the client sends ``?full`` / ``?full&simplifyPermissions``
+  and never ``=true``/``=false`` (which Druid would also read as "present").
+- Every name is percent-encoded as one path segment (``/`` as %2F, space as %20).
+- Permissions are normalised on read (action upper-cased; the redundant
+  ``resourceNamePattern`` dropped) so they compare equal to what was sent.
+- Mutations answer 200 with an empty body, so mutating methods return None.
+
+Deliberately not covered: the ``cachedSerialized*`` endpoints return Jackson *Smile*
+(binary JSON), are internal cache-sync APIs and serve the Coordinator's cached copy; the
+JSON endpoints give the same data, fresh. ``refreshAll`` and ``listen`` are Druid-internal.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Annotated, Any, Literal, NewType, Self
+
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment
+from druid_access.clients.errors import check_coordinator_response
+from druid_access.passwords import StoredCredentials
+
+__all__ = [
+    "Action",
+    "AuthenticatorName",
+    "AuthenticatorUser",
+    "AuthorizerName",
+    "AuthorizerUser",
+    "CoordinatorClient",
+    "GroupMapping",
+    "Permission",
+    "Role",
+    "StoredCredentials",
+    "UserWithRoles",
+]
+
+AuthenticatorName = NewType("AuthenticatorName", str)
+AuthorizerName = NewType("AuthorizerName", str)
+
+Action = Literal["READ", "WRITE"]
+
+AUTHENTICATION = "druid-ext/basic-security/authentication"
+AUTHORIZATION = "druid-ext/basic-security/authorization"
+
+_NAMES = TypeAdapter(frozenset[str])
+_LOAD_STATUS = TypeAdapter(dict[str, bool])
+
+
+def _sorted(values: frozenset[Any]) -> list[Any]:
+    return sorted(values, key=lambda v: v if isinstance(v, str) else repr(v))
+
+
+# Sets compare without regard to order (what drift detection needs) but cannot hold the
+# dicts a model_dump() produces, so they serialise as sorted lists: stable for export.
+NameSet = Annotated[frozenset[str], PlainSerializer(_sorted, return_type=list[str])]
+
+
+# --- wire models ------------------------------------------------------------------------------
+
+
+class WireModel(BaseModel):
+    """Shared base of Coordinator responses: camelCase on the wire, immutable.
+
+    Unknown fields are ignored rather than refused: Druid adds fields between versions
+    (``groups`` on ``?full`` roles, ``resourceNamePattern``) and a read must not break on them.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+        extra="ignore",
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_collections_are_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # Druid serialises some empty sets as null; the models say "empty" with one value.
+        field = cls.model_fields.get(info.field_name or "")
+        if value is None and field is not None and field.default_factory is frozenset:
+            return frozenset()
+        return value
+
+
+class AuthenticatorUser(WireModel):
+    """A user of the authenticator store; ``credentials`` is None until a password is set.
+
+    ``credentials`` is ``druid_access.passwords.StoredCredentials`` (salt and hash base64), so
+    ``passwords.verify_password(plain, user.credentials)`` checks a password locally.
+    """
+
+    name: str
+    credentials: StoredCredentials | None = None
+
+
+class AuthorizerUser(WireModel):
+    """A user of the authorizer store with the names of its roles."""
+
+    name: str
+    roles: NameSet = Field(default_factory=frozenset)
+
+
+class Permission(WireModel):
+    """One grant: ``action`` on resources of ``resource_type`` whose name fully matches the
+    Java regex ``resource_name``.
+
+    Reads accept both of Druid's shapes (``{"resource":..,"action":..}`` and the "full"
+    ``{"resourceAction":..,"resourceNamePattern":..}``); ``action`` is upper-cased because
+    Druid parses it case-insensitively. ``resource_type`` is kept as given: Druid stores
+    types as free strings.
+    """
+
+    resource_type: str
+    resource_name: str
+    action: Action
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_wire(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            inner = data.get("resourceAction", data)
+            resource = inner.get("resource") if isinstance(inner, dict) else None
+            if isinstance(resource, dict):
+                return {
+                    "resource_type": resource.get("type"),
+                    "resource_name": resource.get("name"),
+                    "action": inner.get("action"),
+                }
+        return data
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _upper_action(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``ResourceAction`` JSON that ``POST .../permissions`` accepts."""
+        return {"resource": {"name": self.resource_name, "type": self.resource_type}, "action": self.action}
+
+
+_PERMISSIONS = TypeAdapter(frozenset[Permission])
+PermissionSet = Annotated[frozenset[Permission], PlainSerializer(_sorted, return_type=list[Permission])]
+
+
+class Role(WireModel):
+    """A role and its permissions.
+
+    ``users`` is set only when read with ``full``; ``groups`` (group mappings holding the
+    role) only with ``full`` and without ``simplify_permissions`` (Druid omits it then).
+    """
+
+    name: str
+    permissions: PermissionSet = Field(default_factory=frozenset)
+    users: NameSet | None = None
+    groups: NameSet | None = None
+
+
+RoleSet = Annotated[frozenset[Role], PlainSerializer(_sorted, return_type=list[Role])]
+
+
+class UserWithRoles(WireModel):
+    """``GET .../users/{u}?full&simplifyPermissions``: a user with each role's permissions.
+
+    Roles the user references that no longer exist are absent (Druid skips them).
+    """
+
+    name: str
+    roles: RoleSet = Field(default_factory=frozenset)
+
+    @property
+    def role_names(self) -> frozenset[str]:
+        return frozenset(role.name for role in self.roles)
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        """Everything the user may do, through any role."""
+        return frozenset(p for role in self.roles for p in role.permissions)
+
+
+class GroupMapping(WireModel):
+    """An LDAP group pattern (a regex on the group DN) mapped to role names."""
+
+    name: str
+    group_pattern: str
+    roles: NameSet = Field(default_factory=frozenset)
+
+
+# --- client -------------------------------------------------------------------------------------
+
+
+class CoordinatorClient:
+    """Async client of one Coordinator, authenticated with HTTP Basic as an admin-like user.
+
+    The account needs READ and WRITE on ``CONFIG``/``security`` (facts §6). Use as
+    ``async with CoordinatorClient(url, username=..., password=...) as c:`` or call
+    ``aclose()``. Every method raises ``druid_access.clients.errors.ApiError`` subclasses.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str,
+        password: SecretStr | str,
+        options: HttpOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        secret = reveal(password)
+        self._username = username
+        self._http = JsonTransport(
+            base_url=base_url,
+            target="coordinator",
+            check=check_coordinator_response,
+            options=options or HttpOptions(),
+            auth=httpx.BasicAuth(username, secret),
+            secrets=(secret, _basic_token(username, secret)),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"CoordinatorClient({str(self._http.client.base_url)!r}, username={self._username!r})"
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.client.base_url)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- liveness and login -------------------------------------------------------------
+
+    async def health(self) -> bool:
+        """``GET /status/health`` without credentials (an unsecured path): True when healthy."""
+        response = await self._http.request("GET", "/status/health", auth=None)
+        return self._http.json_body(response) is True
+
+    async def check_login(self, username: str, password: SecretStr | str) -> bool:
+        """Whether ``username``/``password`` authenticate, by ``GET /status`` as that user.
+
+        200 → True; 401 → False. 403 also means True: the password was accepted and only
+        STATE READ (which ``/status`` needs) is missing. No state changes on the server.
+        """
+        secret = reveal(password)
+        response = await self._http.request(
+            "GET",
+            "/status",
+            auth=httpx.BasicAuth(username, secret),
+            secrets=(secret, _basic_token(username, secret)),
+            check=False,
+        )
+        if response.status_code == 401:
+            return False
+        if response.status_code == 403:
+            return True
+        check_coordinator_response(response, secrets=(secret, _basic_token(username, secret)))
+        return True
+
+    # --- authentication store -----------------------------------------------------------
+
+    async def authentication_load_status(self) -> dict[AuthenticatorName, bool]:
+        """Which ``basic`` authenticators have loaded their cache (wait for True before writing)."""
+        response = await self._http.request("GET", build_path(AUTHENTICATION, "loadStatus"))
+        status = self._http.parse_as(response, _LOAD_STATUS, "load status map")
+        return {AuthenticatorName(k): v for k, v in status.items()}
+
+    async def list_authenticator_users(self, authenticator: AuthenticatorName) -> frozenset[str]:
+        response = await self._http.request("GET", _authn(authenticator, "users"))
+        return self._http.parse_as(response, _NAMES, "list of user names")
+
+    async def get_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> AuthenticatorUser:
+        response = await self._http.request("GET", _authn(authenticator, "users", segment(name)))
+        return self._http.parse(response, AuthenticatorUser)
+
+    async def create_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> None:
+        """Create a user without a password (it cannot log in until ``set_password``)."""
+        await self._http.request("POST", _authn(authenticator, "users", segment(name)))
+
+    async def delete_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> None:
+        await self._http.request("DELETE", _authn(authenticator, "users", segment(name)))
+
+    async def set_password(
+        self,
+        authenticator: AuthenticatorName,
+        name: str,
+        password: SecretStr | str,
+        *,
+        iterations: int | None = None,
+    ) -> None:
+        """Store a new password (always a new salt). ``iterations`` None → the
+        authenticator's ``credentialIterations``. Empty passwords are refused by Druid
+        (``Invalid``); passwords containing ``:`` are stored but can never log in."""
+        secret = reveal(password)
+        if iterations is not None and iterations < 1:
+            raise ValueError("iterations must be positive")  # Druid would fail with a 500
+        body: dict[str, Any] = {"password": secret}
+        if iterations is not None:
+            body["iterations"] = iterations
+        await self._http.request(
+            "POST",
+            _authn(authenticator, "users", segment(name), "credentials"),
+            json=body,
+            secrets=(secret,),
+        )
+
+    # --- authorization store: users -------------------------------------------------------
+
+    async def authorization_load_status(self) -> dict[AuthorizerName, bool]:
+        """Which ``basic`` authorizers have loaded their caches."""
+        response = await self._http.request("GET", build_path(AUTHORIZATION, "loadStatus"))
+        status = self._http.parse_as(response, _LOAD_STATUS, "load status map")
+        return {AuthorizerName(k): v for k, v in status.items()}
+
+    async def list_authorizer_users(self, authorizer: AuthorizerName) -> frozenset[str]:
+        response = await self._http.request("GET", _authz(authorizer, "users"))
+        return self._http.parse_as(response, _NAMES, "list of user names")
+
+    async def get_authorizer_user(self, authorizer: AuthorizerName, name: str) -> AuthorizerUser:
+        response = await self._http.request("GET", _authz(authorizer, "users", segment(name)))
+        return self._http.parse(response, AuthorizerUser)
+
+    async def get_user_full(self, authorizer: AuthorizerName, name: str) -> UserWithRoles:
+        """The user with every role's permissions in one call (``?full&simplifyPermissions``)."""
+        path = _authz(authorizer, "users", segment(name), flags=("full", "simplifyPermissions"))
+        response = await self._http.request("GET", path)
+        return self._http.parse(response, UserWithRoles)
+
+    async def create_authorizer_user(self, authorizer: AuthorizerName, name: str) -> None:
+        await self._http.request("POST", _authz(authorizer, "users", segment(name)))
+
+    async def delete_authorizer_user(self, authorizer: AuthorizerName, name: str) -> None:
+        await self._http.request("DELETE", _authz(authorizer, "users", segment(name)))
+
+    async def assign_role(self, authorizer: AuthorizerName, *, user: str, role: str) -> None:
+        """Raises ``Conflict`` if the user already has the role (not idempotent: diff first)."""
+        await self._http.request("POST", _authz(authorizer, "users", segment(user), "roles", segment(role)))
+
+    async def unassign_role(self, authorizer: AuthorizerName, *, user: str, role: str) -> None:
+        """Raises ``Conflict`` if the user does not have the role."""
+        await self._http.request("DELETE", _authz(authorizer, "users", segment(user), "roles", segment(role)))
+
+    # --- authorization store: roles ---------------------------------------------------------
+
+    async def list_roles(self, authorizer: AuthorizerName) -> frozenset[str]:
+        response = await self._http.request("GET", _authz(authorizer, "roles"))
+        return self._http.parse_as(response, _NAMES, "list of role names")
+
+    async def get_role(
+        self,
+        authorizer: AuthorizerName,
+        name: str,
+        *,
+        full: bool = False,
+        simplify_permissions: bool = False,
+    ) -> Role:
+        """A role; ``full`` adds ``users`` (and ``groups`` unless ``simplify_permissions``).
+        The flags only change the response shape: ``permissions`` are normalised either way."""
+        flags = tuple(f for f, on in (("full", full), ("simplifyPermissions", simplify_permissions)) if on)
+        response = await self._http.request("GET", _authz(authorizer, "roles", segment(name), flags=flags))
+        return self._http.parse(response, Role)
+
+    async def create_role(self, authorizer: AuthorizerName, name: str) -> None:
+        await self._http.request("POST", _authz(authorizer, "roles", segment(name)))
+
+    async def delete_role(self, authorizer: AuthorizerName, name: str) -> None:
+        """Deletes even an assigned role: Druid strips it from every user and group mapping."""
+        await self._http.request("DELETE", _authz(authorizer, "roles", segment(name)))
+
+    async def get_permissions(self, authorizer: AuthorizerName, role: str) -> frozenset[Permission]:
+        response = await self._http.request("GET", _authz(authorizer, "roles", segment(role), "permissions"))
+        return self._http.parse_as(response, _PERMISSIONS, "list of permissions")
+
+    async def set_permissions(
+        self, authorizer: AuthorizerName, role: str, permissions: Iterable[Permission]
+    ) -> None:
+        """Replace the role's whole permission list (Druid does not merge). Sent in a stable
+        order so identical sets produce identical requests. Raises ``Invalid`` for a regex
+        Java cannot compile (nothing is changed then)."""
+        body = [
+            p.to_wire()
+            for p in sorted(set(permissions), key=lambda p: (p.resource_type, p.resource_name, p.action))
+        ]
+        await self._http.request("POST", _authz(authorizer, "roles", segment(role), "permissions"), json=body)
+
+    # --- authorization store: group mappings ---------------------------------------------------
+
+    async def list_group_mappings(self, authorizer: AuthorizerName) -> frozenset[str]:
+        response = await self._http.request("GET", _authz(authorizer, "groupMappings"))
+        return self._http.parse_as(response, _NAMES, "list of group mapping names")
+
+    async def get_group_mapping(self, authorizer: AuthorizerName, name: str) -> GroupMapping:
+        response = await self._http.request("GET", _authz(authorizer, "groupMappings", segment(name)))
+        return self._http.parse(response, GroupMapping)
+
+    async def create_group_mapping(
+        self,
+        authorizer: AuthorizerName,
+        name: str,
+        *,
+        group_pattern: str,
+        roles: Iterable[str] = (),
+    ) -> None:
+        """Create a mapping. There is no update: an existing name raises ``AlreadyExists``;
+        change the pattern by delete + create, roles by ``(un)assign_group_mapping_role``.
+        Druid does not check that ``roles`` exist."""
+        body = {"name": name, "groupPattern": group_pattern, "roles": sorted(set(roles))}
+        await self._http.request("POST", _authz(authorizer, "groupMappings", segment(name)), json=body)
+
+    async def delete_group_mapping(self, authorizer: AuthorizerName, name: str) -> None:
+        await self._http.request("DELETE", _authz(authorizer, "groupMappings", segment(name)))
+
+    async def assign_group_mapping_role(
+        self, authorizer: AuthorizerName, *, group_mapping: str, role: str
+    ) -> None:
+        path = _authz(authorizer, "groupMappings", segment(group_mapping), "roles", segment(role))
+        await self._http.request("POST", path)
+
+    async def unassign_group_mapping_role(
+        self, authorizer: AuthorizerName, *, group_mapping: str, role: str
+    ) -> None:
+        path = _authz(authorizer, "groupMappings", segment(group_mapping), "roles", segment(role))
+        await self._http.request("DELETE", path)
+
+
+def _authn(authenticator: AuthenticatorName, *parts: str, flags: tuple[str, ...] = ()) -> str:
+    return build_path(AUTHENTICATION, "db", segment(authenticator), *parts, flags=flags)
+
+
+def _authz(authorizer: AuthorizerName, *parts: str, flags: tuple[str, ...] = ()) -> str:
+    return build_path(AUTHORIZATION, "db", segment(authorizer), *parts, flags=flags)
+
+
+def _basic_token(username: str, password: str) -> str:
+    """The Authorization header value for these credentials, so it can be scrubbed too."""
+    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")

@@ -1,0 +1,370 @@
+"""The one error tree of the Coordinator and Pivot clients, and the functions that raise it.
+
+Every failure of a client call surfaces as an ``ApiError``; callers branch on the class,
+never on status codes or message text::
+
+    ApiError                      status, method, path, message, target, retry_after
+     ├── NotFound                 the named object does not exist
+     │    ├── UnknownAuthenticator   Druid: no `basic` authenticator with that name
+     │    └── UnknownAuthorizer      Druid: no `basic` authorizer with that name
+     ├── AlreadyExists            create of a name that is taken
+     ├── Conflict                 state precondition failed: "already has role",
+     │                            "does not have role", CAS "concurrent update contention"
+     ├── Invalid                  any other 400: bad regex, empty password, JSON mapping error
+     ├── Unauthorized             401: credentials missing or wrong
+     ├── Forbidden                403: authenticated, but lacks CONFIG/security (Druid)
+     ├── ServerError              5xx (except 502/503/504)
+     ├── UnexpectedResponse       2xx whose body is not what the API documents
+     └── Unavailable              no usable answer: connection refused/reset, DNS, timeouts,
+          └── RateLimited         502/503/504; 429 (``retry_after`` set from Retry-After)
+
+A plain ``ApiError`` is raised for the rest: statuses nobody documents (a 404 from a
+Coordinator without the basic-security extension, 405, 415, ...) and client-side transport
+misuse (an unsupported URL scheme). It is deliberately *not* ``NotFound``: "delete treats
+not-found as done" must never fire because the endpoint itself is missing.
+
+Druid reports nearly every handler error as **400** ``{"error": "<message>"}`` (facts §0.1),
+so ``check_coordinator_response`` sorts by the message texts of facts §1.2/§1.4. Pivot uses
+404/400 with ``{"error": ...}``; ``check_pivot_response`` sorts by status and text.
+
+Secrets: an error never carries a request body or header. Messages come from the response
+body only, are trimmed to ``MESSAGE_LIMIT`` characters, have Jackson's ``[Source: ...]``
+location (which may quote the request) cut off, and have every secret the client holds
+replaced by ``***`` before the exception is built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+import httpx
+
+__all__ = [
+    "MESSAGE_LIMIT",
+    "AlreadyExists",
+    "ApiError",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "Target",
+    "Unauthorized",
+    "Unavailable",
+    "UnexpectedResponse",
+    "UnknownAuthenticator",
+    "UnknownAuthorizer",
+    "check_coordinator_response",
+    "check_pivot_response",
+    "scrub",
+    "transport_error",
+]
+
+Target = Literal["coordinator", "pivot"]
+
+MESSAGE_LIMIT = 300
+_REDACTED = "***"
+
+
+class ApiError(Exception):
+    """A Coordinator or Pivot call failed; see the module docstring for the subclasses.
+
+    ``status`` is the HTTP status, or None when no response arrived. ``path`` is the
+    request's URL path (percent-encoded, no query string, no host). ``entity`` and
+    ``entity_name`` are set when the server named the object it complained about
+    (``entity`` is one of ``"user"``, ``"role"``, ``"groupMapping"``, ``"authenticator"``,
+    ``"authorizer"``, ``"connection"``), so a caller can tell "role missing" from
+    "user missing" without parsing text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: Target,
+        method: str,
+        path: str,
+        status: int | None = None,
+        entity: str | None = None,
+        entity_name: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = _trim(message)
+        self.target: Target = target
+        self.method = method
+        self.path = path
+        self.status = status
+        self.entity = entity
+        self.entity_name = entity_name
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        return f"{self.target} {self.method} {self.path} -> {status}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(target={self.target!r}, method={self.method!r}, "
+            f"path={self.path!r}, status={self.status!r}, message={self.message!r})"
+        )
+
+
+class NotFound(ApiError):
+    """The user, role, group mapping or connection named in the request does not exist."""
+
+
+class UnknownAuthenticator(NotFound):
+    """Druid has no ``basic`` authenticator by that name: a configuration error, not drift."""
+
+
+class UnknownAuthorizer(NotFound):
+    """Druid has no ``basic`` authorizer by that name: a configuration error, not drift."""
+
+
+class AlreadyExists(ApiError):
+    """A create named an object that already exists."""
+
+
+class Conflict(ApiError):
+    """The request contradicts current state (role already assigned / not assigned, lost CAS race)."""
+
+
+class Invalid(ApiError):
+    """The server refused the request content (bad regex, empty password, unmappable JSON)."""
+
+
+class Unauthorized(ApiError):
+    """401: the client's credentials were missing or wrong."""
+
+
+class Forbidden(ApiError):
+    """403: authenticated, but not permitted (Druid: no CONFIG ``security`` READ/WRITE)."""
+
+
+class ServerError(ApiError):
+    """5xx other than the "try again later" ones mapped to ``Unavailable``."""
+
+
+class UnexpectedResponse(ApiError):
+    """A success status with a body that does not match the documented shape."""
+
+
+class Unavailable(ApiError):
+    """No usable answer: transport failure, timeout, or a 502/503/504 from a proxy or server."""
+
+
+class RateLimited(Unavailable):
+    """429: slow down; ``retry_after`` holds the server's hint in seconds when it gave one."""
+
+
+# --- message handling ---------------------------------------------------------------------
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every non-empty secret replaced, longest first (so a secret
+    that contains another is not left half-visible)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _trim(text: str) -> str:
+    text = " ".join(text.split())  # one line: error pages and stack traces are multi-line
+    if len(text) > MESSAGE_LIMIT:
+        return text[: MESSAGE_LIMIT - 1] + "…"
+    return text
+
+
+# Jackson appends "at [Source: (...)"<request body>"; line: 1, column: 14]"; the body may hold
+# a password, so everything from the location marker on is dropped.
+_JACKSON_SOURCE = re.compile(r"\s*(?:at )?\[Source:.*", re.DOTALL)
+
+
+def _body_message(response: httpx.Response) -> tuple[str, bool]:
+    """Best-effort human message from an error response, and whether it was a JSON ``error``.
+
+    Druid/Pivot handler errors are ``{"error": "..."}``; Druid's structured errors carry
+    ``errorMessage``; Jetty error pages and proxies send HTML or text, which is reduced to
+    its visible text.
+    """
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "errorMessage", "message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                detail = body.get("errorMessage") if key == "error" else None
+                # Druid's unauthorized/structured errors put a code in "error" and prose in
+                # "errorMessage"; keep both when both are there.
+                if isinstance(detail, str) and detail and detail != value:
+                    return f"{value}: {detail}", True
+                return value, True
+    text = re.sub(r"<[^>]*>", " ", response.text)  # HTML error page -> visible text
+    text = " ".join(text.split())
+    return text or (response.reason_phrase or "no message"), False
+
+
+def _clean(message: str, secrets: Iterable[str]) -> str:
+    return _trim(scrub(_JACKSON_SOURCE.sub("", message), secrets))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date: rare enough to ignore; callers fall back to their backoff
+
+
+def _by_status(status: int) -> type[ApiError]:
+    if status == 401:
+        return Unauthorized
+    if status == 403:
+        return Forbidden
+    if status == 429:
+        return RateLimited
+    if status in (502, 503, 504):
+        return Unavailable
+    if status >= 500:
+        return ServerError
+    return ApiError
+
+
+def _request_parts(response: httpx.Response) -> tuple[str, str]:
+    request = response.request
+    return request.method, request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+
+
+# --- Druid Coordinator --------------------------------------------------------------------
+
+_ENTITY = {"User": "user", "Role": "role", "Group mapping": "groupMapping"}
+_NAMED = r"(?P<kind>User|Role|Group mapping) \[(?P<name>.*)\]"
+_DRUID_PATTERNS: tuple[tuple[re.Pattern[str], type[ApiError]], ...] = (
+    (re.compile(r"Basic authenticator with name \[(?P<name>.*)\] does not exist"), UnknownAuthenticator),
+    (re.compile(r"Basic authorizer with name \[(?P<name>.*)\] does not exist"), UnknownAuthorizer),
+    (re.compile(_NAMED + r" (?:already has|does not have) role \[.*\]"), Conflict),
+    (re.compile(_NAMED + r" does not exist"), NotFound),
+    (re.compile(_NAMED + r" already exists"), AlreadyExists),
+    (re.compile(r"concurrent update contention"), Conflict),
+)
+
+
+def check_coordinator_response(response: httpx.Response, *, secrets: Iterable[str] = ()) -> None:
+    """Return if ``response`` is a success; otherwise raise the matching ``ApiError``.
+
+    ``secrets`` are values to blank out of the message (the client's password and
+    Authorization header, a password being set).
+    """
+    if response.is_success:
+        return
+    method, path = _request_parts(response)
+    status = response.status_code
+    secrets = tuple(secrets)
+    raw, _ = _body_message(response)
+    # Classify on the unscrubbed text: a short secret (say "x") could otherwise mangle the
+    # very words we match on. Only the scrubbed text is kept.
+    text = _JACKSON_SOURCE.sub("", raw)
+    cls = _by_status(status)
+    entity: str | None = None
+    entity_name: str | None = None
+    # Druid's handler errors are 400s, but CAS contention is an unmapped ISE (likely 500):
+    # match message texts for every 4xx/5xx that is not an auth/availability answer.
+    if cls in (ApiError, ServerError):
+        if status == 400:
+            cls = Invalid
+        for pattern, matched_cls in _DRUID_PATTERNS:
+            match = pattern.search(text)
+            if match:
+                cls = matched_cls
+                groups = match.groupdict()
+                if "kind" in groups:
+                    entity = _ENTITY[groups["kind"]]
+                elif matched_cls is UnknownAuthenticator:
+                    entity = "authenticator"
+                elif matched_cls is UnknownAuthorizer:
+                    entity = "authorizer"
+                name = groups.get("name")
+                entity_name = scrub(name, secrets) if name is not None else None
+                break
+    raise cls(
+        _clean(text, secrets),
+        target="coordinator",
+        method=method,
+        path=path,
+        status=status,
+        entity=entity,
+        entity_name=entity_name,
+        retry_after=_retry_after(response),
+    )
+
+
+# --- Pivot ----------------------------------------------------------------------------------
+
+
+def check_pivot_response(response: httpx.Response, *, secrets: Iterable[str] = ()) -> None:
+    """Return if ``response`` is a success; otherwise raise the matching ``ApiError``.
+
+    Pivot answers a missing connection with 404 (get/delete) or 400 "this connection does
+    not exist" (update), and a taken name with 400 "this name has been used.". A 404 without
+    a JSON ``error`` body is a wrong URL, not a missing connection, and stays a plain
+    ``ApiError``.
+    """
+    if response.is_success:
+        return
+    method, path = _request_parts(response)
+    status = response.status_code
+    raw, is_json_error = _body_message(response)
+    lowered = raw.lower()  # classify before scrubbing, as for the Coordinator
+    cls = _by_status(status)
+    entity: str | None = None
+    if status in (400, 404, 409) and "does not exist" in lowered:
+        cls, entity = NotFound, "connection"
+    elif status in (400, 409) and ("has been used" in lowered or "already exists" in lowered):
+        cls, entity = AlreadyExists, "connection"
+    elif status == 404 and is_json_error:
+        cls, entity = NotFound, "connection"
+    elif status == 409:
+        cls = Conflict
+    elif status in (400, 422):
+        cls = Invalid
+    raise cls(
+        _clean(raw, secrets),
+        target="pivot",
+        method=method,
+        path=path,
+        status=status,
+        entity=entity,
+        retry_after=_retry_after(response),
+    )
+
+
+# --- transport failures ---------------------------------------------------------------------
+
+
+def transport_error(
+    exc: httpx.RequestError, *, target: Target, method: str, path: str, secrets: Iterable[str] = ()
+) -> ApiError:
+    """Map an httpx request exception to ``Unavailable``: refused/reset connections, DNS
+    failures, timeouts (pool included), protocol breakage. Client misuse (an unsupported URL
+    scheme, an unencodable header) and undecodable responses become a plain ``ApiError``.
+
+    The message is the exception class plus its own text (e.g. "ConnectError: [Errno 111]
+    Connection refused"); the request object is never rendered.
+    """
+    detail = _clean(str(exc), secrets)
+    message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    # Scheme or header encoding mistakes are ours to fix, not the server's to recover from.
+    unavailable = isinstance(exc, httpx.TransportError) and not isinstance(
+        exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError
+    )
+    cls: type[ApiError] = Unavailable if unavailable else ApiError
+    return cls(message, target=target, method=method, path=path)
