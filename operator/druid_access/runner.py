@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -31,6 +32,8 @@ def setup_logging(verbose: bool) -> None:
     # kubernetes-asyncio and aiohttp log request details at DEBUG; never let them.
     for noisy in ("kubernetes_asyncio", "aiohttp", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kopf reports every handler call at INFO; what changed is logged by the reconciler.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 async def run(
@@ -50,6 +53,11 @@ async def run(
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: object) -> None:
         configure(settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: the ServiceAccount token; elsewhere: KUBECONFIG (as kubectl would).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     register(registry, app)
     if metrics_port is not None:

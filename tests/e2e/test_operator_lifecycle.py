@@ -1,0 +1,210 @@
+"""The operator on the real control plane against the fakes: create, update, in-sync, delete."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from druid_access.testing.controlplane import ControlPlane
+from druid_access.testing.environment import (
+    FakesInThread,
+    OperatorProcess,
+    apply,
+    install,
+    kubectl_json,
+    operator_config,
+    secret,
+    wait_for,
+    wait_reason,
+)
+
+NS = "lifecycle"
+ADMIN_PW = "admin-pw-lifecycle"
+TOKEN = "pivot-token-lifecycle"
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[FakesInThread]:
+    with FakesInThread(admin_password=ADMIN_PW, pivot_token=TOKEN, credential_iterations=1000) as f:
+        yield f
+
+
+@pytest.fixture(scope="module")
+def operator(
+    controlplane: ControlPlane, fakes: FakesInThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    install(controlplane, admin_user="admin", admin_password=ADMIN_PW, pivot_token=TOKEN)
+    controlplane.kubectl("create", "namespace", NS)
+    proc = OperatorProcess(
+        config=operator_config(fakes, resync_seconds=2.0),
+        kubeconfig=controlplane.operator_kubeconfig,
+        workdir=tmp_path_factory.mktemp("operator"),
+    )
+    proc.start()
+    yield proc
+    code = proc.stop()
+    assert code == 0, proc.log()[-3000:]
+
+
+def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+
+
+def _events(cp: ControlPlane, name: str) -> list[dict[str, Any]]:
+    items = kubectl_json(cp, "get", "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")[
+        "items"
+    ]
+    return list(items)
+
+
+def test_role_user_mapping_connection_lifecycle(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    cp = controlplane
+    apply(cp, secret("carol-pw", {"password": "carol-secret-1"}, NS))
+    apply(
+        cp,
+        [
+            _doc(
+                "DruidRole",
+                "readers",
+                {"permissions": [{"resource": {"type": "DATASOURCE", "name": "wiki.*"}, "action": "READ"}]},
+            ),
+            _doc(
+                "DruidUser",
+                "carol",
+                {
+                    "name": "carol@corp.example",
+                    "roles": ["readers"],
+                    "password": {"secretKeyRef": {"name": "carol-pw", "key": "password"}},
+                },
+            ),
+            _doc("DruidGroupMapping", "analysts", {"groupPattern": "cn=analysts", "roles": ["readers"]}),
+            _doc(
+                "DruidConnection",
+                "main",
+                {
+                    "queryHosts": ["broker:8082"],
+                    "title": "Main",
+                    "defaultDbAuthToken": {
+                        "username": "carol@corp.example",
+                        "passwordSecretRef": {"name": "carol-pw", "key": "password"},
+                    },
+                },
+            ),
+        ],
+    )
+    for kind, name in (
+        ("druidrole", "readers"),
+        ("druiduser", "carol"),
+        ("druidgroupmapping", "analysts"),
+        ("druidconnection", "main"),
+    ):
+        obj = wait_reason(cp, kind, NS, name, "Synced")
+        assert obj["status"]["owned"] is True
+    coord = fakes.coordinator
+    assert [p.resource_action() for p in coord.roles["readers"]] == [
+        {"resource": {"name": "wiki.*", "type": "DATASOURCE"}, "action": "READ"}
+    ]
+    assert coord.users["carol@corp.example"] == {"readers"}
+    assert coord.credentials["carol@corp.example"] is not None
+    assert coord.group_mappings["analysts"].roles == ["readers"] or set(
+        coord.group_mappings["analysts"].roles
+    ) == {"readers"}
+    assert fakes.pivot.connections["main"]["title"] == "Main"
+    assert fakes.pivot.connections["main"]["defaultDbAuthToken"]["password"] == "carol-secret-1"
+    reasons = {e["reason"] for e in _events(cp, "carol")}
+    assert {"CreatedAuthenticatorUser", "SetPassword", "CreatedAuthorizerUser", "AssignedRole"} <= reasons
+
+    # Update: new permission and a changed title reach the remote side.
+    apply(
+        cp,
+        _doc(
+            "DruidRole",
+            "readers",
+            {
+                "permissions": [
+                    {"resource": {"type": "DATASOURCE", "name": "wiki.*"}, "action": "READ"},
+                    {"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"},
+                ]
+            },
+        ),
+    )
+    cp.kubectl(
+        "patch", "druidconnection", "main", "-n", NS, "--type=merge", "-p", '{"spec":{"title":"Main v2"}}'
+    )
+    wait_for(lambda: len(coord.roles["readers"]) == 2, timeout=30, what="the new permission")
+    wait_for(lambda: fakes.pivot.connections["main"]["title"] == "Main v2", timeout=30, what="the new title")
+    role = wait_reason(cp, "druidrole", NS, "readers", "Synced")
+    assert role["status"]["observedGeneration"] == role["metadata"]["generation"] == 2
+
+    # Delete: the remote objects go, from both stores for the user.
+    for kind, name in (
+        ("druiduser", "carol"),
+        ("druidgroupmapping", "analysts"),
+        ("druidconnection", "main"),
+        ("druidrole", "readers"),
+    ):
+        cp.kubectl("delete", kind, name, "-n", NS, "--timeout=60s")
+    assert "carol@corp.example" not in coord.users
+    assert "carol@corp.example" not in coord.credentials
+    assert "analysts" not in coord.group_mappings
+    assert "readers" not in coord.roles
+    assert "main" not in fakes.pivot.connections
+
+
+def test_in_sync_costs_no_write(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    cp = controlplane
+    apply(cp, secret("dave-pw", {"password": "dave-secret-1"}, NS))
+    apply(
+        cp,
+        [
+            _doc(
+                "DruidRole",
+                "quiet",
+                {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]},
+            ),
+            _doc(
+                "DruidUser",
+                "dave",
+                {"roles": ["quiet"], "password": {"secretKeyRef": {"name": "dave-pw", "key": "password"}}},
+            ),
+            _doc("DruidConnection", "quiet", {"queryHosts": ["broker:8082"]}),
+        ],
+    )
+    before = {}
+    for kind, name in (("druidrole", "quiet"), ("druiduser", "dave"), ("druidconnection", "quiet")):
+        before[kind] = wait_reason(cp, kind, NS, name, "Synced")["metadata"]["resourceVersion"]
+    fakes.coordinator.requests.clear()
+    fakes.pivot.requests.clear()
+    time.sleep(7)  # more than three resync periods (2 s)
+    reads = fakes.coordinator.requests.count(path="/users/dave") + fakes.pivot.requests.count(path="quiet")
+    assert reads >= 3, "resyncs must have read the remote objects"
+    assert fakes.coordinator.requests.writes() == []
+    assert fakes.pivot.requests.writes() == []
+    for kind, name in (("druidrole", "quiet"), ("druiduser", "dave"), ("druidconnection", "quiet")):
+        after = kubectl_json(cp, "get", kind, name, "-n", NS)["metadata"]["resourceVersion"]
+        assert after == before[kind], f"{kind} was written while in sync"
+
+
+def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:
+    log = operator.log()
+    assert "created role 'readers' (new resource)" in log
+    assert "deleted user 'carol@corp.example'" in log
+
+
+def test_config_file_is_written_as_given(operator: OperatorProcess) -> None:
+    written = Path(operator.config_path).read_text()
+    assert json.dumps("admin-pw-lifecycle") not in written
