@@ -1,0 +1,1049 @@
+"""The fake Coordinator over real HTTP (httpx), checked against the facts file, endpoint by endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from druid_access.passwords import StoredCredentials, verify_password
+from druid_access.testing import FakeCoordinator
+from druid_access.testing.fake_coordinator import (
+    KNOWN_RESOURCE_TYPES,
+    GroupMapping,
+    Permission,
+    smile_encode,
+    superuser_permissions,
+)
+
+ADMIN_PW = "admin-pw"
+AUTHN = "/druid-ext/basic-security/authentication"
+AUTHZ = "/druid-ext/basic-security/authorization"
+ITERATIONS = 1000
+SECURITY_RW: list[dict[str, object]] = [
+    {"resource": {"name": "security", "type": "CONFIG"}, "action": "READ"},
+    {"resource": {"name": "security", "type": "CONFIG"}, "action": "WRITE"},
+]
+CLI = Path(sys.executable).parent / "druid-access"
+
+
+def seg(name: str) -> str:
+    """Percent-encode one path segment completely (what a careful client sends)."""
+    return quote(name, safe="")
+
+
+def authn(path: str = "", authenticator: str = "basic") -> str:
+    return f"{AUTHN}/db/{authenticator}{path}"
+
+
+def authz(path: str = "", authorizer: str = "basic") -> str:
+    return f"{AUTHZ}/db/{authorizer}{path}"
+
+
+def assert_error(response: httpx.Response, message: str) -> None:
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": message}
+
+
+def assert_ok_empty(response: httpx.Response) -> None:
+    assert response.status_code == 200, response.text
+    assert response.content == b""
+
+
+def ra(name: str, type_: str, action: str) -> dict[str, object]:
+    return {"resource": {"name": name, "type": type_}, "action": action}
+
+
+def full(name: str, type_: str, action: str) -> dict[str, object]:
+    return {"resourceAction": ra(name, type_, action), "resourceNamePattern": name}
+
+
+def client_for(server: FakeCoordinator, user: str, password: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.url, auth=(user, password), timeout=10)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeCoordinator]:
+    async with FakeCoordinator(admin_password=ADMIN_PW, credential_iterations=ITERATIONS) as server:
+        yield server
+
+
+@pytest.fixture
+async def admin(fake: FakeCoordinator) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(fake, "admin", ADMIN_PW) as client:
+        yield client
+
+
+@pytest.fixture
+async def anon(fake: FakeCoordinator) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fake.url, timeout=10) as client:
+        yield client
+
+
+async def make_user(admin: httpx.AsyncClient, name: str, password: str | None, *roles: str) -> None:
+    """Create a user in both stores through the API, optionally with a password and roles."""
+    assert_ok_empty(await admin.post(authn(f"/users/{seg(name)}")))
+    if password is not None:
+        resp = await admin.post(authn(f"/users/{seg(name)}/credentials"), json={"password": password})
+        assert_ok_empty(resp)
+    assert_ok_empty(await admin.post(authz(f"/users/{seg(name)}")))
+    for role in roles:
+        assert_ok_empty(await admin.post(authz(f"/users/{seg(name)}/roles/{seg(role)}")))
+
+
+async def make_role(admin: httpx.AsyncClient, name: str, permissions: list[dict[str, object]]) -> None:
+    assert_ok_empty(await admin.post(authz(f"/roles/{seg(name)}")))
+    assert_ok_empty(await admin.post(authz(f"/roles/{seg(name)}/permissions"), json=permissions))
+
+
+def basic(raw: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+# ------------------------------------------------------------------------------- smile (test decoder)
+
+
+def smile_decode(data: bytes) -> object:
+    """Decode the Smile subset the fake writes (no shared references)."""
+    assert data[:3] == b":)\n"
+    assert data[3] & 0x03 == 0, "no shared names/values expected"
+    value, pos = _smile_value(data, 4)
+    assert pos == len(data)
+    return value
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for _ in range(10):
+        byte = data[pos]
+        pos += 1
+        if byte & 0x80:
+            return (value << 6) | (byte & 0x3F), pos
+        value = (value << 7) | byte
+    raise AssertionError("VInt too long")
+
+
+def _unzigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def _text(data: bytes, pos: int, size: int) -> tuple[str, int]:
+    return data[pos : pos + size].decode("utf-8"), pos + size
+
+
+def _smile_value(data: bytes, pos: int) -> tuple[object, int]:
+    token = data[pos]
+    pos += 1
+    simple: dict[int, object] = {0x20: "", 0x21: None, 0x22: False, 0x23: True}
+    if token in simple:
+        return simple[token], pos
+    if token in (0x24, 0x25):
+        raw, pos = _vint(data, pos)
+        return _unzigzag(raw), pos
+    for low, high, offset in ((0x40, 0x5F, 1), (0x60, 0x7F, 33), (0x80, 0x9F, 2), (0xA0, 0xBF, 34)):
+        if low <= token <= high:
+            return _text(data, pos, token - low + offset)
+    if 0xC0 <= token <= 0xDF:
+        return _unzigzag(token - 0xC0), pos
+    if token in (0xE0, 0xE4):
+        end = data.index(0xFC, pos)
+        return data[pos:end].decode("utf-8"), end + 1
+    if token == 0xE8:
+        size, pos = _vint(data, pos)
+        return _unseven(data, pos, size)
+    if token == 0xF8:
+        items: list[object] = []
+        while data[pos] != 0xF9:
+            item, pos = _smile_value(data, pos)
+            items.append(item)
+        return items, pos + 1
+    if token == 0xFA:
+        obj: dict[str, object] = {}
+        while data[pos] != 0xFB:
+            key, pos = _smile_key(data, pos)
+            obj[key], pos = _smile_value(data, pos)
+        return obj, pos + 1
+    raise AssertionError(f"unexpected Smile token {token:#x}")
+
+
+def _smile_key(data: bytes, pos: int) -> tuple[str, int]:
+    token = data[pos]
+    pos += 1
+    if token == 0x20:
+        return "", pos
+    if 0x80 <= token <= 0xBF:
+        return _text(data, pos, token - 0x80 + 1)
+    if 0xC0 <= token <= 0xF7:
+        return _text(data, pos, token - 0xC0 + 2)
+    if token == 0x34:
+        end = data.index(0xFC, pos)
+        return data[pos:end].decode("utf-8"), end + 1
+    raise AssertionError(f"unexpected Smile key token {token:#x}")
+
+
+def _unseven(data: bytes, pos: int, size: int) -> tuple[bytes, int]:
+    out = bytearray()
+    while size > 0:
+        k = min(7, size)
+        groups = data[pos : pos + k + 1]
+        bits = 0
+        for group in groups[:k]:
+            bits = (bits << 7) | group
+        bits = (bits << k) | groups[k]
+        out += bits.to_bytes(k, "big")
+        pos, size = pos + k + 1, size - k
+    return bytes(out), pos
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [None, True, False, "", 0, -16, 15, 16, -17, 2**31 - 1, -(2**31), 2**40, -(2**40)]},
+        {"k" * 64: "v" * 32, "k" * 65: "v" * 33, "w" * 200: "x" * 64 + "y"},
+        {"é": "é", "ключ" * 14: "значение" * 4, "日本" * 10: "日" * 22},
+        {"bin": [b"", b"\x00", bytes(range(7)), bytes(range(256)), os.urandom(64)]},
+    ],
+)
+def test_smile_encoder_round_trips(value: object) -> None:
+    assert smile_decode(smile_encode(value)) == value
+
+
+# ------------------------------------------------------------------------------ health, status, auth
+
+
+async def test_health_is_unsecured(anon: httpx.AsyncClient) -> None:
+    resp = await anon.get("/status/health", headers={"Authorization": "Basic !!!"})
+    assert resp.status_code == 200
+    assert resp.json() is True
+
+
+async def test_status_needs_state_read(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    resp = await admin.get("/status")
+    assert resp.status_code == 200
+    assert set(resp.json()) == {"version", "modules", "memory"}
+    await make_role(admin, "sec", SECURITY_RW)
+    await make_user(admin, "op", "op-pw", "sec")
+    resp = await admin.get("/status", auth=("op", "op-pw"))
+    assert resp.status_code == 403
+    assert resp.json() == {"Access-Check-Result": "Allowed:false, Message:"}
+    fake.roles["sec"].append(Permission("STATE", "STATE", "READ"))
+    assert (await admin.get("/status", auth=("op", "op-pw"))).status_code == 200
+
+
+async def test_missing_authorization_is_401_json(anon: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer abc"}, {"Authorization": "basic YTpi"}):
+        resp = await anon.get(f"{AUTHZ}/loadStatus", headers=headers)
+        assert resp.status_code == 401
+        assert resp.headers["WWW-Authenticate"] == "Basic"
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert resp.json()["error"] == "Unauthorized"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Authorization": "Basic !!!not-base64"},
+        basic(b"admin"),  # no colon
+        basic(f"admin:{ADMIN_PW}:extra".encode()),  # three parts
+        basic(b"admin:"),  # empty password: Java split drops it
+        basic(b":"),
+    ],
+)
+async def test_malformed_basic_credentials_are_401_jetty(
+    anon: httpx.AsyncClient, header: dict[str, str]
+) -> None:
+    resp = await anon.get(f"{AUTHZ}/loadStatus", headers=header)
+    assert resp.status_code == 401
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "HTTP ERROR 401" in resp.text
+    assert "WWW-Authenticate" not in resp.headers
+
+
+async def test_trailing_colons_are_dropped_like_java_split(anon: httpx.AsyncClient) -> None:
+    resp = await anon.get(f"{AUTHZ}/loadStatus", headers=basic(f"admin:{ADMIN_PW}::".encode()))
+    assert resp.status_code == 200
+
+
+async def test_unknown_user_and_wrong_password(anon: httpx.AsyncClient) -> None:
+    unknown = await anon.get(f"{AUTHZ}/loadStatus", auth=("nobody", "x"))
+    assert unknown.status_code == 401
+    assert "User authentication failed" not in unknown.text
+    wrong = await anon.get(f"{AUTHZ}/loadStatus", auth=("admin", "wrong"))
+    assert wrong.status_code == 401
+    assert wrong.headers["Content-Type"].startswith("text/html")
+    assert "User authentication failed username[admin]." in wrong.text
+    assert "wrong" not in wrong.text
+
+
+async def test_user_without_password_cannot_log_in(admin: httpx.AsyncClient) -> None:
+    await make_user(admin, "nopw", None)
+    resp = await admin.get(f"{AUTHZ}/loadStatus", auth=("nopw", ""))
+    assert resp.status_code == 401
+
+
+async def test_authenticated_but_not_authorized_is_403_text(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "reader", [ra("wiki.*", "DATASOURCE", "READ")])
+    await make_user(admin, "alice", "alice-pw", "reader")
+    resp = await admin.get(f"{AUTHZ}/loadStatus", auth=("alice", "alice-pw"))
+    assert resp.status_code == 403
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    assert resp.text == "Access-Check-Result: Allowed:false, Message:"
+    # Only in the authenticator, not in the authorizer: still 403, not 401.
+    assert_ok_empty(await admin.post(authn("/users/bob")))
+    assert_ok_empty(await admin.post(authn("/users/bob/credentials"), json={"password": "bob-pw"}))
+    resp = await admin.get(f"{AUTHZ}/loadStatus", auth=("bob", "bob-pw"))
+    assert resp.status_code == 403
+
+
+async def test_read_for_get_write_for_other_methods(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "ro", [SECURITY_RW[0]])
+    await make_role(admin, "wo", [SECURITY_RW[1]])
+    await make_user(admin, "reader", "r-pw", "ro")
+    await make_user(admin, "writer", "w-pw", "wo")
+    assert (await admin.get(authz("/roles"), auth=("reader", "r-pw"))).status_code == 200
+    assert (await admin.get(f"{AUTHZ}/refreshAll", auth=("reader", "r-pw"))).status_code == 200
+    assert (await admin.post(authz("/roles/x"), auth=("reader", "r-pw"))).status_code == 403
+    # WRITE does not imply READ.
+    assert (await admin.get(authz("/roles"), auth=("writer", "w-pw"))).status_code == 403
+    assert (await admin.post(authz("/roles/x"), auth=("writer", "w-pw"))).status_code == 200
+    assert (await admin.delete(authz("/roles/x"), auth=("writer", "w-pw"))).status_code == 200
+
+
+async def test_permission_names_are_full_match_regexes(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "partial", [ra("secur", "CONFIG", "READ")])
+    await make_role(admin, "pattern", [ra("secur.*", "CONFIG", "READ")])
+    await make_user(admin, "p1", "pw1", "partial")
+    await make_user(admin, "p2", "pw2", "pattern")
+    assert (await admin.get(authz("/roles"), auth=("p1", "pw1"))).status_code == 403
+    assert (await admin.get(authz("/roles"), auth=("p2", "pw2"))).status_code == 200
+
+
+async def test_missing_roles_of_a_user_are_skipped_for_authorization(
+    fake: FakeCoordinator, admin: httpx.AsyncClient
+) -> None:
+    await make_role(admin, "sec", SECURITY_RW)
+    await make_user(admin, "carol", "c-pw", "sec")
+    fake.users["carol"].add("ghost")
+    assert (await admin.get(authz("/roles"), auth=("carol", "c-pw"))).status_code == 200
+
+
+async def test_colon_in_password_locks_the_user_out(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "sec", SECURITY_RW)
+    await make_user(admin, "dave", "a:b", "sec")
+    assert (await admin.get(authz("/roles"), auth=("dave", "a:b"))).status_code == 401
+
+
+async def test_non_ascii_password_and_user_log_in(admin: httpx.AsyncClient, fake: FakeCoordinator) -> None:
+    await make_role(admin, "sec", SECURITY_RW)
+    password = "pässwörd-日本-\U0001f511"
+    await make_user(admin, "zoë", password, "sec")
+    assert (await admin.get(authz("/roles"), auth=("zoë", password))).status_code == 200
+    stored = fake.credentials["zoë"]
+    assert stored is not None
+    expected = hashlib.pbkdf2_hmac("sha512", password.encode(), stored.salt_bytes(), ITERATIONS, 64)
+    assert stored.hash_bytes() == expected
+
+
+async def test_password_change_invalidates_cached_login(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "sec", SECURITY_RW)
+    await make_user(admin, "erin", "old", "sec")
+    assert (await admin.get(authz("/roles"), auth=("erin", "old"))).status_code == 200
+    assert (await admin.get(authz("/roles"), auth=("erin", "old"))).status_code == 200  # cached
+    resp = await admin.post(authn("/users/erin/credentials"), json={"password": "new"})
+    assert_ok_empty(resp)
+    assert (await admin.get(authz("/roles"), auth=("erin", "old"))).status_code == 401
+    assert (await admin.get(authz("/roles"), auth=("erin", "new"))).status_code == 200
+
+
+async def test_default_iterations_is_10000() -> None:
+    server = FakeCoordinator(admin_password=ADMIN_PW)
+    async with server, client_for(server, "admin", ADMIN_PW) as client:
+        admin_record = (await client.get(authn("/users/admin"))).json()["credentials"]
+        assert admin_record["iterations"] == 10000
+        assert_ok_empty(await client.post(authn("/users/u")))
+        assert_ok_empty(await client.post(authn("/users/u/credentials"), json={"password": "pw"}))
+        record = (await client.get(authn("/users/u"))).json()["credentials"]
+    assert record["iterations"] == 10000
+    assert verify_password("pw", StoredCredentials.from_json(record))
+    expected = hashlib.pbkdf2_hmac("sha512", b"pw", base64.b64decode(record["salt"]), 10000, 64)
+    assert base64.b64decode(record["hash"]) == expected
+
+
+async def test_bootstrap_users_and_superuser_roles() -> None:
+    server = FakeCoordinator(admin_password=ADMIN_PW, internal_password="internal", credential_iterations=1)
+    async with server, client_for(server, "druid_system", "internal") as client:
+        assert (await client.get(authn("/users"))).json() == ["admin", "druid_system"]
+        assert (await client.get(authz("/users"))).json() == ["admin", "druid_system"]
+        assert (await client.get(authz("/roles"))).json() == ["admin", "druid_system"]
+        assert (await client.get(authz("/users/druid_system"))).json() == {
+            "name": "druid_system",
+            "roles": ["druid_system"],
+        }
+        perms = (await client.get(authz("/roles/admin/permissions"))).json()
+    expected = [full(".*", t, a) for t in KNOWN_RESOURCE_TYPES for a in ("READ", "WRITE")]
+    assert perms == expected
+    assert len(expected) == 14
+    assert server.roles["admin"] == superuser_permissions()
+
+
+async def test_random_internal_password_by_default(fake: FakeCoordinator, anon: httpx.AsyncClient) -> None:
+    assert fake.internal_password
+    resp = await anon.get(authz("/users"), auth=("druid_system", fake.internal_password))
+    assert resp.status_code == 200
+
+
+# ------------------------------------------------------------------------------- routing and media types
+
+
+async def test_unknown_path_and_wrong_method(admin: httpx.AsyncClient, anon: httpx.AsyncClient) -> None:
+    assert (await anon.get(f"{AUTHZ}/nothing")).status_code == 401  # filters run before routing
+    assert (await admin.get(f"{AUTHZ}/nothing")).status_code == 404
+    assert (await admin.put(authz("/roles/x"))).status_code == 405
+
+
+async def test_content_type_and_accept_negotiation(admin: httpx.AsyncClient) -> None:
+    resp = await admin.post(authz("/roles/x"), content=b"x", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 415
+    assert (await admin.get(authz("/roles"))).status_code == 200
+    resp = await admin.get(authz("/roles"), headers={"Accept": "application/x-jackson-smile"})
+    assert resp.status_code == 406
+    resp = await admin.get(authz("/roles"), headers={"Accept": "text/html, application/*;q=0.9"})
+    assert resp.status_code == 200
+    resp = await admin.get(authz("/roles"), headers={"Accept": "application/json;q=0"})
+    assert resp.status_code == 406
+
+
+async def test_load_status_and_refresh_all(admin: httpx.AsyncClient) -> None:
+    assert (await admin.get(f"{AUTHN}/loadStatus")).json() == {"basic": True}
+    assert (await admin.get(f"{AUTHZ}/loadStatus")).json() == {"basic": True}
+    assert_ok_empty(await admin.get(f"{AUTHN}/refreshAll"))
+    assert_ok_empty(await admin.get(f"{AUTHZ}/refreshAll"))
+
+
+async def test_custom_authenticator_and_authorizer_names() -> None:
+    server = FakeCoordinator(
+        admin_password=ADMIN_PW, authenticator="db", authorizer="rbac", credential_iterations=1
+    )
+    async with server, client_for(server, "admin", ADMIN_PW) as client:
+        assert (await client.get(f"{AUTHN}/loadStatus")).json() == {"db": True}
+        assert (await client.get(f"{AUTHZ}/loadStatus")).json() == {"rbac": True}
+        assert (await client.get(authn("/users", "db"))).status_code == 200
+        assert (await client.get(authz("/users", "rbac"))).status_code == 200
+        resp = await client.get(authn("/users"))
+        assert_error(resp, "Basic authenticator with name [basic] does not exist.")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/users"),
+        ("GET", "/users/admin"),
+        ("POST", "/users/new"),
+        ("DELETE", "/users/admin"),
+        ("GET", "/cachedSerializedUserMap"),
+    ],
+)
+async def test_unknown_authenticator(admin: httpx.AsyncClient, method: str, path: str) -> None:
+    resp = await admin.request(method, authn(path, "nope"))
+    assert_error(resp, "Basic authenticator with name [nope] does not exist.")
+
+
+async def test_unknown_authenticator_on_credentials(admin: httpx.AsyncClient) -> None:
+    resp = await admin.post(authn("/users/admin/credentials", "nope"), json={"password": "x"})
+    assert_error(resp, "Basic authenticator with name [nope] does not exist.")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/users", None),
+        ("GET", "/users/admin", None),
+        ("POST", "/users/new", None),
+        ("DELETE", "/users/admin", None),
+        ("POST", "/users/admin/roles/admin", None),
+        ("DELETE", "/users/admin/roles/admin", None),
+        ("GET", "/groupMappings", None),
+        ("GET", "/groupMappings/g", None),
+        ("POST", "/groupMappings/g", {"groupPattern": "x"}),
+        ("DELETE", "/groupMappings/g", None),
+        ("POST", "/groupMappings/g/roles/admin", None),
+        ("DELETE", "/groupMappings/g/roles/admin", None),
+        ("GET", "/roles", None),
+        ("GET", "/roles/admin", None),
+        ("POST", "/roles/new", None),
+        ("DELETE", "/roles/admin", None),
+        ("POST", "/roles/admin/permissions", []),
+        ("GET", "/roles/admin/permissions", None),
+        ("GET", "/cachedSerializedUserMap", None),
+        ("GET", "/cachedSerializedGroupMappingMap", None),
+    ],
+)
+async def test_unknown_authorizer(admin: httpx.AsyncClient, method: str, path: str, body: object) -> None:
+    resp = await admin.request(method, authz(path, "nope"), json=body)
+    assert_error(resp, "Basic authorizer with name [nope] does not exist.")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (".hidden", "cannot start with '.'."),
+        ("a\tb", "contains illegal whitespace characters.  Only space is allowed."),
+        ("a\nb", "contains illegal whitespace characters.  Only space is allowed."),
+        ("a\x01b", "contains illegal UTF8 character [#1] at position [1]"),
+        ("a\U0001f511", "contains illegal UTF8 character [#55357] at position [1]"),
+    ],
+)
+async def test_invalid_authorizer_and_authenticator_names(
+    admin: httpx.AsyncClient, name: str, problem: str
+) -> None:
+    for url, field in (
+        (authz("/users", seg(name)), "authorizerName"),
+        (authn("/users", seg(name)), "authenticatorName"),
+    ):
+        resp = await admin.get(url)
+        assert resp.status_code == 400
+        body = resp.json()
+        assert body["error"] == "druidException"
+        assert body["errorCode"] == "invalidInput"
+        assert body["errorMessage"] == f"Invalid value for field [{field}]: Value [{name}] {problem}"
+
+
+async def test_space_in_authorizer_name_is_valid_but_unknown(admin: httpx.AsyncClient) -> None:
+    assert_error(
+        await admin.get(authz("/users", "my%20authz")),
+        "Basic authorizer with name [my authz] does not exist.",
+    )
+
+
+async def test_encoded_slash_and_dot_segments_are_rejected_before_auth(
+    admin: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    for client in (admin, anon):
+        resp = await client.post(authz("/roles/a%2Fb"))
+        assert resp.status_code == 400
+        assert "Ambiguous URI path separator" in resp.text
+        resp = await client.get(authz("/roles/%2E%2E"))
+        assert resp.status_code == 400
+        assert "Ambiguous URI path segment" in resp.text
+    assert (await admin.get(authz("/roles"))).json() == ["admin", "druid_system"]
+
+
+@pytest.mark.parametrize(
+    "name", ["alice@example.com", "with space", "dots.in.name", "ünïcödé-日本", "a+b", "x;y"]
+)
+async def test_percent_encoded_names(fake: FakeCoordinator, admin: httpx.AsyncClient, name: str) -> None:
+    await make_role(admin, name, [ra("security", "CONFIG", "READ")])
+    await make_user(admin, name, "pw", name)
+    resp = await admin.post(authz(f"/groupMappings/{seg(name)}"), json={"groupPattern": "*", "roles": [name]})
+    assert_ok_empty(resp)
+    assert name in (await admin.get(authz("/roles"))).json()
+    assert name in (await admin.get(authn("/users"))).json()
+    assert (await admin.get(authz(f"/users/{seg(name)}"))).json() == {"name": name, "roles": [name]}
+    assert (await admin.get(authz(f"/groupMappings/{seg(name)}"))).json()["name"] == name
+    assert (await admin.get(authz("/roles"), auth=(name, "pw"))).status_code == 200
+    record = fake.requests.filter("GET", "/groupMappings/")[-1]
+    assert record.path.endswith("/groupMappings/" + name)
+    assert record.raw_path.endswith("/groupMappings/" + seg(name))
+
+
+async def test_literal_at_sign_in_path(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authz("/users/a@b")))
+    assert (await admin.get(authz("/users/a%40b"))).json() == {"name": "a@b", "roles": []}
+
+
+# ------------------------------------------------------------------------------- authentication API
+
+
+async def test_authenticator_user_lifecycle(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authn("/users/u1")))
+    assert_error(await admin.post(authn("/users/u1")), "User [u1] already exists.")
+    assert (await admin.get(authn("/users/u1"))).json() == {"name": "u1", "credentials": None}
+    assert (await admin.get(authn("/users"))).json() == ["admin", "druid_system", "u1"]
+    assert_ok_empty(await admin.delete(authn("/users/u1")))
+    assert_error(await admin.delete(authn("/users/u1")), "User [u1] does not exist.")
+    assert_error(await admin.get(authn("/users/u1")), "User [u1] does not exist.")
+
+
+async def test_credentials_are_pbkdf2_with_new_salt_each_time(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authn("/users/u1")))
+    records = []
+    for _ in range(2):
+        assert_ok_empty(await admin.post(authn("/users/u1/credentials"), json={"password": "same"}))
+        body = (await admin.get(authn("/users/u1"))).json()
+        assert body["name"] == "u1"
+        records.append(StoredCredentials.from_json(body["credentials"]))
+    assert records[0].salt != records[1].salt
+    for record in records:
+        assert record.iterations == ITERATIONS
+        assert len(record.salt_bytes()) == 32
+        assert len(record.hash_bytes()) == 64
+        assert verify_password("same", record)
+
+
+async def test_credentials_iterations_from_body(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authn("/users/u1")))
+    for iterations in (5, "7", None):
+        body = {"password": "pw", "iterations": iterations}
+        assert_ok_empty(await admin.post(authn("/users/u1/credentials"), json=body))
+        record = (await admin.get(authn("/users/u1"))).json()["credentials"]
+        assert record["iterations"] == (ITERATIONS if iterations is None else int(iterations))
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"password": ""}, "Cannot assign empty password."),
+        ({}, "Cannot assign null password."),
+        ({"password": None}, "Cannot assign null password."),
+        ([], "Cannot deserialize value of type"),
+        ({"password": {"x": 1}}, "Cannot deserialize value of type `java.lang.String`"),
+        ({"password": "pw", "iterations": "many"}, "not a valid `java.lang.Integer` value"),
+    ],
+)
+async def test_bad_credential_bodies_are_400_jackson(
+    admin: httpx.AsyncClient, body: object, fragment: str
+) -> None:
+    resp = await admin.post(authn("/users/admin/credentials"), json=body)
+    assert resp.status_code == 400
+    assert fragment in resp.json()["error"]
+
+
+async def test_credentials_error_order_and_server_errors(admin: httpx.AsyncClient) -> None:
+    # The entity is read before the handler: a bad body wins over a missing user.
+    resp = await admin.post(authn("/users/ghost/credentials"), json={"password": ""})
+    assert "Cannot assign empty password." in resp.json()["error"]
+    assert_error(
+        await admin.post(authn("/users/ghost/credentials"), json={"password": "x"}),
+        "User [ghost] does not exist.",
+    )
+    assert (await admin.post(authn("/users/admin/credentials"))).status_code == 500  # null entity: NPE
+    bad_iterations = {"password": "x", "iterations": 0}
+    assert (await admin.post(authn("/users/admin/credentials"), json=bad_iterations)).status_code == 500
+    malformed = await admin.post(
+        authn("/users/admin/credentials"), content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 500
+    assert (await admin.get(f"{AUTHN}/loadStatus")).status_code == 200  # admin password unchanged
+
+
+async def test_stores_are_independent(admin: httpx.AsyncClient) -> None:
+    await make_user(admin, "u1", "pw")
+    assert_ok_empty(await admin.delete(authn("/users/u1")))
+    assert (await admin.get(authz("/users/u1"))).json() == {"name": "u1", "roles": []}
+    assert_ok_empty(await admin.post(authn("/users/u2")))
+    assert_error(await admin.get(authz("/users/u2")), "User [u2] does not exist.")
+
+
+async def test_authenticator_cached_user_map_is_smile(
+    fake: FakeCoordinator, admin: httpx.AsyncClient
+) -> None:
+    assert_ok_empty(await admin.post(authn("/users/nopw")))
+    resp = await admin.get(authn("/cachedSerializedUserMap"))
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "application/x-jackson-smile"
+    decoded = smile_decode(resp.content)
+    assert isinstance(decoded, dict)
+    assert sorted(decoded) == ["admin", "druid_system", "nopw"]
+    assert decoded["nopw"] == {"name": "nopw", "credentials": None}
+    stored = fake.credentials["admin"]
+    assert stored is not None
+    assert decoded["admin"] == {
+        "name": "admin",
+        "credentials": {"salt": stored.salt_bytes(), "hash": stored.hash_bytes(), "iterations": ITERATIONS},
+    }
+    refused = await admin.get(authn("/cachedSerializedUserMap"), headers={"Accept": "application/json"})
+    assert refused.status_code == 406
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{AUTHN}/listen/basic",
+        f"{AUTHZ}/listen/basic",
+        f"{AUTHZ}/listen/users/basic",
+        f"{AUTHZ}/listen/groupMappings/basic",
+    ],
+)
+async def test_listen_endpoints_are_404_on_the_coordinator(
+    admin: httpx.AsyncClient, anon: httpx.AsyncClient, path: str
+) -> None:
+    smile = {"Content-Type": "application/x-jackson-smile"}
+    resp = await admin.post(path, content=smile_encode({}), headers=smile)
+    assert resp.status_code == 404
+    assert resp.content == b""
+    assert (await anon.post(path, content=b"", headers=smile)).status_code == 401
+
+
+# ------------------------------------------------------------------------------- authorization: users
+
+
+async def test_authorizer_user_lifecycle(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authz("/users/u1")))
+    assert_error(await admin.post(authz("/users/u1")), "User [u1] already exists.")
+    assert (await admin.get(authz("/users/u1"))).json() == {"name": "u1", "roles": []}
+    assert "u1" in (await admin.get(authz("/users"))).json()
+    assert_ok_empty(await admin.delete(authz("/users/u1")))
+    assert_error(await admin.delete(authz("/users/u1")), "User [u1] does not exist.")
+    assert_error(await admin.get(authz("/users/u1")), "User [u1] does not exist.")
+    assert_error(await admin.get(authz("/users/u1?full")), "User [u1] does not exist.")
+
+
+async def test_user_get_flag_shapes(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("wiki", "DATASOURCE", "read")])
+    await make_role(admin, "r2", [])
+    await make_user(admin, "u1", None, "r1", "r2")
+    fake.users["u1"].add("ghost")  # a role that no longer exists
+    plain = {"name": "u1", "roles": ["ghost", "r1", "r2"]}
+    assert (await admin.get(authz("/users/u1"))).json() == plain
+    assert (await admin.get(authz("/users/u1?simplifyPermissions"))).json() == plain
+    full_shape = {
+        "name": "u1",
+        "roles": [
+            {"name": "r1", "permissions": [full("wiki", "DATASOURCE", "READ")]},
+            {"name": "r2", "permissions": []},
+        ],
+    }
+    for query in ("full", "full=true", "full=false", "full="):
+        assert (await admin.get(authz(f"/users/u1?{query}"))).json() == full_shape
+    simplified = {
+        "name": "u1",
+        "roles": [
+            {"name": "r1", "users": None, "permissions": [ra("wiki", "DATASOURCE", "READ")]},
+            {"name": "r2", "users": None, "permissions": []},
+        ],
+    }
+    assert (await admin.get(authz("/users/u1?full&simplifyPermissions"))).json() == simplified
+    assert (await admin.get(authz("/users/u1?simplifyPermissions=false&full=false"))).json() == simplified
+
+
+async def test_role_assignment_is_not_idempotent(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authz("/roles/r1")))
+    assert_ok_empty(await admin.post(authz("/users/u1")))
+    assert_error(await admin.post(authz("/users/ghost/roles/nope")), "Role [nope] does not exist.")
+    assert_error(await admin.post(authz("/users/ghost/roles/r1")), "User [ghost] does not exist.")
+    assert_ok_empty(await admin.post(authz("/users/u1/roles/r1")))
+    assert_error(await admin.post(authz("/users/u1/roles/r1")), "User [u1] already has role [r1].")
+    assert (await admin.get(authz("/users/u1"))).json() == {"name": "u1", "roles": ["r1"]}
+    assert_ok_empty(await admin.delete(authz("/users/u1/roles/r1")))
+    assert_error(await admin.delete(authz("/users/u1/roles/r1")), "User [u1] does not have role [r1].")
+    assert_error(await admin.delete(authz("/users/ghost/roles/nope")), "Role [nope] does not exist.")
+    assert_error(await admin.delete(authz("/users/ghost/roles/r1")), "User [ghost] does not exist.")
+
+
+# ------------------------------------------------------------------------------- authorization: roles
+
+
+async def test_role_lifecycle(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authz("/roles/r1")))
+    assert_error(await admin.post(authz("/roles/r1")), "Role [r1] already exists.")
+    assert (await admin.get(authz("/roles"))).json() == ["admin", "druid_system", "r1"]
+    assert (await admin.get(authz("/roles/r1"))).json() == {"name": "r1", "permissions": []}
+    assert_ok_empty(await admin.delete(authz("/roles/r1")))
+    assert_error(await admin.delete(authz("/roles/r1")), "Role [r1] does not exist.")
+    for query in ("", "?full", "?simplifyPermissions", "?full&simplifyPermissions"):
+        assert_error(await admin.get(authz(f"/roles/r1{query}")), "Role [r1] does not exist.")
+
+
+async def test_role_get_flag_shapes(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("wiki.*", "DATASOURCE", "READ"), ra("security", "CONFIG", "write")])
+    await make_user(admin, "u2", None, "r1")
+    await make_user(admin, "u1", None, "r1")
+    resp = await admin.post(authz("/groupMappings/g1"), json={"groupPattern": "cn=x", "roles": ["r1"]})
+    assert_ok_empty(resp)
+    full_perms = [full("wiki.*", "DATASOURCE", "READ"), full("security", "CONFIG", "WRITE")]
+    simple_perms = [ra("wiki.*", "DATASOURCE", "READ"), ra("security", "CONFIG", "WRITE")]
+    assert (await admin.get(authz("/roles/r1"))).json() == {"name": "r1", "permissions": full_perms}
+    assert (await admin.get(authz("/roles/r1?full=false"))).json() == {
+        "name": "r1",
+        "users": ["u1", "u2"],
+        "groups": ["g1"],
+        "permissions": full_perms,
+    }
+    assert (await admin.get(authz("/roles/r1?simplifyPermissions"))).json() == {
+        "name": "r1",
+        "users": None,
+        "permissions": simple_perms,
+    }
+    both = (await admin.get(authz("/roles/r1?full&simplifyPermissions"))).json()
+    assert both == {"name": "r1", "users": ["u1", "u2"], "permissions": simple_perms}
+    assert "groups" not in both
+
+
+async def test_role_deletion_strips_assignments(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "doomed", [])
+    await make_role(admin, "kept", [])
+    await make_user(admin, "u1", None, "doomed", "kept")
+    resp = await admin.post(
+        authz("/groupMappings/g1"), json={"groupPattern": "x", "roles": ["doomed", "kept"]}
+    )
+    assert_ok_empty(resp)
+    assert_ok_empty(await admin.delete(authz("/roles/doomed")))
+    assert (await admin.get(authz("/users/u1"))).json() == {"name": "u1", "roles": ["kept"]}
+    assert (await admin.get(authz("/groupMappings/g1"))).json()["roles"] == ["kept"]
+    assert_ok_empty(await admin.post(authz("/roles/doomed")))
+    assert (await admin.get(authz("/roles/doomed?full"))).json()["users"] == []
+    assert fake.group_mappings["g1"].roles == {"kept"}
+
+
+# ------------------------------------------------------------------------------- permissions
+
+
+async def test_permissions_replace_and_normalise(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ"), ra("b", "DATASOURCE", "READ")])
+    new = [ra("c", "datasource", "wRiTe"), ra("d.*", "MY_CUSTOM_TYPE", "read")]
+    assert_ok_empty(await admin.post(authz("/roles/r1/permissions"), json=new))
+    assert (await admin.get(authz("/roles/r1/permissions"))).json() == [
+        full("c", "datasource", "WRITE"),
+        full("d.*", "MY_CUSTOM_TYPE", "READ"),
+    ]
+
+
+async def test_permissions_empty_body_or_list_clears(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ")])
+    assert_ok_empty(await admin.post(authz("/roles/r1/permissions"), json=[]))
+    assert (await admin.get(authz("/roles/r1/permissions"))).json() == []
+    await make_role(admin, "r2", [ra("a", "DATASOURCE", "READ")])
+    assert_ok_empty(await admin.post(authz("/roles/r2/permissions")))
+    assert (await admin.get(authz("/roles/r2/permissions"))).json() == []
+
+
+async def test_invalid_regex_changes_nothing(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ")])
+    bad = [ra("ok", "DATASOURCE", "READ"), ra("wiki(", "DATASOURCE", "READ")]
+    resp = await admin.post(authz("/roles/r1/permissions"), json=bad)
+    assert_error(resp, "Invalid permission, resource name regex[wiki(] does not compile.")
+    assert (await admin.get(authz("/roles/r1/permissions"))).json() == [full("a", "DATASOURCE", "READ")]
+
+
+async def test_unknown_action_is_jackson_400(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ")])
+    resp = await admin.post(authz("/roles/r1/permissions"), json=[ra("x", "DATASOURCE", "execute")])
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert "org.apache.druid.server.security.Action" in error
+    assert "No enum constant org.apache.druid.server.security.Action.EXECUTE" in error
+    assert (await admin.get(authz("/roles/r1/permissions"))).json() == [full("a", "DATASOURCE", "READ")]
+
+
+async def test_permission_check_order(admin: httpx.AsyncClient) -> None:
+    # Role existence is checked before the regex; the body is parsed before either.
+    assert_error(
+        await admin.post(authz("/roles/nope/permissions"), json=[ra("(", "X", "READ")]),
+        "Role [nope] does not exist.",
+    )
+    assert_error(await admin.get(authz("/roles/nope/permissions")), "Role [nope] does not exist.")
+    resp = await admin.post(authz("/roles/nope/permissions"), json=[ra("x", "X", "FLY")])
+    assert "No enum constant" in resp.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"resource": {"name": "x", "type": "X"}, "action": "READ"}, 400),  # object, not a list
+        (["x"], 400),
+        ([{"resource": "x", "action": "READ"}], 400),
+        ([{"resource": {"name": ["x"], "type": "X"}, "action": "READ"}], 400),
+        ([None], 500),
+        ([{"action": "READ"}], 500),
+        ([{"resource": {"type": "X"}, "action": "READ"}], 500),
+    ],
+)
+async def test_malformed_permission_bodies(admin: httpx.AsyncClient, body: object, status: int) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ")])
+    resp = await admin.post(authz("/roles/r1/permissions"), json=body)
+    assert resp.status_code == status
+    if status == 400:
+        assert resp.json()["error"].startswith("Cannot deserialize value of type")
+    assert (await admin.get(authz("/roles/r1/permissions"))).json() == [full("a", "DATASOURCE", "READ")]
+
+
+async def test_null_action_and_type_are_stored(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [])
+    body = [{"resource": {"name": 5, "type": None}}]
+    assert_ok_empty(await admin.post(authz("/roles/r1/permissions"), json=body))
+    assert (await admin.get(authz("/roles/r1?simplifyPermissions"))).json()["permissions"] == [
+        {"resource": {"name": "5", "type": None}, "action": None}
+    ]
+
+
+# ------------------------------------------------------------------------------- group mappings
+
+
+async def test_group_mapping_lifecycle(admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("a", "DATASOURCE", "READ")])
+    body = {"name": "ignored", "groupPattern": "CN=admins,.*", "roles": ["r1", "missing"]}
+    assert_ok_empty(await admin.post(authz("/groupMappings/g1"), json=body))
+    assert (await admin.get(authz("/groupMappings"))).json() == ["g1"]
+    assert (await admin.get(authz("/groupMappings/g1"))).json() == {
+        "name": "g1",
+        "groupPattern": "CN=admins,.*",
+        "roles": ["missing", "r1"],
+    }
+    assert (await admin.get(authz("/groupMappings/g1?full=false"))).json() == {
+        "name": "g1",
+        "groupPattern": "CN=admins,.*",
+        "roles": [{"name": "r1", "permissions": [full("a", "DATASOURCE", "READ")]}],
+    }
+    again = {"groupPattern": "other", "roles": []}
+    assert_error(
+        await admin.post(authz("/groupMappings/g1"), json=again), "Group mapping [g1] already exists."
+    )
+    assert (await admin.get(authz("/groupMappings/g1"))).json()["groupPattern"] == "CN=admins,.*"
+    assert_ok_empty(await admin.delete(authz("/groupMappings/g1")))
+    assert_error(await admin.delete(authz("/groupMappings/g1")), "Group mapping [g1] does not exist.")
+    assert_error(await admin.get(authz("/groupMappings/g1")), "Group mapping [g1] does not exist.")
+    assert_error(await admin.get(authz("/groupMappings/g1?full")), "Group mapping [g1] does not exist.")
+
+
+async def test_group_mapping_bodies(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    assert (await admin.post(authz("/groupMappings/g1"))).status_code == 500  # null entity: NPE
+    assert "g1" not in fake.group_mappings
+    resp = await admin.post(authz("/groupMappings/g1"), json=["x"])
+    assert resp.status_code == 400
+    assert "Cannot deserialize value of type" in resp.json()["error"]
+    resp = await admin.post(authz("/groupMappings/g1"), json={"groupPattern": "x", "roles": "r1"})
+    assert "java.util.Set<java.lang.String>" in resp.json()["error"]
+    assert_ok_empty(await admin.post(authz("/groupMappings/g1"), json={}))
+    assert (await admin.get(authz("/groupMappings/g1"))).json() == {
+        "name": "g1",
+        "groupPattern": None,
+        "roles": [],
+    }
+    assert fake.group_mappings["g1"] == GroupMapping(None, set())
+
+
+async def test_group_mapping_role_assignment(admin: httpx.AsyncClient) -> None:
+    assert_ok_empty(await admin.post(authz("/roles/r1")))
+    assert_ok_empty(await admin.post(authz("/groupMappings/g1"), json={"groupPattern": "x"}))
+    assert_error(await admin.post(authz("/groupMappings/ghost/roles/nope")), "Role [nope] does not exist.")
+    assert_error(
+        await admin.post(authz("/groupMappings/ghost/roles/r1")), "Group mapping [ghost] does not exist."
+    )
+    assert_ok_empty(await admin.post(authz("/groupMappings/g1/roles/r1")))
+    assert_error(
+        await admin.post(authz("/groupMappings/g1/roles/r1")), "Group mapping [g1] already has role [r1]."
+    )
+    assert (await admin.get(authz("/groupMappings/g1"))).json()["roles"] == ["r1"]
+    assert_ok_empty(await admin.delete(authz("/groupMappings/g1/roles/r1")))
+    assert_error(
+        await admin.delete(authz("/groupMappings/g1/roles/r1")), "Group mapping [g1] does not have role [r1]."
+    )
+    assert_error(await admin.delete(authz("/groupMappings/ghost/roles/nope")), "Role [nope] does not exist.")
+    assert_error(
+        await admin.delete(authz("/groupMappings/ghost/roles/r1")), "Group mapping [ghost] does not exist."
+    )
+
+
+async def test_authorizer_cached_maps_are_smile(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    await make_role(admin, "r1", [ra("wiki", "DATASOURCE", "READ")])
+    await make_user(admin, "u1", None, "r1")
+    assert_ok_empty(await admin.post(authz("/groupMappings/g1"), json={"groupPattern": "p", "roles": ["r1"]}))
+    users = await admin.get(authz("/cachedSerializedUserMap"))
+    groups = await admin.get(authz("/cachedSerializedGroupMappingMap"))
+    for resp in (users, groups):
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"] == "application/x-jackson-smile"
+    user_map = smile_decode(users.content)
+    group_map = smile_decode(groups.content)
+    assert isinstance(user_map, dict)
+    assert isinstance(group_map, dict)
+    assert user_map["userMap"]["u1"] == {"name": "u1", "roles": ["r1"]}
+    role_map = {"name": "r1", "permissions": [full("wiki", "DATASOURCE", "READ")]}
+    assert user_map["roleMap"]["r1"] == role_map
+    assert sorted(user_map["roleMap"]) == ["admin", "druid_system", "r1"]
+    assert group_map == {
+        "groupMappingMap": {"g1": {"name": "g1", "groupPattern": "p", "roles": ["r1"]}},
+        "roleMap": user_map["roleMap"],
+    }
+
+
+# ------------------------------------------------------------------------------- direct state, contention
+
+
+async def test_direct_state_helpers_simulate_drift(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    fake.add_role("ops", [Permission("CONFIG", "security", "READ")])
+    fake.add_user("frank", password="f-pw", roles=["ops", "ghost"])
+    assert (await admin.get(authz("/users/frank"))).json() == {"name": "frank", "roles": ["ghost", "ops"]}
+    assert (await admin.get(authz("/roles"), auth=("frank", "f-pw"))).status_code == 200
+    fake.set_password("frank", "changed", iterations=3)
+    assert (await admin.get(authn("/users/frank"))).json()["credentials"]["iterations"] == 3
+    assert (await admin.get(authz("/roles"), auth=("frank", "f-pw"))).status_code == 401
+    del fake.roles["ops"]
+    assert (await admin.get(authz("/roles"), auth=("frank", "changed"))).status_code == 403
+    fake.add_user("ghost-only")
+    assert fake.credentials["ghost-only"] is None
+
+
+async def test_contention_failures(fake: FakeCoordinator, admin: httpx.AsyncClient) -> None:
+    fake.contention_failures = 2
+    # Validation errors come first and do not consume a failure.
+    assert_error(await admin.delete(authz("/roles/nope")), "Role [nope] does not exist.")
+    for _ in range(2):
+        resp = await admin.post(authz("/roles/r1"))
+        assert resp.status_code == 500
+        assert "Could not create role[r1] due to concurrent update contention." in resp.text
+        assert "r1" not in fake.roles
+    assert_ok_empty(await admin.post(authz("/roles/r1")))
+    assert fake.contention_failures == 0
+    fake.contention_failures = 1
+    resp = await admin.post(authn("/users/admin/credentials"), json={"password": "other"})
+    assert resp.status_code == 500
+    assert (await admin.get(f"{AUTHN}/loadStatus")).status_code == 200  # password unchanged
+
+
+async def test_request_log_records_the_user(
+    fake: FakeCoordinator, admin: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    await admin.get(authz("/users"))
+    await anon.get(authz("/users"))
+    last_two = fake.requests.records[-2:]
+    assert [(r.status, r.user) for r in last_two] == [(200, "admin"), (401, None)]
+
+
+async def test_url_and_port() -> None:
+    server = FakeCoordinator(admin_password="x", credential_iterations=1)
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.url
+    async with server:
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        with pytest.raises(RuntimeError, match="already running"):
+            await server.start()
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.port
+
+
+# ------------------------------------------------------------------------------- standalone
+
+
+async def test_standalone_cli_serves_until_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(CLI),
+        *("fake-coordinator", "--port", "0", "--admin-password", "x", "--authorizer", "rbac"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode().strip()
+        prefix = "fake-coordinator ready on http://127.0.0.1:"
+        assert line.startswith(prefix), line
+        url = line.removeprefix("fake-coordinator ready on ")
+        async with httpx.AsyncClient(base_url=url, auth=("admin", "x"), timeout=10) as client:
+            assert (await client.get(f"{AUTHZ}/loadStatus")).json() == {"rbac": True}
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+        rest = await asyncio.wait_for(proc.stdout.read(), timeout=5)
+        assert rest == b""  # exactly one line
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
