@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help
 help:
 	@echo "make test          bootstrap everything, then lint, mypy and the whole test suite"
-	@echo "make demo          (arrives with the operator, issue #3)"
+	@echo "make demo          the operator end to end on a local control plane (KEEP=1 keeps it running)"
 	@echo "make crds          regenerate crds/ from the pydantic models"
 	@echo "make lint          ruff + mypy --strict"
 	@echo "make controlplane  build (or reuse) kube-apiserver and etcd in \$$DRUID_ACCESS_CACHE"
@@ -45,6 +45,5 @@ test: venv controlplane lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo
-demo:
-	@echo "make demo arrives with the operator (issue #3); until then: make test" >&2
-	@exit 2
+demo: venv controlplane
+	$(BIN)/python -m druid_access.testing.demo $(if $(KEEP),--keep)
