@@ -1,0 +1,89 @@
+"""The operator configuration: defaults, tenancy globs, and errors that name the bad key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from druid_access.config import ConfigError, load, parse
+
+GOOD = {
+    "namespace": "ops",
+    "clusters": {
+        "default": {
+            "coordinatorUrl": "https://coordinator:8281",
+            "adminSecret": {"name": "druid-admin"},
+            "allowedNamespaces": ["analytics", "team-*"],
+        }
+    },
+    "pivots": {"default": {"url": "https://pivot:9095", "tokenSecret": {"name": "pivot-token"}}},
+}
+
+
+def test_defaults_and_globs() -> None:
+    cfg = parse(GOOD)
+    cluster = cfg.clusters["default"]
+    assert (cluster.authenticator, cluster.authorizer) == ("basic", "basic")
+    assert cluster.admin_secret.username_key == "username"
+    assert cluster.protected.users == ("admin", "druid_system")
+    assert cluster.protected.roles == ("admin", "druid_system")
+    assert cluster.resync_seconds == 300
+    assert cluster.allows("team-a") and cluster.allows("analytics")
+    assert not cluster.allows("other")
+    assert cfg.pivots["default"].allows("anything")  # default: every namespace
+    assert cfg.pivots["default"].token_secret.key == "token"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"clusters": {"default": {"adminSecret": {"name": "x"}}}}, "clusters.default.coordinatorUrl"),
+        (
+            {"clusters": {"default": {"coordinatorUrl": "ftp://x", "adminSecret": {"name": "x"}}}},
+            "clusters.default.coordinatorUrl",
+        ),
+        ({"clusters": {"Bad_Name": GOOD["clusters"]["default"]}}, "clusters.Bad_Name"),
+        ({"pivots": {"default": {"url": "https://p", "tokenSecret": {}}}}, "pivots.default.tokenSecret.name"),
+        (
+            {"clusters": {"default": {**GOOD["clusters"]["default"], "resyncSeconds": 0}}},
+            "clusters.default.resyncSeconds",
+        ),
+        (
+            {"clusters": {"default": {**GOOD["clusters"]["default"], "coordinatorURL": "x"}}},
+            "clusters.default.coordinatorURL",
+        ),
+    ],
+)
+def test_errors_name_the_key(change: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({**GOOD, **change})
+    assert named in str(caught.value)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clusters: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load(bad)
+
+
+def test_run_refuses_a_broken_config_before_connecting(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("clusters:\n  default:\n    coordinatorUrl: https://c\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "druid_access.cli", "run", "--config", str(path), "--all-namespaces"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "clusters.default.adminSecret" in result.stderr
