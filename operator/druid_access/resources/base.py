@@ -140,3 +140,32 @@ async def deleted(call: Awaitable[None], entity: str) -> bool:
             raise
         return False
     return True
+
+
+class KindBase(Generic[S]):
+    """Defaults shared by the four kinds; each overrides what differs.
+
+    ``spec.name`` defaults to ``metadata.name``; the target is the field the kind's
+    ``KindInfo.target_field`` names (``cluster`` or ``pivot``).
+    """
+
+    info: KindInfo
+    spec_type: type[Model]
+
+    def spec_model(self, spec: Mapping[str, Any]) -> S:
+        model: S = self.spec_type.model_validate(spec)  # type: ignore[assignment]
+        return model
+
+    def remote_name(self, spec: S, meta_name: str) -> str:
+        name: str | None = getattr(spec, "name", None)
+        return name or meta_name
+
+    def target_name(self, spec: S) -> str:
+        target: str = getattr(spec, self.info.target_field)
+        return target
+
+    def secret_needs(self, spec: S) -> Sequence[SecretNeed]:
+        return ()
+
+    def role_refs(self, spec: S) -> frozenset[str]:
+        return frozenset()

@@ -7,14 +7,22 @@ Secret properties are compared by value in memory; only their names reach a stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from druid_access.clients import DbAuthToken, PivotClient, PivotConnection
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_CONNECTION, DruidConnectionSpec
-from druid_access.resources.base import Plan, SecretNeed, SecretValues, absent_as_none, deleted, secret_value
+from druid_access.resources.base import (
+    KindBase,
+    Plan,
+    SecretNeed,
+    SecretValues,
+    absent_as_none,
+    deleted,
+    secret_value,
+)
 
 
 @dataclass(frozen=True)
@@ -94,19 +102,11 @@ def build(spec: DruidConnectionSpec, name: str, secrets: SecretValues) -> PivotC
     )
 
 
-class ConnectionKind:
+class ConnectionKind(KindBase[DruidConnectionSpec]):
+    spec_type = DruidConnectionSpec
     info = DRUID_CONNECTION
     family = "connection"
     target_type: Literal["cluster", "pivot"] = "pivot"
-
-    def spec_model(self, spec: Mapping[str, Any]) -> DruidConnectionSpec:
-        return DruidConnectionSpec.model_validate(spec)
-
-    def remote_name(self, spec: DruidConnectionSpec, meta_name: str) -> str:
-        return spec.name or meta_name
-
-    def target_name(self, spec: DruidConnectionSpec) -> str:
-        return spec.pivot
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
         return name in protected.connections
@@ -120,9 +120,6 @@ class ConnectionKind:
         if spec.socks is not None and spec.socks.password_secret_ref is not None:
             refs.append(spec.socks.password_secret_ref)
         return tuple(SecretNeed(ref) for ref in refs)
-
-    def role_refs(self, spec: DruidConnectionSpec) -> frozenset[str]:
-        return frozenset()
 
     def desired(self, spec: DruidConnectionSpec, name: str, secrets: SecretValues) -> PivotConnection:
         return build(spec, name, secrets)

@@ -9,18 +9,17 @@ mapping never silently grants a role created later by someone else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from druid_access.clients import GroupMapping
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_GROUP_MAPPING, DruidGroupMappingSpec
 from druid_access.resources.base import (
     DruidRemote,
+    KindBase,
     Op,
     Plan,
-    SecretNeed,
     SecretValues,
     absent_as_none,
     deleted,
@@ -128,25 +127,14 @@ def plan(desired: DesiredGroupMapping, observed: ObservedGroupMapping) -> Plan[D
     return Plan(ops=tuple(ops), drift=("roles",) if ops else (), missing_roles=missing)
 
 
-class GroupMappingKind:
+class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
+    spec_type = DruidGroupMappingSpec
     info = DRUID_GROUP_MAPPING
     family = "groupMapping"
     target_type: Literal["cluster", "pivot"] = "cluster"
 
-    def spec_model(self, spec: Mapping[str, Any]) -> DruidGroupMappingSpec:
-        return DruidGroupMappingSpec.model_validate(spec)
-
-    def remote_name(self, spec: DruidGroupMappingSpec, meta_name: str) -> str:
-        return spec.name or meta_name
-
-    def target_name(self, spec: DruidGroupMappingSpec) -> str:
-        return spec.cluster
-
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
         return name in protected.group_mappings
-
-    def secret_needs(self, spec: DruidGroupMappingSpec) -> Sequence[SecretNeed]:
-        return ()
 
     def role_refs(self, spec: DruidGroupMappingSpec) -> frozenset[str]:
         return frozenset(spec.roles)

@@ -9,9 +9,8 @@ the whole list for one bad pattern.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from druid_access.clients import Permission, Role
 from druid_access.config import ProtectedPrincipals
@@ -19,9 +18,9 @@ from druid_access.models import DRUID_ROLE, DruidRoleSpec
 from druid_access.resources.base import (
     DruidRemote,
     InvalidSpecError,
+    KindBase,
     Op,
     Plan,
-    SecretNeed,
     SecretValues,
     absent_as_none,
     deleted,
@@ -96,28 +95,14 @@ def check_pattern(pattern: str) -> None:
         ) from None
 
 
-class RoleKind:
+class RoleKind(KindBase[DruidRoleSpec]):
+    spec_type = DruidRoleSpec
     info = DRUID_ROLE
     family = "role"
     target_type: Literal["cluster", "pivot"] = "cluster"
 
-    def spec_model(self, spec: Mapping[str, Any]) -> DruidRoleSpec:
-        return DruidRoleSpec.model_validate(spec)
-
-    def remote_name(self, spec: DruidRoleSpec, meta_name: str) -> str:
-        return spec.name or meta_name
-
-    def target_name(self, spec: DruidRoleSpec) -> str:
-        return spec.cluster
-
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
         return name in protected.roles
-
-    def secret_needs(self, spec: DruidRoleSpec) -> Sequence[SecretNeed]:
-        return ()
-
-    def role_refs(self, spec: DruidRoleSpec) -> frozenset[str]:
-        return frozenset()
 
     def desired(self, spec: DruidRoleSpec, name: str, secrets: SecretValues) -> DesiredRole:
         permissions = []

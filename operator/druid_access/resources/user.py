@@ -10,9 +10,9 @@ credential is never rewritten.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr
 
@@ -22,6 +22,7 @@ from druid_access.models import DRUID_USER, DruidUserSpec
 from druid_access.passwords import verify_password
 from druid_access.resources.base import (
     DruidRemote,
+    KindBase,
     Op,
     Plan,
     SecretNeed,
@@ -139,19 +140,11 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
     return Plan(ops=tuple(ops), drift=tuple(drift), missing_roles=missing)
 
 
-class UserKind:
+class UserKind(KindBase[DruidUserSpec]):
+    spec_type = DruidUserSpec
     info = DRUID_USER
     family = "user"
     target_type: Literal["cluster", "pivot"] = "cluster"
-
-    def spec_model(self, spec: Mapping[str, Any]) -> DruidUserSpec:
-        return DruidUserSpec.model_validate(spec)
-
-    def remote_name(self, spec: DruidUserSpec, meta_name: str) -> str:
-        return spec.name or meta_name
-
-    def target_name(self, spec: DruidUserSpec) -> str:
-        return spec.cluster
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
         return name in protected.users
