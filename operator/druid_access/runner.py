@@ -43,6 +43,7 @@ async def run(
     all_namespaces: bool,
     health: str | None,
     metrics_port: int | None,
+    metrics_address: str = "0.0.0.0",  # noqa: S104 - scraped from outside the pod
 ) -> int:
     cfg = config_module.load(config_path)
     kube = await Kube.connect()
@@ -61,7 +62,7 @@ async def run(
 
     register(registry, app)
     if metrics_port is not None:
-        start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
+        start_http_server(metrics_port, addr=metrics_address)
     log.info(
         "starting: %d Druid cluster(s), %d Pivot instance(s), watching %s",
         len(cfg.clusters),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from druid_access.testing.environment import (
     FakesInThread,
     OperatorProcess,
     apply,
+    free_port,
     install,
     kubectl_json,
     operator_config,
@@ -44,6 +46,7 @@ def operator(
         config=operator_config(fakes, resync_seconds=2.0),
         kubeconfig=controlplane.operator_kubeconfig,
         workdir=tmp_path_factory.mktemp("operator"),
+        metrics_port=free_port(),
     )
     proc.start()
     yield proc
@@ -205,6 +208,20 @@ def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:
     assert "deleted user 'carol@corp.example'" in log
 
 
-def test_config_file_is_written_as_given(operator: OperatorProcess) -> None:
+def test_config_file_holds_no_credentials(operator: OperatorProcess) -> None:
     written = Path(operator.config_path).read_text()
-    assert json.dumps("admin-pw-lifecycle") not in written
+    assert ADMIN_PW not in written
+    assert TOKEN not in written
+
+
+def test_health_and_metrics_endpoints(operator: OperatorProcess) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=5) as response:
+        assert response.status == 200
+    metrics = operator.metrics()
+    writes = re.findall(
+        r'^druid_access_remote_writes_total\{kind="DruidRole",operation="CreatedRole"\} (\S+)$', metrics, re.M
+    )
+    assert writes and float(writes[0]) >= 2  # readers and quiet
+    assert re.search(
+        r'^druid_access_reconciles_total\{kind="DruidUser",reason="Synced"\} [1-9]', metrics, re.M
+    )

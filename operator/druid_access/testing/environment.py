@@ -119,6 +119,7 @@ class OperatorProcess:
     namespaces: Sequence[str] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
     health_port: int = field(default_factory=free_port)
+    metrics_port: int | None = None
     _process: subprocess.Popen[bytes] | None = None
     _log: Any = None
 
@@ -145,6 +146,8 @@ class OperatorProcess:
             "--health",
             f"http://127.0.0.1:{self.health_port}/healthz",
         ]
+        if self.metrics_port is not None:
+            command += ["--metrics-port", str(self.metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -190,6 +193,13 @@ class OperatorProcess:
             process.wait(timeout=10)
         if self._log is not None:
             self._log.close()
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text (needs ``metrics_port``)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text: str = response.read().decode("utf-8")
+            return text
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
