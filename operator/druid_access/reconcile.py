@@ -195,7 +195,9 @@ class Engine:
                 log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
                 owned = True
             plan = kind.plan(desired, observed)
-            drift = bool(plan.ops) and _was_synced(body)
+            # A referenced Secret that changed since the last sync is a change of the desired
+            # state (a rotation), not drift on the remote side: apply it under either policy.
+            drift = bool(plan.ops) and _was_synced(body) and status.get("secretVersion") == secret_version
             if drift:
                 metrics.DRIFT.labels(kind.info.kind).inc()
                 if spec.drift_policy is DriftPolicy.REPORT:
@@ -214,7 +216,8 @@ class Engine:
                     kind.info.plural, meta["namespace"], meta["name"], {"owned": True}
                 )
                 owned = True
-            changes = await self._apply(kind, body, remote, target_name, plan.ops, drift, emit)
+            why = "drift on the remote side" if drift else _why(body, secret_version)
+            changes = await self._apply(kind, body, remote, target_name, plan.ops, why, emit)
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
         except InvalidSpecError as error:
@@ -243,12 +246,11 @@ class Engine:
         remote: Any,
         target: str,
         ops: Sequence[Any],
-        drift: bool,
+        why: str,
         emit: Emit,
     ) -> tuple[str, ...]:
         if not ops:
             return ()
-        why = "drift on the remote side" if drift else _why(body)
         done: list[str] = []
         async with self.targets.write_lock(f"{kind.target_type}/{target}"):
             for op in ops:
@@ -372,12 +374,14 @@ def _has_drifted_condition(body: Mapping[str, Any]) -> bool:
     return ready is not None and ready.get("reason") == Reason.DRIFTED.value
 
 
-def _why(body: Mapping[str, Any]) -> str:
+def _why(body: Mapping[str, Any], secret_version: str | None) -> str:
     status = body.get("status") or {}
     if status.get("observedGeneration") is None:
         return "new resource"
     if status.get("observedGeneration") != body["metadata"].get("generation"):
         return f"spec changed (generation {body['metadata'].get('generation')})"
+    if secret_version != status.get("secretVersion"):
+        return "referenced Secret changed"
     return "converging"
 
 

@@ -46,6 +46,7 @@ def operator(
         config=operator_config(fakes, resync_seconds=2.0),
         kubeconfig=controlplane.operator_kubeconfig,
         workdir=tmp_path_factory.mktemp("operator"),
+        namespaces=[NS],  # other modules' resources (even same remote names) stay out of view
         metrics_port=free_port(),
     )
     proc.start()
