@@ -31,6 +31,12 @@ def _cmd_controlplane(args: argparse.Namespace) -> int:
     return controlplane.run_foreground(Path(args.dir))
 
 
+def _cmd_druid(args: argparse.Namespace) -> int:
+    from druid_access.testing import druid
+
+    return druid.run_foreground(Path(args.dir), admin_password=args.admin_password)
+
+
 def _cmd_fake_coordinator(args: argparse.Namespace) -> int:
     from druid_access.testing import fake_coordinator
 
@@ -90,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("controlplane", help="run a local etcd + kube-apiserver until interrupted")
     cp.add_argument("--dir", required=True, help="directory for data, certificates and kubeconfigs")
     cp.set_defaults(func=_cmd_controlplane)
+
+    dr = sub.add_parser(
+        "druid", help="run a real Druid Coordinator (+ ZooKeeper) with basic security until interrupted"
+    )
+    dr.add_argument(
+        "--dir", required=True, help="directory for configuration, data and logs (data reset on start)"
+    )
+    dr.add_argument("--admin-password", required=True, help="password of the bootstrapped admin user")
+    dr.set_defaults(func=_cmd_druid)
 
     fc = sub.add_parser("fake-coordinator", help="serve a fake Druid Coordinator (basic-security API)")
     fc.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")

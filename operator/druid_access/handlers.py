@@ -41,12 +41,7 @@ class App:
     loops: Loops = field(default_factory=Loops)
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
-        targets = self.engine.targets
-        cfg = (
-            targets.cluster_config(target or "")
-            if kind.target_type == "cluster"
-            else targets.pivot_config(target or "")
-        )
+        cfg = self.engine.target_config(kind, target or "")
         return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
 
 
@@ -109,6 +104,9 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         except ValueError:
             return None
         meta = body["metadata"]
+        target = app.engine.target_config(kind, kind.target_name(spec))
+        if target is None or not target.allows(meta["namespace"]):
+            return None  # a resource that may not manage the target cannot claim on it
         claimant = Claimant(
             created=meta.get("creationTimestamp") or "",
             namespace=meta["namespace"],

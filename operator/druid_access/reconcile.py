@@ -96,7 +96,7 @@ class Engine:
     targets: Targets
     kube: Kube
 
-    def _target(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
+    def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
         if kind.target_type == "cluster":
             return self.targets.cluster_config(name)
         return self.targets.pivot_config(name)
@@ -154,7 +154,7 @@ class Engine:
         def done(reason: Reason, message: str, **extra: Any) -> Result:
             return Result(Outcome(reason, message, remote_name=name, **extra), refs)
 
-        target = self._target(kind, target_name)
+        target = self.target_config(kind, target_name)
         what = "Druid cluster" if kind.target_type == "cluster" else "Pivot instance"
         if target is None:
             return done(
@@ -292,7 +292,7 @@ class Engine:
             return f"released: deletionPolicy Retain leaves {kind.family} {name!r} in place"
         if (body.get("status") or {}).get("owned") is not True:
             return f"released: {kind.family} {name!r} was never created or adopted by this resource"
-        target = self._target(kind, target_name)
+        target = self.target_config(kind, target_name)
         if target is None:
             message = (
                 f"target {target_name!r} is no longer configured: released without deleting "

@@ -1,0 +1,609 @@
+"""A real Apache Druid Coordinator with druid-basic-security, run locally for the contract tests.
+
+No Docker and no Druid tarball: ``make druid`` (``hack/build-druid.sh``) resolves the Coordinator's class
+path from Maven Central with a throw-away pom (``druid/pom.xml``) into
+``$DRUID_ACCESS_CACHE/druid/<version>/lib``; ``find_druid_lib`` locates it. ``DruidCoordinator`` then starts,
+inside one directory:
+
+- ZooKeeper from the same class path (``ZooKeeperServerMain``, AdminServer off) on a free 127.0.0.1 port;
+- one Coordinator with an embedded Derby metadata store (its network server on another free 127.0.0.1
+  port, database under the directory), the ``basic`` authenticator, authorizer and escalator under the
+  names given, and ``admin`` / ``druid_system`` bootstrapped with the given passwords.
+
+Every start is fresh: the ZooKeeper data and the Derby database left by an earlier run are removed.
+
+Why Druid 27.0.0: the project needs a release that runs on Java 17 (27.0.0 up to 37.x; 38 drops it).
+The Maven Central that this project's machines reach serves ``druid-basic-security`` only as 0.20.0,
+27.0.0 and 37.0.0, and 37.0.0's Coordinator needs ``druid-multi-stage-query`` and ``druid-sql`` 37.0.0,
+which are not served (it dies with ``NoClassDefFoundError: org/apache/druid/msq/guice/MSQIndexingModule``).
+27.0.0 is the first release with full Java 17 support and runs Jetty 9.4 (as Druid up to 34 does). Its
+``druid-indexing-hadoop`` jar is not served either; only Druid's ``Main`` needs it (airline reflects over
+the Hadoop indexer command's fields), so the Coordinator is started through a trimmed copy of ``Main``
+(``druid/launcher/CoordinatorMain.java``, main class ``druidaccess.CoordinatorMain``).
+
+Differences from a recent Druid that matter to the operator's contract: none of the basic-security
+endpoints it uses is missing in 27.0.0, but 27.0.0 predates the authenticator/authorizer name validation
+(``IdUtils.validateId``) and audit logging of later versions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Self
+
+DRUID_VERSION = "27.0.0"
+"""Keep in sync with ``druid.version`` in ``druid/pom.xml`` (a contract test checks it)."""
+
+CACHE_ENV = "DRUID_ACCESS_CACHE"
+LIB_ENV = "DRUID_ACCESS_DRUID_LIB"
+JAVA_ENV = "DRUID_ACCESS_JAVA"
+
+MAIN_CLASS = "druidaccess.CoordinatorMain"
+LAUNCHER_JAR = "druid-access-launcher.jar"
+ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+
+INTERNAL_USER = "druid_system"
+ADMIN_USER = "admin"
+
+READY_TIMEOUT = 180.0
+ZOOKEEPER_READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+POLL_INTERVAL = 0.25
+
+# What Druid's bin/run-java adds on Java 11+ (the facts file, §7.2).
+JAVA17_FLAGS = (
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+)
+
+# Property keys embed the authenticator/authorizer names, so they must not contain '.', '=', etc.
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+LOG4J2_XML = """\
+<?xml version="1.0" encoding="UTF-8" ?>
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="Console" target="SYSTEM_OUT">
+      <PatternLayout pattern="%d{ISO8601} %p [%t] %c - %m%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Root level="info"><AppenderRef ref="Console"/></Root>
+    <!-- Every coordinator duty cycle logs at INFO; keep the log readable in test failures. -->
+    <Logger name="org.apache.druid.server.coordinator" level="warn" additivity="false">
+      <AppenderRef ref="Console"/>
+    </Logger>
+    <Logger name="org.apache.zookeeper" level="warn" additivity="false"><AppenderRef ref="Console"/></Logger>
+    <Logger name="org.apache.curator" level="warn" additivity="false"><AppenderRef ref="Console"/></Logger>
+  </Loggers>
+</Configuration>
+"""
+
+
+class DruidError(RuntimeError):
+    """The Druid class path could not be found, or the Coordinator could not be started or used."""
+
+
+# --- locating the class path and java -------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The root of the build cache, shared with ``hack/build-druid.sh``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "druid-access"
+
+
+def _is_complete_lib(lib: Path) -> bool:
+    return (lib / LAUNCHER_JAR).is_file() and any(lib.glob("druid-services-*.jar"))
+
+
+def find_druid_lib() -> Path:
+    """The directory of Coordinator jars: ``$DRUID_ACCESS_DRUID_LIB``, else the ``make druid`` cache."""
+    override = os.environ.get(LIB_ENV)
+    if override:
+        lib = Path(override)
+        if not _is_complete_lib(lib):
+            raise DruidError(
+                f"${LIB_ENV}={override} holds no druid-services-*.jar and {LAUNCHER_JAR}; "
+                "point it at a lib dir built by hack/build-druid.sh"
+            )
+        return lib
+    lib = cache_dir() / "druid" / DRUID_VERSION / "lib"
+    if not _is_complete_lib(lib):
+        raise DruidError(
+            f"the Druid {DRUID_VERSION} Coordinator class path is not built ({lib} is missing or incomplete); "
+            f"run `make druid` (hack/build-druid.sh resolves it from Maven Central) or set ${LIB_ENV}"
+        )
+    return lib
+
+
+def find_java() -> Path:
+    """``$DRUID_ACCESS_JAVA``, else ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+    override = os.environ.get(JAVA_ENV)
+    if override:
+        return Path(override)
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return Path(java_home) / "bin" / "java"
+    on_path = shutil.which("java")
+    if on_path is None:
+        raise DruidError(
+            "java is not on PATH; install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)"
+        )
+    return Path(on_path)
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def escape_property(value: str) -> str:
+    """Encode ``value`` for a ``java.util.Properties`` file, pure ASCII so the file's charset cannot matter.
+
+    Non-ASCII characters become ``\\uXXXX`` (UTF-16 code units, as ``Properties.load`` expects), so a
+    password round-trips exactly whether Java reads the file as ISO-8859-1 or UTF-8.
+    """
+    out: list[str] = []
+    for index, char in enumerate(value):
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif char in "\t\n\r\f":
+            out.append({"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}[char])
+        elif char in "=:#!" or (char == " " and index == 0):
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        else:
+            encoded = char.encode("utf-16-be")
+            out.extend(f"\\u{encoded[i : i + 2].hex().upper()}" for i in range(0, len(encoded), 2))
+    return "".join(out)
+
+
+def render_properties(properties: Mapping[str, str]) -> str:
+    lines = ["# Written by druid_access.testing.druid; regenerated on every start."]
+    lines.extend(f"{key}={escape_property(value)}" for key, value in properties.items())
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file holding credentials readable by the owner only (no window with wider permissions)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now; all sockets are held until the end so the ports are distinct."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    # Reap after SIGKILL too; the bound only matters if the kernel cannot kill it.
+    process.wait(timeout=10)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of a process from ``/proc`` (None when it is gone or /proc is unavailable)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+# --- the Coordinator -------------------------------------------------------------------------------------
+
+
+class DruidCoordinator:
+    """ZooKeeper + one Druid Coordinator on 127.0.0.1, with everything in ``directory``.
+
+    Use as a context manager or call ``start()`` / ``stop()``. ``stop()`` is idempotent and also runs at
+    interpreter exit. After ``start()``: ``url`` is the Coordinator's base URL, ``startup_seconds`` the time
+    from spawning ZooKeeper until both ``loadStatus`` endpoints report the caches loaded, and
+    ``coordinator_startup_seconds`` the same from spawning the Coordinator.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        admin_password: str,
+        internal_password: str | None = None,
+        authenticator: str = "basic",
+        authorizer: str = "basic",
+        credential_iterations: int | None = None,
+        lib: Path | None = None,
+        java: Path | None = None,
+        heap: str = "512m",
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        for kind, name in (("authenticator", authenticator), ("authorizer", authorizer)):
+            if not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"{kind} name {name!r} must match {_NAME.pattern} (it is part of property keys)"
+                )
+        for kind, password in (("admin", admin_password), ("internal", internal_password)):
+            if password is not None and (not password or ":" in password):
+                # Druid refuses empty passwords and cannot log in with one containing ':' (facts §0.10).
+                raise ValueError(f"the {kind} password must be non-empty and must not contain ':'")
+        if credential_iterations is not None and credential_iterations < 1:
+            raise ValueError("credential_iterations must be positive")
+        self.directory = directory.resolve()
+        self.admin_password = admin_password
+        self.internal_password = internal_password or secrets.token_urlsafe(24)
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self.credential_iterations = credential_iterations
+        self.lib = lib if lib is not None else find_druid_lib()
+        self.java = java if java is not None else find_java()
+        self.heap = heap
+        self.ready_timeout = ready_timeout
+        self.startup_seconds: float | None = None
+        self.coordinator_startup_seconds: float | None = None
+        self._zookeeper: subprocess.Popen[bytes] | None = None
+        self._coordinator: subprocess.Popen[bytes] | None = None
+        self._logs: list[IO[bytes]] = []
+        self._port: int | None = None
+        self._zookeeper_port: int | None = None
+        self._derby_port: int | None = None
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not started"
+        return f"DruidCoordinator({where}, directory={str(self.directory)!r})"
+
+    # paths and addresses
+
+    @property
+    def log_path(self) -> Path:
+        """The Coordinator's stdout/stderr (log4j2 writes to the console)."""
+        return self.directory / "coordinator.log"
+
+    @property
+    def zookeeper_log_path(self) -> Path:
+        return self.directory / "zookeeper.log"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.directory / "conf"
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise DruidError("the Coordinator is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def zookeeper_address(self) -> str:
+        if self._zookeeper_port is None:
+            raise DruidError("ZooKeeper is not started")
+        return f"127.0.0.1:{self._zookeeper_port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port the processes listen on (empty when not started)."""
+        candidates = (self._port, self._zookeeper_port, self._derby_port)
+        return tuple(port for port in candidates if port is not None)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        processes = (("coordinator", self._coordinator), ("zookeeper", self._zookeeper))
+        return {name: proc.pid for name, proc in processes if proc is not None}
+
+    def memory_rss(self) -> dict[str, int | None]:
+        """Resident memory (bytes) of each running process, from /proc."""
+        return {name: rss_bytes(pid) for name, pid in self.pids.items()}
+
+    # lifecycle
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._zookeeper is not None or self._coordinator is not None:
+            raise DruidError("the Coordinator is already started")
+        started = time.monotonic()
+        atexit.register(self.stop)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._port, self._zookeeper_port, self._derby_port = _free_ports(3)
+            self._prepare_directory()
+            self._start_zookeeper()
+            coordinator_started = time.monotonic()
+            self._start_coordinator()
+            self._wait_ready()
+            self.coordinator_startup_seconds = time.monotonic() - coordinator_started
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Terminate the Coordinator, then ZooKeeper (SIGTERM, bounded wait, SIGKILL). Safe to call twice."""
+        try:
+            for process in (self._coordinator, self._zookeeper):
+                if process is not None:
+                    _stop_process(process, STOP_TIMEOUT)
+        finally:
+            self._coordinator = self._zookeeper = None
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
+            atexit.unregister(self.stop)
+
+    def check_alive(self) -> None:
+        """Raise with the log tail if a process has exited on its own."""
+        for name, process, log in (
+            ("Druid Coordinator", self._coordinator, self.log_path),
+            ("ZooKeeper", self._zookeeper, self.zookeeper_log_path),
+        ):
+            if process is not None and process.poll() is not None:
+                raise DruidError(
+                    f"{name} exited with code {process.returncode}; last lines of {log}:\n{_tail(log)}"
+                )
+
+    # configuration
+
+    def runtime_properties(self) -> dict[str, str]:
+        """The Coordinator's ``runtime.properties`` (the facts file, §7.4, bound to 127.0.0.1)."""
+        var = self.directory / "var"
+        props = {
+            "druid.host": "127.0.0.1",
+            "druid.bindOnHost": "true",
+            "druid.service": "druid/coordinator",
+            "druid.plaintextPort": str(self._port),
+            # basic-security is on the class path: ServiceLoader finds it, nothing to load from disk.
+            "druid.extensions.loadList": "[]",
+            "druid.extensions.directory": str(var / "no-extensions"),
+            "druid.zk.service.host": self.zookeeper_address,
+            "druid.zk.paths.base": "/druid",
+            "druid.metadata.storage.type": "derby",
+            "druid.metadata.storage.connector.connectURI": (
+                f"jdbc:derby://127.0.0.1:{self._derby_port}/{var / 'metadata.db'};create=true"
+            ),
+            "druid.metadata.storage.connector.host": "127.0.0.1",
+            "druid.metadata.storage.connector.port": str(self._derby_port),
+            "druid.storage.type": "local",
+            "druid.storage.storageDirectory": str(var / "segments"),
+            "druid.indexer.logs.type": "file",
+            "druid.indexer.logs.directory": str(var / "indexing-logs"),
+            "druid.coordinator.startDelay": "PT10S",
+            "druid.coordinator.period": "PT5S",
+            "druid.coordinator.asOverlord.enabled": "false",
+            "druid.emitter": "noop",
+            "druid.auth.authenticatorChain": json.dumps([self.authenticator]),
+            f"druid.auth.authenticator.{self.authenticator}.type": "basic",
+            f"druid.auth.authenticator.{self.authenticator}.initialAdminPassword": self.admin_password,
+            f"druid.auth.authenticator.{self.authenticator}.initialInternalClientPassword": (
+                self.internal_password
+            ),
+            f"druid.auth.authenticator.{self.authenticator}.credentialsValidator.type": "metadata",
+            f"druid.auth.authenticator.{self.authenticator}.skipOnFailure": "false",
+            f"druid.auth.authenticator.{self.authenticator}.authorizerName": self.authorizer,
+            "druid.auth.authorizers": json.dumps([self.authorizer]),
+            f"druid.auth.authorizer.{self.authorizer}.type": "basic",
+            "druid.escalator.type": "basic",
+            "druid.escalator.internalClientUsername": INTERNAL_USER,
+            "druid.escalator.internalClientPassword": self.internal_password,
+            "druid.escalator.authorizerName": self.authorizer,
+        }
+        if self.credential_iterations is not None:
+            key = f"druid.auth.authenticator.{self.authenticator}.credentialIterations"
+            props[key] = str(self.credential_iterations)
+        return props
+
+    def _prepare_directory(self) -> None:
+        # Every start is fresh: an old Derby database would keep the old admin password (Druid never
+        # resets it), and old ZooKeeper data would hold stale announcements.
+        for stale in ("var", "zookeeper", "tmp"):
+            shutil.rmtree(self.directory / stale, ignore_errors=True)
+        for sub in ("var", "zookeeper", "tmp", "conf"):
+            (self.directory / sub).mkdir(exist_ok=True)
+        _write_private(self.conf_dir / "runtime.properties", render_properties(self.runtime_properties()))
+        (self.conf_dir / "log4j2.xml").write_text(LOG4J2_XML)
+        zoo_cfg = {
+            "dataDir": str(self.directory / "zookeeper"),
+            "clientPort": str(self._zookeeper_port),
+            "clientPortAddress": "127.0.0.1",
+            "tickTime": "2000",
+            "admin.enableServer": "false",
+        }
+        (self.conf_dir / "zoo.cfg").write_text(render_properties(zoo_cfg))
+
+    def _java_command(
+        self, main: str, args: Sequence[str], *, heap: str, extra: Sequence[str] = ()
+    ) -> list[str]:
+        return [
+            str(self.java),
+            f"-Xmx{heap}",
+            "-XX:+UseSerialGC",
+            "-Duser.timezone=UTC",
+            "-Dfile.encoding=UTF-8",
+            f"-Djava.io.tmpdir={self.directory / 'tmp'}",
+            f"-Dlog4j.configurationFile={self.conf_dir / 'log4j2.xml'}",
+            *extra,
+            "-cp",
+            f"{self.conf_dir}:{self.lib}/*",
+            main,
+            *args,
+        ]
+
+    def _spawn(self, command: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+        log = log_path.open("ab")
+        self._logs.append(log)
+        # A new session keeps a terminal's Ctrl-C away from the children: stop() shuts them down in
+        # order (Coordinator before ZooKeeper) instead of both dying at once.
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.directory,
+            start_new_session=True,
+        )
+
+    def _start_zookeeper(self) -> None:
+        command = self._java_command(
+            ZOOKEEPER_MAIN,
+            [str(self.conf_dir / "zoo.cfg")],
+            heap="128m",
+            extra=["-Dzookeeper.admin.enableServer=false"],
+        )
+        self._zookeeper = self._spawn(command, self.zookeeper_log_path)
+        deadline = time.monotonic() + ZOOKEEPER_READY_TIMEOUT
+        while True:
+            self.check_alive()
+            try:
+                with socket.create_connection(("127.0.0.1", self._zookeeper_port or 0), timeout=1):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise DruidError(
+                    f"ZooKeeper not listening on {self.zookeeper_address} after {ZOOKEEPER_READY_TIMEOUT:.0f} s; "
+                    f"last lines of {self.zookeeper_log_path}:\n{_tail(self.zookeeper_log_path)}"
+                )
+            time.sleep(0.1)
+
+    def _start_coordinator(self) -> None:
+        command = self._java_command(
+            MAIN_CLASS,
+            ["server", "coordinator"],
+            heap=self.heap,
+            extra=[
+                *JAVA17_FLAGS,
+                "-Ddruid.node.type=coordinator",
+                f"-Dderby.stream.error.file={self.directory / 'var' / 'derby.log'}",
+            ],
+        )
+        self._coordinator = self._spawn(command, self.log_path)
+
+    # readiness
+
+    def _get(self, path: str, *, auth: tuple[str, str] | None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{self.url}{path}")  # noqa: S310 - our own loopback URL
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def load_status(self) -> tuple[dict[str, bool], dict[str, bool]]:
+        """(authentication, authorization) ``loadStatus`` maps, read as admin."""
+        maps: list[dict[str, bool]] = []
+        for store in ("authentication", "authorization"):
+            status, body = self._get(
+                f"/druid-ext/basic-security/{store}/loadStatus", auth=(ADMIN_USER, self.admin_password)
+            )
+            if status != 200:
+                raise DruidError(f"{store}/loadStatus answered HTTP {status}: {body[:300]!r}")
+            maps.append({str(k): bool(v) for k, v in json.loads(body).items()})
+        return maps[0], maps[1]
+
+    def _wait_ready(self) -> None:
+        """Poll ``/status/health`` (unsecured), then both ``loadStatus`` endpoints as admin."""
+        deadline = time.monotonic() + self.ready_timeout
+        last = "no answer yet"
+        while True:
+            self.check_alive()
+            try:
+                status, body = self._get("/status/health", auth=None)
+                if status == 200 and body.strip() == b"true":
+                    authn, authz = self.load_status()
+                    if authn.get(self.authenticator) and authz.get(self.authorizer):
+                        return
+                    last = f"loadStatus authentication={authn} authorization={authz}"
+                else:
+                    last = f"/status/health answered HTTP {status}: {body[:200]!r}"
+            except (OSError, ValueError, DruidError) as error:
+                last = str(error)
+            if time.monotonic() > deadline:
+                raise DruidError(
+                    f"Druid Coordinator not ready after {self.ready_timeout:.0f} s ({last}); "
+                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            time.sleep(POLL_INTERVAL)
+
+
+def run_foreground(directory: Path, *, admin_password: str) -> int:
+    """Run ZooKeeper + a Coordinator until SIGINT/SIGTERM (``druid-access druid --dir DIR --admin-password PW``)."""
+    stop_requested: list[int] = []
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Only record it: stopping from inside a signal handler could re-enter start() or stop().
+        stop_requested.append(signum)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with DruidCoordinator(directory, admin_password=admin_password) as druid:
+            print(f"Druid {DRUID_VERSION} Coordinator ready at {druid.url} in {druid.startup_seconds:.1f} s")
+            print(f"log: {druid.log_path}")
+            print(
+                f"try: curl -u admin:PASSWORD {druid.url}/druid-ext/basic-security/authentication/db/basic/users"
+            )
+            print("stop with Ctrl-C (or SIGTERM)", flush=True)
+            while not stop_requested:
+                druid.check_alive()
+                time.sleep(0.2)
+    except (DruidError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
