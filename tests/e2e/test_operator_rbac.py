@@ -182,7 +182,10 @@ def test_lifecycle_passes_under_the_operator_rbac(
     assert "rbac-conn" not in fakes.pivot.connections
 
     log = operator.log()
-    assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line]
+    # RBAC denials name the identity; other 403s (a namespace left Terminating by another
+    # module, as there is no namespace controller here) are not about these rules.
+    denied = [line for line in log.splitlines() if 'forbidden: User "system:serviceaccount' in line]
+    assert denied == []
     assert "Traceback" not in log
 
 
