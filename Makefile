@@ -17,6 +17,7 @@ help:
 	@echo "make crds          regenerate crds/ from the pydantic models"
 	@echo "make lint          ruff + mypy --strict"
 	@echo "make controlplane  build (or reuse) kube-apiserver and etcd in \$$DRUID_ACCESS_CACHE"
+	@echo "make druid         resolve (or reuse) a real Druid Coordinator from Maven Central"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ venv: $(BIN)/.installed
 controlplane:
 	hack/build-controlplane.sh
 
+.PHONY: druid
+druid:
+	hack/build-druid.sh
+
 .PHONY: crds
 crds: venv
 	$(BIN)/druid-access crds --out crds
@@ -41,7 +46,7 @@ lint: venv
 	$(BIN)/mypy
 
 .PHONY: test
-test: venv controlplane lint
+test: venv controlplane druid lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo
