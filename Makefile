@@ -50,5 +50,5 @@ test: venv controlplane druid lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: venv controlplane
-	$(BIN)/python -m druid_access.testing.demo $(if $(KEEP),--keep)
+demo: venv controlplane druid
+	$(BIN)/python -m druid_access.testing.demo $(if $(KEEP),--keep) --druid $(or $(DRUID),real)

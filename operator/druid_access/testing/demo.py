@@ -1,6 +1,7 @@
 """``make demo``: the operator doing its main job on a local control plane, end to end.
 
-Starts etcd + kube-apiserver, the fake Coordinator and fake Pivot, installs the CRDs and
+Starts etcd + kube-apiserver, a real Druid Coordinator (or the fake one) and the fake Pivot,
+installs the CRDs and
 RBAC, runs the operator under its restricted identity, applies ``deploy/samples/``, waits
 until everything is Ready, shows what Druid and Pivot now hold, then demonstrates one
 drift correction and one password rotation. Everything stops at the end unless ``--keep``.
@@ -9,20 +10,24 @@ drift correction and one password rotation. Everything stops at the end unless `
 from __future__ import annotations
 
 import argparse
-import base64
+import asyncio
+import contextlib
 import json
+import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from druid_access.passwords import verify_password
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, PivotClient
 from druid_access.testing.controlplane import ControlPlane
+from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
 from druid_access.testing.environment import (
     FakesInThread,
     OperatorProcess,
@@ -34,6 +39,8 @@ from druid_access.testing.environment import (
 )
 
 NAMESPACE = "analytics"
+AUTHN = AuthenticatorName("basic")
+AUTHZ = AuthorizerName("basic")
 KINDS = ("druidrole", "druiduser", "druidgroupmapping", "druidconnection")
 
 
@@ -52,53 +59,81 @@ def _ready_all(cp: ControlPlane) -> bool:
     )
 
 
-def show_remote(fakes: FakesInThread) -> None:
-    coord, pivot = fakes.coordinator, fakes.pivot
+@dataclass(frozen=True)
+class Coordinator:
+    """The Coordinator the demo's ``default`` cluster points at (fake or real)."""
 
-    def snapshot() -> tuple[
-        dict[str, list[str]], dict[str, list[str]], dict[str, str], dict[str, dict[str, Any]]
-    ]:
-        users = {u: sorted(r) for u, r in coord.users.items()}
-        roles = {r: [f"{p.action} {p.type}/{p.name}" for p in perms] for r, perms in coord.roles.items()}
-        mappings = {g: f"{m.group_pattern} -> {sorted(m.roles)}" for g, m in coord.group_mappings.items()}
-        return users, roles, mappings, json.loads(json.dumps(pivot.connections))
+    url: str
+    admin_password: str
 
-    users, roles, mappings, connections = fakes.call(snapshot)
-    print("Druid Coordinator (authorizer users -> roles):")
-    for user, user_roles in sorted(users.items()):
-        has_password = coord.credentials.get(user) is not None
-        print(f"  {user:24} {', '.join(user_roles) or '-':36} password set: {has_password}")
+    def client(self) -> CoordinatorClient:
+        return CoordinatorClient(self.url, username="admin", password=self.admin_password)
+
+
+async def _remote_state(coordinator: Coordinator, pivot_url: str, pivot_token: str) -> dict[str, Any]:
+    async with coordinator.client() as c, PivotClient(pivot_url, token=pivot_token) as p:
+        users = {
+            u: await c.get_authorizer_user(AUTHZ, u) for u in sorted(await c.list_authorizer_users(AUTHZ))
+        }
+        creds = {
+            u: (await c.get_authenticator_user(AUTHN, u)).credentials
+            for u in await c.list_authenticator_users(AUTHN)
+        }
+        roles = {r: await c.get_role(AUTHZ, r) for r in sorted(await c.list_roles(AUTHZ))}
+        mappings = {
+            g: await c.get_group_mapping(AUTHZ, g) for g in sorted(await c.list_group_mappings(AUTHZ))
+        }
+        connections = await p.list_connections()
+    return {"users": users, "creds": creds, "roles": roles, "mappings": mappings, "connections": connections}
+
+
+def show_remote(coordinator: Coordinator, fakes: FakesInThread, pivot_token: str) -> None:
+    state = asyncio.run(_remote_state(coordinator, fakes.pivot.url, pivot_token))
+    print(f"Druid Coordinator at {coordinator.url} (authorizer users -> roles):")
+    for name, user in state["users"].items():
+        has_password = state["creds"].get(name) is not None
+        print(f"  {name:24} {', '.join(sorted(user.roles)) or '-':36} password set: {has_password}")
     print("Druid Coordinator (roles -> permissions):")
-    for role, perms in sorted(roles.items()):
+    for name, role in state["roles"].items():
+        perms = sorted(f"{p.action} {p.resource_type}/{p.resource_name}" for p in role.permissions)
         shown = "; ".join(perms) if len(perms) <= 3 else f"{len(perms)} permissions (superuser)"
-        print(f"  {role:24} {shown}")
+        print(f"  {name:24} {shown}")
     print("Druid Coordinator (group mappings):")
-    for name, text in sorted(mappings.items()):
-        print(f"  {name:24} {text}")
+    for name, mapping in state["mappings"].items():
+        print(f"  {name:24} {mapping.group_pattern} -> {sorted(mapping.roles)}")
     print("Pivot connections:")
-    for name, conn in sorted(connections.items()):
-        token = conn.get("defaultDbAuthToken") or {}
+    for conn in state["connections"]:
+        token = conn.default_db_auth_token
         print(
-            f"  {name:24} {conn.get('type')} {conn.get('queryHosts')} protocol={conn.get('protocol')} "
-            f"db user={token.get('username')} password={'***' if token.get('password') else '-'}"
+            f"  {conn.name:24} {conn.type} {list(conn.query_hosts or ())} protocol={conn.protocol} "
+            f"db user={token.username if token else '-'} password={'***' if token and token.password else '-'}"
         )
 
 
-def demo_drift(cp: ControlPlane, fakes: FakesInThread, admin_password: str) -> None:
+async def _permissions(coordinator: Coordinator, role: str) -> list[str]:
+    async with coordinator.client() as c:
+        found = await c.get_role(AUTHZ, role)
+    return sorted(f"{p.action} {p.resource_type}/{p.resource_name}" for p in found.permissions)
+
+
+def demo_drift(cp: ControlPlane, coordinator: Coordinator) -> None:
     say("Drift: someone removes a permission from role 'analyst' with curl, behind the operator's back")
-    url = f"{fakes.coordinator.url}/druid-ext/basic-security/authorization/db/basic/roles/analyst/permissions"
+    url = f"{coordinator.url}/druid-ext/basic-security/authorization/db/basic/roles/analyst/permissions"
     only_state = [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]
-    httpx.post(url, json=only_state, auth=("admin", admin_password), timeout=10).raise_for_status()
-    print(f"  Coordinator now has {len(fakes.coordinator.roles['analyst'])} permission(s) on 'analyst'")
+    httpx.post(
+        url, json=only_state, auth=("admin", coordinator.admin_password), timeout=10
+    ).raise_for_status()
+    print(f"  the Coordinator now has: {asyncio.run(_permissions(coordinator, 'analyst'))}")
     started = time.monotonic()
     wait_for(
-        lambda: len(fakes.call(lambda: list(fakes.coordinator.roles["analyst"]))) == 2,
+        lambda: len(asyncio.run(_permissions(coordinator, "analyst"))) == 2,
         timeout=60,
+        interval=1,
         what="drift correction",
     )
-    print(f"  corrected after {time.monotonic() - started:.1f}s (next resync); permissions are back:")
-    for p in fakes.coordinator.roles["analyst"]:
-        print(f"    {p.action} {p.type}/{p.name}")
+    print(
+        f"  corrected after {time.monotonic() - started:.1f}s (next resync): {asyncio.run(_permissions(coordinator, 'analyst'))}"
+    )
     role = kubectl_json(cp, "get", "druidrole", "analyst", "-n", NAMESPACE)
     print(f"  status.driftCount = {role['status'].get('driftCount')}")
     events = kubectl_json(
@@ -109,64 +144,75 @@ def demo_drift(cp: ControlPlane, fakes: FakesInThread, admin_password: str) -> N
             print(f"  Event {event['type']} {event['reason']}: {event['message']}")
 
 
-def demo_rotation(cp: ControlPlane, fakes: FakesInThread) -> None:
+async def _login(coordinator: Coordinator, user: str, password: str) -> bool:
+    async with coordinator.client() as c:
+        return await c.check_login(user, password)
+
+
+def demo_rotation(cp: ControlPlane, coordinator: Coordinator) -> None:
     say("Password rotation: the Secret of user 'bob' gets a new value")
-    new_password = "rotated-" + base64.b32encode(str(time.time()).encode()).decode()[:12].lower()
+    old_password = "change-me-bob-1"  # deploy/samples/users.yaml
+    new_password = "rotated-" + secrets.token_hex(6)
     patch = json.dumps({"stringData": {"password": new_password}})
     cp.kubectl("patch", "secret", "bob-druid-password", "-n", NAMESPACE, "--type=merge", "-p", patch)
     started = time.monotonic()
-
-    def rotated() -> bool:
-        creds = fakes.call(lambda: fakes.coordinator.credentials.get("bob"))
-        return creds is not None and verify_password(new_password, creds)
-
-    wait_for(rotated, timeout=60, what="the new password to reach Druid")
-    print(
-        f"  Druid accepts bob's new password {time.monotonic() - started:.1f}s after the Secret changed (watch, not resync)"
+    wait_for(
+        lambda: asyncio.run(_login(coordinator, "bob", new_password)),
+        timeout=60,
+        interval=0.5,
+        what="the new password to work",
     )
+    print(
+        f"  bob logs in with the new password {time.monotonic() - started:.1f}s after the Secret changed (watch, not resync)"
+    )
+    print(f"  the old password is refused: {not asyncio.run(_login(coordinator, 'bob', old_password))}")
 
 
-def run(keep: bool, workdir: Path) -> int:
-    admin_password = "demo-admin-" + base64.b32encode(str(time.time()).encode()).decode()[:8].lower()
-    pivot_token = "demo-token-" + base64.b32encode(str(time.time_ns()).encode()).decode()[:8].lower()
+def run(keep: bool, workdir: Path, druid: str) -> int:
+    admin_password = "demo-admin-" + secrets.token_hex(4)
+    pivot_token = "demo-token-" + secrets.token_hex(4)
     started = time.monotonic()
-    say("Starting etcd + kube-apiserver (built from Go modules, cached)")
-    with (
-        ControlPlane(workdir / "controlplane") as cp,
-        FakesInThread(admin_password=admin_password, pivot_token=pivot_token) as fakes,
-    ):
+    with contextlib.ExitStack() as stack:
+        say("Starting etcd + kube-apiserver (built from Go modules, cached)")
+        cp = stack.enter_context(ControlPlane(workdir / "controlplane"))
+        fakes = stack.enter_context(FakesInThread(admin_password=admin_password, pivot_token=pivot_token))
+        coordinator = Coordinator(fakes.coordinator.url, admin_password)
+        if druid == "real":
+            say(
+                f"Starting a real Apache Druid {DRUID_VERSION} Coordinator + ZooKeeper (from Maven Central, cached)"
+            )
+            real = stack.enter_context(DruidCoordinator(workdir / "druid", admin_password=admin_password))
+            coordinator = Coordinator(real.url, admin_password)
         print(
-            f"  kube-apiserver {cp.url}; fake Coordinator {fakes.coordinator.url}; fake Pivot {fakes.pivot.url}"
+            f"  kube-apiserver {cp.url}; Druid Coordinator {coordinator.url} ({druid}); fake Pivot {fakes.pivot.url}"
         )
         say("Installing CRDs, RBAC and the operator's credential Secrets")
         install(cp, admin_user="admin", admin_password=admin_password, pivot_token=pivot_token)
         say("Starting the operator (as system:serviceaccount:druid-access:druid-access-operator)")
+        config = operator_config(fakes, resync_seconds=10.0)
+        config["clusters"]["default"]["coordinatorUrl"] = coordinator.url
         operator = OperatorProcess(
-            config=operator_config(fakes, resync_seconds=10.0),
-            kubeconfig=cp.operator_kubeconfig,
-            workdir=workdir / "operator",
+            config=config, kubeconfig=cp.operator_kubeconfig, workdir=workdir / "operator"
         )
         operator.start()
-        try:
-            say(f"Applying deploy/samples/ to namespace {NAMESPACE}")
-            cp.kubectl("create", "namespace", NAMESPACE)
-            print(
-                cp.kubectl(
-                    "apply", "-n", NAMESPACE, "-f", str(repo_root() / "deploy" / "samples")
-                ).stdout.rstrip()
-            )
-            wait_for(lambda: _ready_all(cp), timeout=90, what="every sample to be Ready")
-            say("kubectl get druid")
-            print(cp.kubectl("get", "druid", "-n", NAMESPACE).stdout.rstrip())
-            say("What the Coordinator and Pivot now hold")
-            show_remote(fakes)
-            demo_drift(cp, fakes, admin_password)
-            demo_rotation(cp, fakes)
-            say(f"Done in {time.monotonic() - started:.0f}s. Operator log: {operator.log_path}")
-            if keep:
-                wait_for_signal(cp)
-        finally:
-            operator.stop()
+        stack.callback(operator.stop)
+        say(f"Applying deploy/samples/ to namespace {NAMESPACE}")
+        cp.kubectl("create", "namespace", NAMESPACE)
+        print(
+            cp.kubectl(
+                "apply", "-n", NAMESPACE, "-f", str(repo_root() / "deploy" / "samples")
+            ).stdout.rstrip()
+        )
+        wait_for(lambda: _ready_all(cp), timeout=120, what="every sample to be Ready")
+        say("kubectl get druid")
+        print(cp.kubectl("get", "druid", "-n", NAMESPACE).stdout.rstrip())
+        say("What the Coordinator and Pivot now hold")
+        show_remote(coordinator, fakes, pivot_token)
+        demo_drift(cp, coordinator)
+        demo_rotation(cp, coordinator)
+        say(f"Done in {time.monotonic() - started:.0f}s. Operator log: {operator.log_path}")
+        if keep:
+            wait_for_signal(cp)
     return 0
 
 
@@ -188,10 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="druid-access-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
     parser.add_argument("--dir", default=".demo", help="working directory (kubeconfigs, logs)")
+    parser.add_argument(
+        "--druid",
+        choices=("real", "fake"),
+        default="real",
+        help="run the samples against a real Druid Coordinator (default) or the fake one",
+    )
     args = parser.parse_args(argv)
     workdir = Path(args.dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    return run(args.keep, workdir)
+    return run(args.keep, workdir, args.druid)
 
 
 if __name__ == "__main__":
