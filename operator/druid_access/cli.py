@@ -66,6 +66,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         all_namespaces=args.all_namespaces,
         health=args.health,
         metrics_port=args.metrics_port,
+        peering=args.peering,
+        priority=args.priority,
         verbose=args.verbose,
     )
 
@@ -85,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="liveness/readiness endpoint URL to serve ('' to disable)",
     )
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    run.add_argument(
+        "--peering",
+        default=None,
+        help="kopf peering name for high availability: one replica reconciles, the others stand by "
+        "(needs the KopfPeering CRDs); omit to run standalone",
+    )
+    run.add_argument(
+        "--priority", type=int, default=None, help="peering priority (default: random, so replicas never tie)"
+    )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)
 

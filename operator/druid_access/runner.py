@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ async def run(
     all_namespaces: bool,
     health: str | None,
     metrics_port: int | None,
-    metrics_address: str = "0.0.0.0",  # noqa: S104 - scraped from outside the pod
+    peering: str | None = None,
+    priority: int | None = None,
 ) -> int:
     cfg = config_module.load(config_path)
     kube = await Kube.connect()
@@ -62,12 +64,17 @@ async def run(
 
     register(registry, app)
     if metrics_port is not None:
-        start_http_server(metrics_port, addr=metrics_address)
+        start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
+    if peering is not None and priority is None:
+        # Replicas with equal priorities all freeze (kopf's rule); distinct random ones make
+        # exactly one of them active and the others wait to take over.
+        priority = secrets.randbelow(1_000_000) + 1
     log.info(
-        "starting: %d Druid cluster(s), %d Pivot instance(s), watching %s",
+        "starting: %d Druid cluster(s), %d Pivot instance(s), watching %s, %s",
         len(cfg.clusters),
         len(cfg.pivots),
         "all namespaces" if all_namespaces else ", ".join(namespaces),
+        f"peering {peering!r} with priority {priority}" if peering else "standalone",
     )
     try:
         await kopf.operator(
@@ -75,7 +82,9 @@ async def run(
             clusterwide=all_namespaces,
             namespaces=list(namespaces),
             liveness_endpoint=health,
-            standalone=True,
+            standalone=peering is None,
+            peering_name=peering,
+            priority=priority,
         )
     finally:
         await targets.close()
@@ -91,6 +100,8 @@ def main(
     all_namespaces: bool,
     health: str | None,
     metrics_port: int | None,
+    peering: str | None = None,
+    priority: int | None = None,
     verbose: bool = False,
 ) -> int:
     setup_logging(verbose)
@@ -106,5 +117,7 @@ def main(
             all_namespaces=all_namespaces,
             health=health,
             metrics_port=metrics_port,
+            peering=peering,
+            priority=priority,
         )
     )
