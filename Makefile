@@ -18,6 +18,10 @@ help:
 	@echo "make lint          ruff + mypy --strict"
 	@echo "make controlplane  build (or reuse) kube-apiserver and etcd in \$$DRUID_ACCESS_CACHE"
 	@echo "make druid         resolve (or reuse) a real Druid Coordinator from Maven Central"
+	@echo "make helm          build (or reuse) helm from the Go module proxy"
+	@echo "make manifests     render deploy/ from the Helm chart"
+	@echo "make image         build the container image (needs Docker)"
+	@echo "make kind-e2e      e2e suite against a kind cluster with the image and chart (needs Docker + kind)"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +39,34 @@ controlplane:
 druid:
 	hack/build-druid.sh
 
+HELM_VERSION ?= v3.19.0
+HELM := $(DRUID_ACCESS_CACHE)/helm-$(HELM_VERSION)/bin/helm
+CHART := helm/druid-access-operator
+IMAGE ?= druid-access-operator:dev
+
+.PHONY: helm
+helm:
+	HELM_VERSION=$(HELM_VERSION) hack/build-helm.sh
+
+# deploy/ is rendered from the chart (one source); a test fails when they differ.
+.PHONY: manifests
+manifests: helm
+	cp crds/*.yaml $(CHART)/crds/
+	$(HELM) template druid-access-operator $(CHART) --namespace druid-access \
+		| sed '/^# Source:/d' > deploy/druid-access-operator.yaml
+	$(HELM) template druid-access-operator $(CHART) --namespace druid-access \
+		--show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+		| sed '/^# Source:/d' > deploy/rbac.yaml
+
+.PHONY: image
+image:
+	docker build -t $(IMAGE) .
+
+# Needs Docker and kind; not part of `make test` (no Docker engine on CI machines).
+.PHONY: kind-e2e
+kind-e2e: venv helm
+	IMAGE=$(IMAGE) HELM=$(HELM) hack/kind-e2e.sh
+
 .PHONY: crds
 crds: venv
 	$(BIN)/druid-access crds --out crds
@@ -46,7 +78,7 @@ lint: venv
 	$(BIN)/mypy
 
 .PHONY: test
-test: venv controlplane druid lint
+test: venv controlplane druid helm lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo

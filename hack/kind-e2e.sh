@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End to end on a real (kind) cluster, for machines with Docker and kind: builds the image,
+# loads it into a fresh kind cluster, runs the fake Coordinator and fake Pivot in the cluster
+# from the same image, installs the chart configured against them, applies deploy/samples/,
+# waits until every sample is Ready, checks a deletion, and deletes the cluster.
+# It cannot run where there is no Docker engine (CI here): `make test` covers the same
+# lifecycle on a local kube-apiserver instead.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+IMAGE="${IMAGE:-druid-access-operator:dev}"
+HELM="${HELM:-helm}"
+CLUSTER="${KIND_CLUSTER:-druid-access-e2e}"
+NS=druid-access
+APP_NS=analytics
+ADMIN_PW="kind-admin-$RANDOM$RANDOM"
+TOKEN="kind-token-$RANDOM$RANDOM"
+
+for tool in docker kind kubectl; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is required for make kind-e2e" >&2; exit 1; }
+done
+
+cleanup() { kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+docker build -t "$IMAGE" .
+kind create cluster --name "$CLUSTER" --wait 120s
+kind load docker-image "$IMAGE" --name "$CLUSTER"
+kubectl create namespace "$NS"
+kubectl create namespace "$APP_NS"
+
+# The fakes ship in the image (druid_access.testing): run them as in-cluster services.
+for fake in coordinator pivot; do
+    if [[ $fake == coordinator ]]; then args="[fake-coordinator, --port, '8081', --admin-password, $ADMIN_PW]"; port=8081
+    else args="[fake-pivot, --port, '9095', --token, $TOKEN]"; port=9095; fi
+    kubectl apply -n "$NS" -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fake-$fake}
+spec:
+  selector: {matchLabels: {app: fake-$fake}}
+  template:
+    metadata: {labels: {app: fake-$fake}}
+    spec:
+      containers:
+        - name: fake
+          image: $IMAGE
+          imagePullPolicy: Never
+          args: $args
+          env: [{name: DRUID_ACCESS_FAKE_HOST, value: "0.0.0.0"}]
+          ports: [{containerPort: $port}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fake-$fake}
+spec:
+  selector: {app: fake-$fake}
+  ports: [{port: $port, targetPort: $port}]
+YAML
+done
+kubectl -n "$NS" rollout status deploy/fake-coordinator --timeout=120s
+kubectl -n "$NS" rollout status deploy/fake-pivot --timeout=120s
+
+kubectl -n "$NS" create secret generic druid-admin --from-literal=username=admin --from-literal=password="$ADMIN_PW"
+kubectl -n "$NS" create secret generic pivot-token --from-literal=token="$TOKEN"
+"$HELM" install druid-access-operator helm/druid-access-operator -n "$NS" --wait --timeout 180s \
+    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+    --set clusters.default.coordinatorUrl="http://fake-coordinator.$NS:8081" \
+    --set clusters.default.adminSecret.name=druid-admin \
+    --set clusters.default.resyncSeconds=10 \
+    --set pivots.default.url="http://fake-pivot.$NS:9095" \
+    --set pivots.default.tokenSecret.name=pivot-token
+
+kubectl apply -n "$APP_NS" -f deploy/samples/
+for kind in druidrole druiduser druidgroupmapping druidconnection; do
+    kubectl wait -n "$APP_NS" "$kind" --all --for=condition=Ready --timeout=180s
+done
+kubectl get druid -n "$APP_NS"
+
+kubectl delete -n "$APP_NS" druiduser bob --timeout=60s
+kubectl delete -n "$APP_NS" -f deploy/samples/ --timeout=120s
+"$HELM" uninstall druid-access-operator -n "$NS" --wait
+echo "kind e2e passed"
