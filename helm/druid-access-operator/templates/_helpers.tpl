@@ -49,7 +49,7 @@ clusters:
   {{ $name }}:
     {{- $cfg := omit $c "caSecret" }}
     {{- if $c.caSecret }}
-    {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/cluster-%s/%s" $name $c.caSecret.key) }}
+    {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/cluster-%s/%s" $name ($c.caSecret.key | default "ca.crt")) }}
     {{- end }}
     {{- toYaml $cfg | nindent 4 }}
 {{- end }}
@@ -61,7 +61,7 @@ pivots:
   {{ $name }}:
     {{- $cfg := omit $p "caSecret" }}
     {{- if $p.caSecret }}
-    {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/pivot-%s/%s" $name $p.caSecret.key) }}
+    {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/pivot-%s/%s" $name ($p.caSecret.key | default "ca.crt")) }}
     {{- end }}
     {{- toYaml $cfg | nindent 4 }}
 {{- end }}
