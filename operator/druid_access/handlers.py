@@ -176,7 +176,7 @@ async def _run_loop(
             try:
                 result = await app.engine.reconcile(kind, snapshot, lookup, _emitter(body))
                 app.loops.set_refs(loop, result.refs)
-                written = await app.engine.write_status(kind, snapshot, result.outcome)
+                written = await app.engine.write_status(kind, snapshot, result.outcome, emit=_emitter(body))
             except Exception as error:  # a bug or a Kubernetes outage must not end the loop
                 log.error("%s %s/%s: reconcile failed: %s", *key, type(error).__name__)
                 loop.attempts += 1

@@ -263,11 +263,28 @@ class Engine:
         return tuple(done)
 
     async def write_status(
-        self, kind: AnyKind, body: Mapping[str, Any], outcome: Outcome, *, deletion_blocked: str | None = None
+        self,
+        kind: AnyKind,
+        body: Mapping[str, Any],
+        outcome: Outcome,
+        *,
+        emit: Emit | None = None,
+        deletion_blocked: str | None = None,
     ) -> dict[str, Any]:
-        """Write the status the outcome implies, only when it differs; returns that status."""
+        """Write the status the outcome implies, only when it differs; returns that status.
+
+        A change of the Ready reason to a failure is also logged and posted as a Warning Event,
+        once per change (a resync that finds the same failure says nothing new).
+        """
         meta = body["metadata"]
         current = body.get("status") or {}
+        previous = _ready_condition(body)
+        if emit is not None and not outcome.ready and (previous or {}).get("reason") != outcome.reason.value:
+            quiet = outcome.reason in (Reason.SUSPENDED, Reason.DRIFTED)
+            (log.info if quiet else log.warning)(
+                "%s: %s: %s", _ident(body), outcome.reason.value, outcome.message
+            )
+            emit("Normal" if quiet else "Warning", outcome.reason.value, outcome.message)
         new = StatusBuilder(current, meta.get("generation")).build(outcome, deletion_blocked=deletion_blocked)
         patch = status_patch(current, new)
         if patch is not None:

@@ -107,5 +107,8 @@ def _options(timeout: float, ca_bundle: object) -> HttpOptions:
         connect_timeout=min(timeout, 5.0),
         read_timeout=timeout,
         write_timeout=timeout,
+        # How long a request may queue for one of the connections: hundreds of resources
+        # reconciled at once (start-up, a resync) queue far longer than one request lasts.
+        pool_timeout=max(60.0, 6 * timeout),
         ca_file=str(ca_bundle) if ca_bundle else None,
     )

@@ -1,17 +1,19 @@
 """Smoke test of a real Apache Druid Coordinator (``druid_access.testing.druid``) with the project's client.
 
-One ZooKeeper + Coordinator per module, started from the class path that ``make druid`` builds. If it is
-not built, or Druid cannot start, every test here fails (never skips) with the reason: the
-``DruidError`` message says what is missing and includes the tail of the Coordinator's log.
+It uses the contract suite's session Coordinator (``real_druid`` in ``conftest.py``), started once from
+the class path that ``make druid`` builds. If it is not built, or Druid cannot start, every test here
+fails (never skips) with the reason: the ``DruidError`` message says what is missing and includes the
+tail of the Coordinator's log.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from contract_support import ADMIN_PASSWORD, ITERATIONS, require_real
 from pydantic import SecretStr
 
 from druid_access.clients import (
@@ -27,10 +29,6 @@ from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
 
 pytestmark = pytest.mark.contract
 
-# Characters that need escaping in runtime.properties (\\ = # ! space, non-ASCII, non-BMP) prove the
-# launcher's property encoding: the admin could not log in if any of them were mangled.
-ADMIN_PASSWORD = "canary-Real-Adm1n pw #!=\\ ä日😀"
-ITERATIONS = 2000  # not Druid's default (10000), so the test sees that credentialIterations is honoured
 AUTHN = AuthenticatorName("basic")
 AUTHZ = AuthorizerName("basic")
 OPTIONS = HttpOptions(connect_timeout=5.0, read_timeout=30.0, write_timeout=30.0, pool_timeout=5.0)
@@ -38,15 +36,8 @@ POM = Path(__file__).resolve().parents[2] / "druid" / "pom.xml"
 
 
 @pytest.fixture(scope="module")
-def druid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
-    coordinator = DruidCoordinator(
-        tmp_path_factory.mktemp("druid"), admin_password=ADMIN_PASSWORD, credential_iterations=ITERATIONS
-    )
-    coordinator.start()
-    try:
-        yield coordinator
-    finally:
-        coordinator.stop()
+def druid(real_druid: DruidCoordinator | Exception) -> DruidCoordinator:
+    return require_real(real_druid)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ whether an operation is safe to repeat.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from httpx._client import UseClientDefault as _UseClientDefault
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from druid_access import __version__
-from druid_access.clients.errors import ApiError, Target, UnexpectedResponse, transport_error
+from druid_access.clients.errors import ApiError, Target, Unavailable, UnexpectedResponse, transport_error
 
 __all__ = ["HttpOptions", "JsonTransport", "build_path", "reveal", "segment"]
 
@@ -147,6 +148,14 @@ class JsonTransport:
             trust_env=False,  # no proxy or netrc surprises inside an operator
             transport=transport,
         )
+        # Requests wait for a connection here, never inside httpx's pool: httpcore (1.0.9 included)
+        # leaks a pool slot for good when a request stops waiting (pool timeout, cancellation) just
+        # as the pool opens a connection for it (encode/httpcore#1093). Under a burst the leaked
+        # never-connected connections fill the pool and every later request fails with PoolTimeout
+        # although the server is idle. With at most max_connections requests in flight, a request
+        # always finds a free slot in the pool at once.
+        self._slots = asyncio.Semaphore(options.max_connections)
+        self._queue_timeout = options.pool_timeout
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -170,12 +179,24 @@ class JsonTransport:
         (e.g. a password in the body). ``auth=None`` sends the request unauthenticated."""
         all_secrets = (*self._secrets, *(s for s in secrets if s))
         try:
+            async with asyncio.timeout(self._queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Unavailable(
+                f"PoolTimeout: no free connection within {self._queue_timeout:g} s",
+                target=self.target,
+                method=method,
+                path=path.split("?", 1)[0],
+            ) from None
+        try:
             # json=None sends no body at all, which is what Druid's body-less POSTs expect.
             response = await self._client.request(method, path, json=json, auth=auth)
         except httpx.RequestError as exc:
             raise transport_error(
                 exc, target=self.target, method=method, path=path.split("?", 1)[0], secrets=all_secrets
             ) from None  # the cause would carry the request object into tracebacks
+        finally:
+            self._slots.release()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
         if check:
             self._check(response, secrets=all_secrets)

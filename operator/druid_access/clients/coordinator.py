@@ -210,8 +210,15 @@ class GroupMapping(WireModel):
     """An LDAP group pattern (a regex on the group DN) mapped to role names."""
 
     name: str
-    group_pattern: str
+    # Druid stores what it is given: a mapping POSTed without a pattern reads back as null,
+    # and null role names are kept. Neither may break a read.
+    group_pattern: str | None = None
     roles: NameSet = Field(default_factory=frozenset)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _drop_null_roles(cls, value: Any) -> Any:
+        return [role for role in value if role is not None] if isinstance(value, list) else value
 
 
 # --- client -------------------------------------------------------------------------------------

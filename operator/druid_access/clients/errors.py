@@ -35,6 +35,7 @@ replaced by ``***`` before the exception is built.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterable
@@ -206,7 +207,10 @@ def _body_message(response: httpx.Response) -> tuple[str, bool]:
                 if isinstance(detail, str) and detail and detail != value:
                     return f"{value}: {detail}", True
                 return value, True
-    text = re.sub(r"<[^>]*>", " ", response.text)  # HTML error page -> visible text
+    # A Jetty error page says it all in its title ("Error 401 User authentication failed.");
+    # otherwise reduce HTML to its visible text. Entities (&apos;) are decoded either way.
+    title = re.search(r"<title>Error \d+ (.*?)</title>", response.text, re.DOTALL)
+    text = html.unescape(title.group(1) if title else re.sub(r"<[^>]*>", " ", response.text))
     text = " ".join(text.split())
     return text or (response.reason_phrase or "no message"), False
 
