@@ -31,8 +31,8 @@ kubectl create namespace "$APP_NS"
 
 # The fakes ship in the image (druid_access.testing): run them as in-cluster services.
 for fake in coordinator pivot; do
-    if [[ $fake == coordinator ]]; then args="[fake-coordinator, --port, '8081', --admin-password, $ADMIN_PW]"; port=8081
-    else args="[fake-pivot, --port, '9095', --token, $TOKEN]"; port=9095; fi
+    if [[ $fake == coordinator ]]; then args="[fake-coordinator, --host, 0.0.0.0, --port, '8081', --admin-password, $ADMIN_PW]"; port=8081
+    else args="[fake-pivot, --host, 0.0.0.0, --port, '9095', --token, $TOKEN]"; port=9095; fi
     kubectl apply -n "$NS" -f - <<YAML
 apiVersion: apps/v1
 kind: Deployment
@@ -47,7 +47,6 @@ spec:
           image: $IMAGE
           imagePullPolicy: Never
           args: $args
-          env: [{name: DRUID_ACCESS_FAKE_HOST, value: "0.0.0.0"}]
           ports: [{containerPort: $port}]
 ---
 apiVersion: v1

@@ -45,13 +45,14 @@ def _cmd_fake_coordinator(args: argparse.Namespace) -> int:
         admin_password=args.admin_password,
         authenticator=args.authenticator,
         authorizer=args.authorizer,
+        host=args.host,
     )
 
 
 def _cmd_fake_pivot(args: argparse.Namespace) -> int:
     from druid_access.testing import fake_pivot
 
-    return fake_pivot.run_foreground(port=args.port, token=args.token)
+    return fake_pivot.run_foreground(port=args.port, token=args.token, host=args.host)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -118,14 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(func=_cmd_druid)
 
     fc = sub.add_parser("fake-coordinator", help="serve a fake Druid Coordinator (basic-security API)")
-    fc.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
+    fc.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
+    fc.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 only inside a pod, e.g. make kind-e2e)",
+    )
     fc.add_argument("--admin-password", required=True, help="password of the bootstrapped admin user")
     fc.add_argument("--authenticator", default="basic", help="authenticator name (default: basic)")
     fc.add_argument("--authorizer", default="basic", help="authorizer name (default: basic)")
     fc.set_defaults(func=_cmd_fake_coordinator)
 
     fp = sub.add_parser("fake-pivot", help="serve a fake Imply Pivot connections API")
-    fp.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
+    fp.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
+    fp.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 only inside a pod, e.g. make kind-e2e)",
+    )
     fp.add_argument("--token", required=True, help="API token accepted in x-imply-api-token")
     fp.set_defaults(func=_cmd_fake_pivot)
     return parser

@@ -2598,9 +2598,15 @@ def _smile_credentials(stored: StoredCredentials | None) -> dict[str, object] | 
     return {"salt": stored.salt_bytes(), "hash": stored.hash_bytes(), "iterations": stored.iterations}
 
 
-def run_foreground(*, port: int, admin_password: str, authenticator: str, authorizer: str) -> int:
-    """Serve on 127.0.0.1:``port`` until SIGINT/SIGTERM (``druid-access fake-coordinator``)."""
+def run_foreground(
+    *, port: int, admin_password: str, authenticator: str, authorizer: str, host: str = "127.0.0.1"
+) -> int:
+    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access fake-coordinator``)."""
     fake = FakeCoordinator(
-        admin_password=admin_password, authenticator=authenticator, authorizer=authorizer, port=port
+        admin_password=admin_password,
+        authenticator=authenticator,
+        authorizer=authorizer,
+        port=port,
+        host=host,
     )
     return _run_foreground(fake)

@@ -183,6 +183,6 @@ class FakePivot(FakeServer):
         return json_body({"status": "ok", "message": "Deleted successfully"})
 
 
-def run_foreground(*, port: int, token: str) -> int:
-    """Serve on 127.0.0.1:``port`` until SIGINT/SIGTERM (``druid-access fake-pivot``)."""
-    return _run_foreground(FakePivot(token=token, port=port))
+def run_foreground(*, port: int, token: str, host: str = "127.0.0.1") -> int:
+    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access fake-pivot``)."""
+    return _run_foreground(FakePivot(token=token, port=port, host=host))
