@@ -280,7 +280,14 @@ class Engine:
         current = body.get("status") or {}
         previous = _ready_condition(body)
         if emit is not None and not outcome.ready and (previous or {}).get("reason") != outcome.reason.value:
-            quiet = outcome.reason in (Reason.SUSPENDED, Reason.DRIFTED)
+            # Waiting for a role or Secret that another resource may be about to create is a
+            # normal step of applying many objects at once, not a failure.
+            quiet = outcome.reason in (
+                Reason.SUSPENDED,
+                Reason.DRIFTED,
+                Reason.ROLE_NOT_FOUND,
+                Reason.SECRET_NOT_FOUND,
+            )
             (log.info if quiet else log.warning)(
                 "%s: %s: %s", _ident(body), outcome.reason.value, outcome.message
             )

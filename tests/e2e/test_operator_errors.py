@@ -311,6 +311,17 @@ def test_401_unauthorized_then_fixed_secret_recovers(
     assert_backs_off(fakes.pivot, r"/connections/err-401-conn$", since, "Pivot 401")
     assert_alive(operator)
     assert "err-401" not in fakes.coordinator.users
+    # The failure is announced once (a Warning Event and a log line), not on every retry.
+    warnings = [
+        e
+        for e in kubectl_json(
+            cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.name=err-401"
+        )["items"]
+        if e["type"] == "Warning" and e["reason"] == "Unauthorized"
+    ]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].get("count", 1) == 1
+    assert operator.log().count("DruidUser errors/err-401: Unauthorized: Druid refused") == 1
 
     # Fix the Secrets only: the operator picks the new credentials up without a restart.
     apply(
