@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from types import FrameType, TracebackType
 from typing import IO, Self
 
 import yaml
+
+from druid_access.testing.processes import free_ports, spawn, stop_process, tail, write_private
 
 CACHE_ENV = "DRUID_ACCESS_CACHE"
 KUBE_APISERVER_ENV = "DRUID_ACCESS_KUBE_APISERVER"
@@ -162,7 +163,7 @@ def write_service_account_keys(key_path: Path, pub_path: Path, *, prefer_openssl
         key_path.chmod(0o600)
         return "openssl"
     private_pem, public_pem = rsa_key_pair_pem()
-    _write_private(key_path, private_pem)
+    write_private(key_path, private_pem)
     pub_path.write_text(public_pem)
     return "python"
 
@@ -240,47 +241,10 @@ def _pem(label: str, der: bytes) -> str:
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file holding credentials readable by the owner only (no window with wider permissions)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 now; all sockets are held until the end so the ports are distinct."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _pem_certificates(text: str) -> list[str]:
     """Complete PEM certificate blocks in order; a block still being written (no END line) is dropped."""
     end = "-----END CERTIFICATE-----"
     return [block.strip() + "\n" + end + "\n" for block in text.split(end)[:-1] if "-----BEGIN" in block]
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    # Reap after SIGKILL too; the bound only matters if the kernel cannot kill it.
-    process.wait(timeout=10)
 
 
 # --- the control plane ---------------------------------------------------------------------------------
@@ -377,7 +341,7 @@ class ControlPlane:
         atexit.register(self.stop)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._apiserver_port, self._etcd_client_port, self._etcd_peer_port = _free_ports(3)
+            self._apiserver_port, self._etcd_client_port, self._etcd_peer_port = free_ports(3)
             self._start_etcd()
             self._write_credentials()
             self._start_apiserver()
@@ -392,7 +356,7 @@ class ControlPlane:
         try:
             for process in (self._apiserver, self._etcd):
                 if process is not None:
-                    _stop_process(process, STOP_TIMEOUT)
+                    stop_process(process, STOP_TIMEOUT)
         finally:
             self._apiserver = self._etcd = None
             for log in self._logs:
@@ -408,22 +372,13 @@ class ControlPlane:
         ):
             if process is not None and process.poll() is not None:
                 raise ControlPlaneError(
-                    f"{name} exited with code {process.returncode}; last lines of {log}:\n{_tail(log)}"
+                    f"{name} exited with code {process.returncode}; last lines of {log}:\n{tail(log)}"
                 )
 
     def _spawn(self, command: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
         log = log_path.open("ab")
         self._logs.append(log)
-        # A new session keeps a terminal's Ctrl-C away from the children: stop() shuts them down in
-        # order (apiserver before its storage) instead of both dying at once.
-        return subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            start_new_session=True,
-        )
+        return spawn(command, log, self.directory)
 
     def _start_etcd(self) -> None:
         data_dir = self.directory / "etcd"
@@ -459,7 +414,7 @@ class ControlPlane:
             if time.monotonic() > deadline:
                 raise ControlPlaneError(
                     f"etcd not healthy after {ETCD_READY_TIMEOUT:.0f} s; last lines of {self.etcd_log}:\n"
-                    f"{_tail(self.etcd_log)}"
+                    f"{tail(self.etcd_log)}"
                 )
             time.sleep(0.1)
 
@@ -474,7 +429,7 @@ class ControlPlane:
         ]
         # Static token file format: token,user,uid,"group1,group2"
         text = "".join(f'{token},{user},{uid},"{",".join(groups)}"\n' for token, user, uid, groups in rows)
-        _write_private(self.directory / "tokens.csv", text)
+        write_private(self.directory / "tokens.csv", text)
 
     def _start_apiserver(self) -> None:
         self._apiserver = self._spawn(
@@ -521,7 +476,7 @@ class ControlPlane:
             if time.monotonic() > deadline:
                 raise ControlPlaneError(
                     f"kube-apiserver not ready after {READY_TIMEOUT:.0f} s ({last_error}); "
-                    f"last lines of {self.apiserver_log}:\n{_tail(self.apiserver_log)}"
+                    f"last lines of {self.apiserver_log}:\n{tail(self.apiserver_log)}"
                 )
             time.sleep(0.2)
 
@@ -552,7 +507,7 @@ class ControlPlane:
                 "contexts": [{"name": user, "context": {"cluster": "druid-access-local", "user": user}}],
                 "current-context": user,
             }
-            _write_private(path, yaml.safe_dump(config, sort_keys=False))
+            write_private(path, yaml.safe_dump(config, sort_keys=False))
 
     # tools
 

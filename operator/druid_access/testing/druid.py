@@ -47,6 +47,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Self
 
+from druid_access.testing.processes import free_ports, spawn, stop_process, tail, write_private
+
 DRUID_VERSION = "27.0.0"
 """Keep in sync with ``druid.version`` in ``druid/pom.xml`` (a contract test checks it)."""
 
@@ -187,43 +189,6 @@ def render_properties(properties: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file holding credentials readable by the owner only (no window with wider permissions)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 now; all sockets are held until the end so the ports are distinct."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    # Reap after SIGKILL too; the bound only matters if the kernel cannot kill it.
-    process.wait(timeout=10)
-
-
 def rss_bytes(pid: int) -> int | None:
     """Resident set size of a process from ``/proc`` (None when it is gone or /proc is unavailable)."""
     try:
@@ -358,7 +323,7 @@ class DruidCoordinator:
         atexit.register(self.stop)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._port, self._zookeeper_port, self._derby_port = _free_ports(3)
+            self._port, self._zookeeper_port, self._derby_port = free_ports(3)
             self._prepare_directory()
             self._start_zookeeper()
             coordinator_started = time.monotonic()
@@ -375,7 +340,7 @@ class DruidCoordinator:
         try:
             for process in (self._coordinator, self._zookeeper):
                 if process is not None:
-                    _stop_process(process, STOP_TIMEOUT)
+                    stop_process(process, STOP_TIMEOUT)
         finally:
             self._coordinator = self._zookeeper = None
             for log in self._logs:
@@ -391,7 +356,7 @@ class DruidCoordinator:
         ):
             if process is not None and process.poll() is not None:
                 raise DruidError(
-                    f"{name} exited with code {process.returncode}; last lines of {log}:\n{_tail(log)}"
+                    f"{name} exited with code {process.returncode}; last lines of {log}:\n{tail(log)}"
                 )
 
     # configuration
@@ -452,7 +417,7 @@ class DruidCoordinator:
             shutil.rmtree(self.directory / stale, ignore_errors=True)
         for sub in ("var", "zookeeper", "tmp", "conf"):
             (self.directory / sub).mkdir(exist_ok=True)
-        _write_private(self.conf_dir / "runtime.properties", render_properties(self.runtime_properties()))
+        write_private(self.conf_dir / "runtime.properties", render_properties(self.runtime_properties()))
         (self.conf_dir / "log4j2.xml").write_text(LOG4J2_XML)
         zoo_cfg = {
             "dataDir": str(self.directory / "zookeeper"),
@@ -483,16 +448,7 @@ class DruidCoordinator:
     def _spawn(self, command: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
         log = log_path.open("ab")
         self._logs.append(log)
-        # A new session keeps a terminal's Ctrl-C away from the children: stop() shuts them down in
-        # order (Coordinator before ZooKeeper) instead of both dying at once.
-        return subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            start_new_session=True,
-        )
+        return spawn(command, log, self.directory)
 
     def _start_zookeeper(self) -> None:
         command = self._java_command(
@@ -513,7 +469,7 @@ class DruidCoordinator:
             if time.monotonic() > deadline:
                 raise DruidError(
                     f"ZooKeeper not listening on {self.zookeeper_address} after {ZOOKEEPER_READY_TIMEOUT:.0f} s; "
-                    f"last lines of {self.zookeeper_log_path}:\n{_tail(self.zookeeper_log_path)}"
+                    f"last lines of {self.zookeeper_log_path}:\n{tail(self.zookeeper_log_path)}"
                 )
             time.sleep(0.1)
 
@@ -575,7 +531,7 @@ class DruidCoordinator:
             if time.monotonic() > deadline:
                 raise DruidError(
                     f"Druid Coordinator not ready after {self.ready_timeout:.0f} s ({last}); "
-                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
             time.sleep(POLL_INTERVAL)
 

@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,19 +30,13 @@ import yaml
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.fake_coordinator import FakeCoordinator
 from druid_access.testing.fake_pivot import FakePivot
+from druid_access.testing.processes import free_port
 
 T = TypeVar("T")
 
 OPERATOR_NAMESPACE = "druid-access"
 ADMIN_SECRET = "druid-admin"
 PIVOT_SECRET = "pivot-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(
