@@ -198,17 +198,19 @@ class Engine:
             # A referenced Secret that changed since the last sync is a change of the desired
             # state (a rotation), not drift on the remote side: apply it under either policy.
             drift = bool(plan.ops) and _was_synced(body) and status.get("secretVersion") == secret_version
-            if drift:
+            # Reported drift that persists is counted once, when it is first seen.
+            newly_drifted = drift and not _has_drifted_condition(body)
+            if newly_drifted:
                 metrics.DRIFT.labels(kind.info.kind).inc()
-                if spec.drift_policy is DriftPolicy.REPORT:
-                    return done(
-                        Reason.DRIFTED,
-                        "the remote object differs from the spec; driftPolicy is Report",
-                        owned=True,
-                        drift=plan.drift,
-                        drift_detected=not _has_drifted_condition(body),
-                        secret_version=secret_version,
-                    )
+            if drift and spec.drift_policy is DriftPolicy.REPORT:
+                return done(
+                    Reason.DRIFTED,
+                    "the remote object differs from the spec; driftPolicy is Report",
+                    owned=True,
+                    drift=plan.drift,
+                    drift_detected=newly_drifted,
+                    secret_version=secret_version,
+                )
             if plan.ops and not owned:
                 # Claim before creating: if the operator dies between the remote create and
                 # the final status write, the next pass knows the object is its own.
