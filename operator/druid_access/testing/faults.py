@@ -24,6 +24,7 @@ import signal
 import socket
 import struct
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -275,7 +276,7 @@ def json_body(data: object, status: int = 200) -> web.Response:
     )
 
 
-class FakeServer:
+class FakeServer(ABC):
     """Lifecycle shared by the fakes: bind to 127.0.0.1, serve, stop; async context manager."""
 
     #: Used in the ready line of :func:`run_foreground`.
@@ -289,8 +290,9 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
+    @abstractmethod
     def _routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Add the fake's endpoints to ``app``."""
 
     def _middlewares(self) -> list[Middleware]:
         """Inner middlewares (after logging/faults), e.g. authentication."""
