@@ -163,7 +163,8 @@ def find_java() -> Path:
 def escape_property(value: str) -> str:
     """Encode ``value`` for a ``java.util.Properties`` file, pure ASCII so the file's charset cannot matter.
 
-    Non-ASCII characters become ``\\uXXXX`` (UTF-16 code units, as ``Properties.load`` expects), so a
+    Non-ASCII characters become ``\\u`` escapes of four hex digits (UTF-16 code units, as
+    ``Properties.load`` expects), so a
     password round-trips exactly whether Java reads the file as ISO-8859-1 or UTF-8.
     """
     out: list[str] = []
