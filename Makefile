@@ -73,8 +73,8 @@ crds: venv
 
 .PHONY: lint
 lint: venv
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench kind
+	$(BIN)/ruff format --check operator tests bench kind
 	$(BIN)/mypy
 
 .PHONY: test
