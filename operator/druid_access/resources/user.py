@@ -169,11 +169,16 @@ class UserKind(KindBase[DruidUserSpec]):
                 return None  # LDAP users are not managed in the authenticator
             return await absent_as_none(client.get_authenticator_user(remote.authenticator, name), "user")
 
-        authn_user, authz_user, roles = await asyncio.gather(
+        authn_user, authz_user = await asyncio.gather(
             authn(),
             absent_as_none(client.get_authorizer_user(remote.authorizer, name), "user"),
-            client.list_roles(remote.authorizer),
         )
+        assigned = authz_user.roles if authz_user is not None else frozenset()
+        # Druid strips a deleted role from every user, so assigned roles exist: the role list
+        # is read only when the user lacks a role it should have (never for a user in sync).
+        if desired.roles <= assigned:
+            return ObservedUser(authn=authn_user, authz=authz_user, existing_roles=assigned)
+        roles = await client.list_roles(remote.authorizer)
         return ObservedUser(authn=authn_user, authz=authz_user, existing_roles=roles)
 
     def exists(self, observed: ObservedUser) -> bool:
