@@ -84,10 +84,20 @@ AUTHN = AuthenticatorName("basic")
 AUTHZ = AuthorizerName("basic")
 GROUP_VERSION = "druidaccess.io/v1alpha1"
 STEPS = ("create authenticator user", "set password", "create authorizer user", "assign role")
-FAILURE_REASONS = ("ServerError", "Rejected", "Unreachable", "Unauthorized", "Forbidden", "KubernetesError")
+FAILURE_REASONS = (
+    "ServerError",
+    "Rejected",
+    "ConcurrentChange",
+    "Unreachable",
+    "Unauthorized",
+    "Forbidden",
+    "KubernetesError",
+)
 # Lines of a failed reconcile or write; kopf's own retried API calls (e.g. a 429 "storage is
 # (re)initializing" from a fresh apiserver) are ERROR lines too, counted separately.
-LOG_FAILURES = re.compile(r"concurrent update contention|ServerError|Rejected|reconcile failed|Traceback")
+LOG_FAILURES = re.compile(
+    r"concurrent update contention|ServerError|Rejected|ConcurrentChange|reconcile failed|Traceback"
+)
 
 
 def user_name(prefix: str, index: int) -> str:

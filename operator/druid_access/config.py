@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,10 @@ DEFAULT_PROTECTED_USERS = ("admin", "druid_system")
 DEFAULT_PROTECTED_ROLES = ("admin", "druid_system")
 
 _TargetName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
+
+def _matches(namespace: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in globs)
 
 
 class ConfigError(Exception):
@@ -59,6 +64,29 @@ class ProtectedPrincipals(_Model):
     group_mappings: tuple[str, ...] = ()
     connections: tuple[str, ...] = ()
 
+    def user(self, name: str) -> bool:
+        return _in(name, self.users)
+
+    def role(self, name: str) -> bool:
+        return _in(name, self.roles)
+
+    def group_mapping(self, name: str) -> bool:
+        return _in(name, self.group_mappings)
+
+    def connection(self, name: str) -> bool:
+        return _in(name, self.connections)
+
+
+def principal_key(name: str) -> str:
+    """How protected names compare: NFKC-normalised and case-folded, so that look-alikes such
+    as ``Admin`` or a full-width (U+FF41...) spelling count as the protected ``admin``."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _in(name: str, names: tuple[str, ...]) -> bool:
+    key = principal_key(name)
+    return any(principal_key(candidate) == key for candidate in names)
+
 
 class _Target(_Model):
     ca_bundle: Path | None = Field(default=None, description="PEM file of CAs to trust (TLS).")
@@ -67,10 +95,20 @@ class _Target(_Model):
     )
     resync_seconds: float = Field(default=300.0, gt=0, description="Period of drift detection.")
     timeout_seconds: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+    adoption_namespaces: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Globs of namespaces whose resources may use adoptionPolicy Adopt (take over a remote "
+            "object they did not create). Default: none."
+        ),
+    )
     protected: ProtectedPrincipals = ProtectedPrincipals()
 
     def allows(self, namespace: str) -> bool:
-        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.allowed_namespaces)
+        return _matches(namespace, self.allowed_namespaces)
+
+    def allows_adoption(self, namespace: str) -> bool:
+        return _matches(namespace, self.adoption_namespaces)
 
 
 class ClusterConfig(_Target):
@@ -80,6 +118,16 @@ class ClusterConfig(_Target):
     authenticator: str = Field(default="basic", min_length=1)
     authorizer: str = Field(default="basic", min_length=1)
     admin_secret: SecretKeys = Field(description="Secret with the operator's Druid credentials.")
+    privileged_namespaces: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Globs of namespaces whose resources may grant protected roles and manage roles holding "
+            "security-administration permissions (CONFIG on a name matching 'security'). Default: none."
+        ),
+    )
+
+    def privileged(self, namespace: str) -> bool:
+        return _matches(namespace, self.privileged_namespaces)
 
 
 class PivotConfig(_Target):

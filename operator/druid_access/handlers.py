@@ -3,8 +3,9 @@
 Per kind: an index of claims (which resource claims which remote name; kopf fills every
 index before any handler runs, so the oldest claimant is known from the first pass), a
 daemon running the object's reconcile loop, an event handler that wakes the loop when
-the spec changes, and a deletion handler behind the finalizer. One more event handler
-wakes the loops that read a Secret when it changes.
+the spec changes, and a deletion handler behind the finalizer. Secrets are watched by
+``secret_store`` (label-selected, which kopf cannot do server-side), which wakes the loops
+through ``secret_changed``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import kopf
 
 from druid_access.loops import Loops, ObjectKey, backoff
 from druid_access.models import GROUP, VERSION
-from druid_access.reconcile import AnyKind, Claimant, ClaimLookup, DeletionBlocked, Emit, Engine
+from druid_access.reconcile import AnyKind, Claimant, ClaimLookup, DeletionBlocked, Emit, Engine, admission
 from druid_access.resources.base import Claim
 from druid_access.resources.connection import ConnectionKind
 from druid_access.resources.group_mapping import GroupMappingKind
@@ -84,12 +85,12 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     for kind in KINDS:
         _register_kind(registry, app, kind)
 
-    @kopf.on.event("", "v1", "secrets", registry=registry)
-    def secret_changed(namespace: str | None, name: str, type: str, **_: Any) -> None:
-        if namespace and type in ("ADDED", "MODIFIED", "DELETED"):
-            woken = app.loops.wake_for_secret(namespace, name)
-            if woken:
-                log.info("Secret %s/%s changed: woke %d resource(s)", namespace, name, woken)
+
+def secret_changed(app: App, namespace: str, name: str) -> None:
+    """Wake the resources reading a Secret (called by the watch of opted-in Secrets)."""
+    woken = app.loops.wake_for_secret(namespace, name)
+    if woken:
+        log.info("Secret %s/%s changed: woke %d resource(s)", namespace, name, woken)
 
 
 def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> None:
@@ -105,8 +106,9 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             return None
         meta = body["metadata"]
         target = app.engine.target_config(kind, kind.target_name(spec))
-        if target is None or not target.allows(meta["namespace"]):
-            return None  # a resource that may not manage the target cannot claim on it
+        owned = (body.get("status") or {}).get("owned") is True
+        if admission(kind, spec, meta, target, owned=owned) is not None:
+            return None  # a resource refused on its target cannot claim a name there
         claimant = Claimant(
             created=meta.get("creationTimestamp") or "",
             namespace=meta["namespace"],

@@ -1,22 +1,29 @@
-"""The few Kubernetes calls the operator makes itself (kopf does the watching).
+"""The few Kubernetes calls the operator makes itself (kopf watches the custom resources).
 
-Reading and creating Secrets, and writing a custom object's status subresource. All go
-through kubernetes-asyncio, which shares kopf's event loop. Secret values leave this
+Reading, watching and creating Secrets, and writing a custom object's status subresource.
+All go through kubernetes-asyncio, which shares kopf's event loop. Secret values leave this
 module only as ``SecretStr``.
+
+Secrets of the watched namespaces are received only when they carry ``ALLOW_LABEL``: the
+list and watch select on it server-side, and a Secret outside the cache is first looked at
+through its metadata alone, so the value of a Secret that did not opt in never reaches the
+operator.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets as random_source
 import string
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import SecretStr
 
@@ -25,6 +32,9 @@ from druid_access.models import GROUP, VERSION
 # Letters and digits only: Basic auth splits on ':' (facts §0.10) and shells mangle the rest.
 _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
+ALLOW_LABEL = f"{GROUP}/allow"
+ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
+_METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class SecretMissing(Exception):
@@ -38,6 +48,18 @@ class SecretMissing(Exception):
         self.key = key
 
 
+class SecretNotAllowed(Exception):
+    """A referenced Secret exists but has not opted in to being read by the operator."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(
+            f"Secret {namespace}/{name} is not labelled {ALLOW_LABEL}=true; the operator reads only "
+            f"Secrets that opt in: kubectl label secret -n {namespace} {name} {ALLOW_LABEL}=true"
+        )
+        self.namespace = namespace
+        self.name = name
+
+
 class KubeError(Exception):
     """A Kubernetes API call failed (status and reason only; bodies may quote secrets)."""
 
@@ -49,6 +71,19 @@ class SecretData:
     name: str
     resource_version: str
     values: Mapping[str, SecretStr]
+    namespace: str = ""
+
+
+@dataclass(frozen=True)
+class SecretEvent:
+    """One change seen by the watch of opted-in Secrets (``deleted``: it left the selection)."""
+
+    secret: SecretData
+    deleted: bool
+
+
+class WatchExpired(Exception):
+    """The watch's resourceVersion is too old (HTTP 410): list again."""
 
 
 def generate_password(length: int = GENERATED_LENGTH) -> str:
@@ -63,6 +98,16 @@ def _decode(data: Mapping[str, str] | None) -> dict[str, SecretStr]:
         except (binascii.Error, UnicodeDecodeError):
             continue  # binary values cannot be passwords; treated as a missing key
     return out
+
+
+def _secret_data(obj: Mapping[str, Any]) -> SecretData:
+    meta = obj.get("metadata") or {}
+    return SecretData(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        resource_version=meta.get("resourceVersion", ""),
+        values=_decode(obj.get("data")),
+    )
 
 
 def _error(action: str, error: ApiException) -> KubeError:
@@ -98,21 +143,97 @@ class Kube:
                 return None
             raise _error(f"reading Secret {namespace}/{name}", error) from None
         return SecretData(
-            name=name, resource_version=secret.metadata.resource_version, values=_decode(secret.data)
+            name=name,
+            namespace=namespace,
+            resource_version=secret.metadata.resource_version,
+            values=_decode(secret.data),
         )
+
+    async def secret_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """A Secret's labels read from its metadata alone (no value is sent); None if absent."""
+        action = f"reading metadata of Secret {namespace}/{name}"
+        try:
+            response = await self._api.call_api(
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                "GET",
+                path_params={"namespace": namespace, "name": name},
+                header_params={"Accept": _METADATA_ONLY},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+        except ApiException as error:
+            raise _error(action, error) from None
+        try:
+            if response.status == 404:
+                return None
+            if not 200 <= response.status < 300:
+                raise KubeError(f"{action}: HTTP {response.status} {response.reason}")
+            body = json.loads(await response.read())
+        finally:
+            response.release()
+        labels: Mapping[str, str] = (body.get("metadata") or {}).get("labels") or {}
+        return labels
+
+    async def list_allowed_secrets(self, namespace: str | None) -> tuple[list[SecretData], str]:
+        """Opted-in Secrets of one namespace (or all) and the list's resourceVersion."""
+        try:
+            if namespace is None:
+                result = await self._core.list_secret_for_all_namespaces(label_selector=ALLOW_SELECTOR)
+            else:
+                result = await self._core.list_namespaced_secret(namespace, label_selector=ALLOW_SELECTOR)
+        except ApiException as error:
+            raise _error(f"listing Secrets labelled {ALLOW_SELECTOR}", error) from None
+        secrets = [
+            SecretData(
+                name=item.metadata.name,
+                namespace=item.metadata.namespace,
+                resource_version=item.metadata.resource_version,
+                values=_decode(item.data),
+            )
+            for item in result.items
+        ]
+        return secrets, result.metadata.resource_version
+
+    async def watch_allowed_secrets(
+        self, namespace: str | None, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[SecretEvent]:
+        """Changes of opted-in Secrets after ``resource_version``, until the server ends the watch."""
+        func: Any = self._core.list_secret_for_all_namespaces
+        args: tuple[str, ...] = ()
+        if namespace is not None:
+            func, args = self._core.list_namespaced_secret, (namespace,)
+        watcher = k8s_watch.Watch()
+        try:
+            async for event in watcher.stream(
+                func,
+                *args,
+                label_selector=ALLOW_SELECTOR,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                allow_watch_bookmarks=False,
+            ):
+                obj = event["raw_object"]
+                yield SecretEvent(_secret_data(obj), deleted=event["type"] == "DELETED")
+        except ApiException as error:
+            if error.status == 410:
+                raise WatchExpired() from None
+            raise _error(f"watching Secrets labelled {ALLOW_SELECTOR}", error) from None
+        finally:
+            await watcher.close()
 
     async def create_generated_secret(
         self, namespace: str, name: str, key: str, owner: Mapping[str, Any]
-    ) -> SecretData:
+    ) -> SecretData | None:
         """Create a Secret with a random value under ``key``, owned by ``owner`` so it goes
-        with it. An existing Secret (a race with a user) is read, never overwritten."""
+        with it, labelled to be read by the operator. None when it exists already (a race
+        with a user): it is never overwritten, and read like any other."""
         password = generate_password()
         meta = owner["metadata"]
         body = k8s.V1Secret(
             metadata=k8s.V1ObjectMeta(
                 name=name,
                 namespace=namespace,
-                labels={"app.kubernetes.io/managed-by": "druid-access-operator"},
+                labels={"app.kubernetes.io/managed-by": "druid-access-operator", ALLOW_LABEL: "true"},
                 owner_references=[
                     k8s.V1OwnerReference(
                         api_version=owner["apiVersion"],
@@ -131,12 +252,11 @@ class Kube:
             created = await self._core.create_namespaced_secret(namespace, body)
         except ApiException as error:
             if error.status == 409:
-                existing = await self.read_secret(namespace, name)
-                if existing is not None:
-                    return existing
+                return None
             raise _error(f"creating Secret {namespace}/{name}", error) from None
         return SecretData(
             name=name,
+            namespace=namespace,
             resource_version=created.metadata.resource_version,
             values={key: SecretStr(password)},
         )

@@ -18,15 +18,29 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
+from druid_access import group_pattern
+
 GROUP = "druidaccess.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 # Druid stores any string, but names travel as one URL path segment: `/` cannot pass
-# Jetty, a leading `.` makes `.`/`..` path tricks, control characters break logs, and
-# `:` splits the Basic-auth header (a user with `:` in its name can never log in).
-_NO_SLASH_NO_DOT_START = r"^[^./\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"
-_USER_NAME = r"^[^./:\x00-\x1f\x7f][^/:\x00-\x1f\x7f]*$"
+# Jetty, a leading `.` makes `.`/`..` path tricks, and `:` splits the Basic-auth header (a
+# user with `:` in its name can never log in). Control and format characters (Unicode Cc,
+# Cf: tabs, newlines, zero-width spaces, bidi overrides), line/paragraph separators and
+# leading or trailing whitespace are refused too: they make a name look like another one
+# (`ad\u200bmin`, `admin `) in every console, log and review. The syntax is shared by Go's
+# RE2 (the API server) and Rust's regex (pydantic), and both were checked to agree.
+_INVISIBLE = r"\p{Cc}\p{Cf}\p{Zl}\p{Zp}"
+_EDGE = r"\s\p{Z}" + _INVISIBLE
+
+
+def _name_pattern(extra: str = "") -> str:
+    return rf"^[^./{extra}{_EDGE}](?:[^/{extra}{_INVISIBLE}]*[^/{extra}{_EDGE}])?$"
+
+
+_NO_SLASH_NO_DOT_START = _name_pattern()
+_USER_NAME = _name_pattern(":")
 _NAME_MAX = 256
 # Kubernetes object names (Secrets) are DNS subdomains.
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -104,7 +118,10 @@ UserName = Annotated[
         min_length=1,
         max_length=_NAME_MAX,
         pattern=_USER_NAME,
-        description="A Druid user name: no '/', no ':', no control characters, not starting with '.'.",
+        description=(
+            "A Druid user name: no '/', no ':', no control or invisible format characters, no "
+            "whitespace at either end, not starting with '.'."
+        ),
     ),
 ]
 RoleName = Annotated[
@@ -113,7 +130,10 @@ RoleName = Annotated[
         min_length=1,
         max_length=_NAME_MAX,
         pattern=_NO_SLASH_NO_DOT_START,
-        description="A Druid role name: no '/', no control characters, not starting with '.'.",
+        description=(
+            "A Druid role name: no '/', no control or invisible format characters, no whitespace "
+            "at either end, not starting with '.'."
+        ),
     ),
 ]
 
@@ -273,7 +293,14 @@ class DruidGroupMappingSpec(DruidSpec):
     group_pattern: str = Field(
         min_length=1,
         max_length=1024,
-        description="Regular expression matched against the LDAP group DN of a user.",
+        pattern=group_pattern.SCHEMA_PATTERN,
+        description=(
+            "The LDAP groups whose members get the roles, as Druid reads it: an LDAP distinguished "
+            f"name (DN) such as {group_pattern.EXAMPLE} (that group), optionally with a leading "
+            "'*,' (any group at or under that DN) or a trailing ',*' (any group whose DN begins with "
+            "it). Not a regular expression: a pattern Druid cannot parse as a DN fails every LDAP "
+            "user's requests, so the operator refuses it (InvalidSpec) before anything is sent."
+        ),
     )
     roles: list[RoleName] = Field(
         default_factory=list,

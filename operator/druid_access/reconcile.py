@@ -1,7 +1,7 @@
 """The one reconcile loop every kind goes through, and the one deletion path.
 
-    spec -> guards (target, tenancy, protection, suspension, ownership conflicts)
-         -> desired (spec + Secret values) -> observed (reads) -> plan (pure)
+    spec -> guards (target, tenancy, protection, privilege, adoption, suspension, ownership)
+         -> desired (spec + opted-in Secret values) -> observed (reads) -> plan (pure)
          -> apply (writes, serialised per target) -> Outcome -> status
 
 Guards run before any remote call, so a refused object costs the target nothing. Every
@@ -32,9 +32,10 @@ from druid_access.clients import (
     Unavailable,
 )
 from druid_access.config import ClusterConfig, PivotConfig
-from druid_access.kube import Kube, KubeError, SecretMissing
+from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
 from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed
+from druid_access.secret_store import SecretStore
 from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
 from druid_access.targets import Targets
 
@@ -55,7 +56,7 @@ RETRYABLE = frozenset(
         Reason.UNAUTHORIZED,
         Reason.FORBIDDEN,
         Reason.SERVER_ERROR,
-        Reason.REJECTED,
+        Reason.CONCURRENT_CHANGE,
         Reason.KUBERNETES_ERROR,
     }
 )
@@ -89,12 +90,28 @@ class Result:
     refs: Refs
 
 
+@dataclass(frozen=True)
+class _Rejection:
+    """A write Druid or Pivot refused as invalid (400), and the inputs it was refused for."""
+
+    generation: int | None
+    secret_version: str | None
+    message: str
+
+
 @dataclass
 class Engine:
-    """Shared state of the reconcile loop: targets and the Kubernetes client."""
+    """Shared state of the reconcile loop: targets, Secrets and the Kubernetes client.
+
+    ``_rejected`` is in memory on purpose: a request refused as invalid is not sent again
+    until the spec or a referenced Secret changes, or the operator restarts (as it does
+    when its configuration changes).
+    """
 
     targets: Targets
     kube: Kube
+    secrets: SecretStore
+    _rejected: dict[str, _Rejection] = field(default_factory=dict)
 
     def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
         if kind.target_type == "cluster":
@@ -114,10 +131,13 @@ class Engine:
         versions = []
         for need in needs:
             ref = need.ref
-            secret = await self.kube.read_secret(namespace, ref.name)
+            secret = await self.secrets.get(namespace, ref.name)
             if secret is None and need.generate:
                 secret = await self.kube.create_generated_secret(namespace, ref.name, ref.key, body)
-                log.info("%s: generated a password into Secret %s/%s", _ident(body), namespace, ref.name)
+                if secret is None:  # created by someone else meanwhile: read it like any other
+                    secret = await self.secrets.get(namespace, ref.name)
+                else:
+                    log.info("%s: generated a password into Secret %s/%s", _ident(body), namespace, ref.name)
             if secret is None:
                 raise SecretMissing(namespace, ref.name)
             if ref.key not in secret.values:
@@ -154,19 +174,10 @@ class Engine:
         def done(reason: Reason, message: str, **extra: Any) -> Result:
             return Result(Outcome(reason, message, remote_name=name, **extra), refs)
 
-        target = self.target_config(kind, target_name)
-        what = "Druid cluster" if kind.target_type == "cluster" else "Pivot instance"
-        if target is None:
-            return done(
-                Reason.TARGET_NOT_FOUND, f"{what} {target_name!r} is not in the operator configuration"
-            )
-        if not target.allows(meta["namespace"]):
-            return done(
-                Reason.NAMESPACE_NOT_ALLOWED,
-                f"namespace {meta['namespace']!r} may not manage {what} {target_name!r}",
-            )
-        if kind.protected(name, target.protected):
-            return done(Reason.PROTECTED, f"{name!r} is a protected principal of {target_name!r}")
+        owned = status.get("owned") is True
+        refused = admission(kind, spec, meta, self.target_config(kind, target_name), owned=owned)
+        if refused is not None:
+            return done(*refused)
         if spec.suspend:
             return done(Reason.SUSPENDED, "suspended: no remote calls until spec.suspend is false")
         owner = _owner(claims(Claim(kind.family, target_name, name)))
@@ -176,10 +187,16 @@ class Engine:
                 f"{kind.family} {name!r} on {target_name!r} is claimed by the older "
                 f"{kind.info.kind} {owner.namespace}/{owner.name}",
             )
-        owned = status.get("owned") is True
+        secret_version: str | None = None
         try:
             values, secret_version = await self._resolve(kind.secret_needs(spec), body)
             desired = kind.desired(spec, name, values)
+            rejected = self._rejected.get(meta["uid"])
+            if rejected is not None and (rejected.generation, rejected.secret_version) == (
+                meta.get("generation"),
+                secret_version,
+            ):
+                return done(Reason.REJECTED, rejected.message, owned=owned or None)
             remote = await self._remote(kind, target_name)
             observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)
@@ -222,13 +239,19 @@ class Engine:
             changes = await self._apply(kind, body, remote, target_name, plan.ops, why, emit)
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
+        except SecretNotAllowed as error:
+            return done(Reason.SECRET_NOT_ALLOWED, str(error), owned=owned or None)
         except InvalidSpecError as error:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
         except ApiError as error:
             reason, message = describe_api_error(error)
+            if reason is Reason.REJECTED:
+                message += "; not retried until the spec or a referenced Secret changes"
+                self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
             return done(reason, message, owned=owned or None)
+        self._rejected.pop(meta["uid"], None)
         extra: dict[str, Any] = {
             "owned": True,
             "changes": changes,
@@ -308,6 +331,7 @@ class Engine:
         released is worse than a remote object left behind (and reported).
         """
         meta = body["metadata"]
+        self._rejected.pop(meta["uid"], None)
         try:
             spec = kind.spec_model(body.get("spec") or {})
         except ValidationError:
@@ -357,6 +381,45 @@ class DeletionBlocked(Exception):
         self.message = message
 
 
+def admission(
+    kind: AnyKind,
+    spec: Any,
+    meta: Mapping[str, Any],
+    target: ClusterConfig | PivotConfig | None,
+    *,
+    owned: bool,
+) -> tuple[Reason, str] | None:
+    """Why this namespace may not have this spec applied to its target, or None.
+
+    Decided from the spec, the configuration and ``owned`` alone, before any remote call;
+    the claims index uses it too, so a refused resource cannot claim a remote name.
+    """
+    namespace = meta["namespace"]
+    name = kind.remote_name(spec, meta["name"])
+    target_name = kind.target_name(spec)
+    what = f"{'Druid cluster' if kind.target_type == 'cluster' else 'Pivot instance'} {target_name!r}"
+    if target is None:
+        return Reason.TARGET_NOT_FOUND, f"{what} is not in the operator configuration"
+    if not target.allows(namespace):
+        return Reason.NAMESPACE_NOT_ALLOWED, f"namespace {namespace!r} may not manage {what}"
+    if kind.protected(name, target.protected):
+        return Reason.PROTECTED, f"{name!r} is a protected principal of {target_name!r}"
+    grants = kind.privileged_grants(spec, target.protected)
+    if grants and not (isinstance(target, ClusterConfig) and target.privileged(namespace)):
+        return (
+            Reason.NOT_PERMITTED,
+            f"namespace {namespace!r} may not grant {', '.join(grants)} on {what}: "
+            "only the cluster's privilegedNamespaces may",
+        )
+    if spec.adoption_policy is AdoptionPolicy.ADOPT and not owned and not target.allows_adoption(namespace):
+        return (
+            Reason.ADOPTION_NOT_ALLOWED,
+            f"namespace {namespace!r} may not adopt existing objects on {what} (it is not in the "
+            "target's adoptionNamespaces): use adoptionPolicy Refuse",
+        )
+    return None
+
+
 def describe_api_error(error: ApiError) -> tuple[Reason, str]:
     """A reason and a one-line message for a client error (already trimmed and scrubbed)."""
     target = "Druid" if error.target == "coordinator" else "Pivot"
@@ -368,8 +431,11 @@ def describe_api_error(error: ApiError) -> tuple[Reason, str]:
         return Reason.UNREACHABLE, f"{target} is unreachable: {error.message}"
     if isinstance(error, ServerError):
         return Reason.SERVER_ERROR, f"{target} failed ({error.status}): {error.message}"
-    if isinstance(error, Invalid | NotFound | AlreadyExists | Conflict):
+    if isinstance(error, Invalid):
         return Reason.REJECTED, f"{target} rejected a request ({error.status}): {error.message}"
+    if isinstance(error, NotFound | AlreadyExists | Conflict):
+        # The remote side changed between our read and write (another writer): read again.
+        return Reason.CONCURRENT_CHANGE, f"{target} refused a request ({error.status}): {error.message}"
     return Reason.SERVER_ERROR, f"{target} answered unexpectedly ({error.status}): {error.message}"
 
 

@@ -17,9 +17,10 @@ import kopf
 from prometheus_client import start_http_server
 
 from druid_access import config as config_module
-from druid_access.handlers import App, configure, register
+from druid_access.handlers import App, configure, register, secret_changed
 from druid_access.kube import Kube
 from druid_access.reconcile import Engine
+from druid_access.secret_store import SecretStore
 from druid_access.targets import Targets
 
 log = logging.getLogger("druid_access.runner")
@@ -50,7 +51,8 @@ async def run(
     cfg = config_module.load(config_path)
     kube = await Kube.connect()
     targets = Targets(cfg, kube)
-    app = App(Engine(targets, kube))
+    secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
+    app = App(Engine(targets, kube, secrets_store))
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -76,6 +78,7 @@ async def run(
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         f"peering {peering!r} with priority {priority}" if peering else "standalone",
     )
+    watch = asyncio.create_task(secrets_store.run(lambda ns, name: secret_changed(app, ns, name)))
     try:
         await kopf.operator(
             registry=registry,
@@ -87,6 +90,8 @@ async def run(
             priority=priority,
         )
     finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
         await targets.close()
         await kube.close()
     log.info("stopped")

@@ -52,7 +52,15 @@ SYNC_TIMEOUT = 300.0
 AUTHN = AuthenticatorName("basic")
 AUTHZ = AuthorizerName("basic")
 OPTIONS = HttpOptions(connect_timeout=5.0, read_timeout=60.0, write_timeout=60.0, pool_timeout=60.0)
-FAILURES = ("ServerError", "Rejected", "Unreachable", "Unauthorized", "Forbidden", "KubernetesError")
+FAILURES = (
+    "ServerError",
+    "Rejected",
+    "ConcurrentChange",
+    "Unreachable",
+    "Unauthorized",
+    "Forbidden",
+    "KubernetesError",
+)
 
 
 def user(i: int) -> str:

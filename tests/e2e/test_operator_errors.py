@@ -4,7 +4,8 @@ Every case runs against the real operator process (restricted RBAC identity) and
 
 - 401 (wrong admin password / Pivot token) -> Unauthorized, recovers when the Secret is fixed;
 - 403 (an admin user without CONFIG/security) -> Forbidden, recovers when the user gets a role;
-- 400 with a message (injected on the permissions POST) -> Rejected, with the server's message;
+- 400 with a message (injected on the permissions POST) -> Rejected, with the server's message,
+  not retried until the spec changes;
 - 500 (injected) -> ServerError;
 - a timeout (latency longer than the cluster's timeoutSeconds) -> Unreachable;
 - a refused connection (closed 127.0.0.1 port) -> Unreachable, recovers when something listens.
@@ -388,16 +389,22 @@ def test_400_rejected_with_the_servers_message(
         ),
     )
     obj = wait_reason(cp, "druidrole", NS, "err-400", "Rejected", timeout=30)
-    assert _message(obj) == f"Druid rejected a request (400): {REJECT_MESSAGE}"
-
-    assert_backs_off(fakes.coordinator, r"/roles/err-400/permissions$", since, "Druid 400")
+    assert _message(obj) == (
+        f"Druid rejected a request (400): {REJECT_MESSAGE}; "
+        "not retried until the spec or a referenced Secret changes"
+    )
+    # An invalid request stays invalid: no retry (a backoff would have made 3 more by now).
+    time.sleep(8)
+    assert len(_attempts(fakes.coordinator, r"/roles/err-400/permissions$", since)) == 1
     assert_alive(operator)
     assert fakes.coordinator.roles["err-400"] == []  # created, but the permissions never went in
 
     fakes.call(lambda: fakes.coordinator.faults.remove(fault))
+    spec = {"permissions": [{"resource": {"type": "DATASOURCE", "name": "wiki.*"}, "action": "WRITE"}]}
+    apply(cp, _doc("DruidRole", "err-400", spec))  # a changed spec is tried again
     wait_reason(cp, "druidrole", NS, "err-400", "Synced", timeout=40)
     assert [p.resource_action() for p in fakes.coordinator.roles["err-400"]] == [
-        {"resource": {"name": "wiki.*", "type": "DATASOURCE"}, "action": "READ"}
+        {"resource": {"name": "wiki.*", "type": "DATASOURCE"}, "action": "WRITE"}
     ]
     assert_alive(operator)
     _delete(cp, "druidrole", "err-400")

@@ -100,7 +100,9 @@ def operator(
     cluster: ControlPlane, fakes: FakesInThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     proc = OperatorProcess(
-        config=operator_config(fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED),
+        config=operator_config(
+            fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED, adoption_namespaces=ALLOWED
+        ),
         kubeconfig=cluster.operator_kubeconfig,
         workdir=tmp_path_factory.mktemp("operator-main"),
         namespaces=MAIN_NAMESPACES,
@@ -411,7 +413,9 @@ def test_object_created_before_a_crash_is_not_mistaken_for_preexisting(
     cluster: ControlPlane, fakes: FakesInThread, spawn: Spawn
 ) -> None:
     cp, coord, name = cluster, fakes.coordinator, "crash-role"
-    config = operator_config(fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED)
+    config = operator_config(
+        fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED, adoption_namespaces=ALLOWED
+    )
     first = spawn(config, [NS_CRASH])
     mark = _mark(fakes, "coordinator")
     slow_create = fakes.call(
@@ -617,7 +621,9 @@ def test_deletion_is_released_when_the_target_is_removed_from_the_configuration(
     cluster: ControlPlane, fakes: FakesInThread, spawn: Spawn
 ) -> None:
     cp, coord, pivot = cluster, fakes.coordinator, fakes.pivot
-    with_targets = operator_config(fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED)
+    with_targets = operator_config(
+        fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED, adoption_namespaces=ALLOWED
+    )
     with_targets["clusters"]["second"] = copy.deepcopy(with_targets["clusters"]["default"])
     first = spawn(with_targets, [NS_GONE])
     apply(
@@ -632,7 +638,9 @@ def test_deletion_is_released_when_the_target_is_removed_from_the_configuration(
     assert fakes.call(lambda: "gone-role" in coord.roles and "gone-conn" in pivot.connections)
     assert first.stop() == 0
 
-    without = operator_config(fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED)
+    without = operator_config(
+        fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED, adoption_namespaces=ALLOWED
+    )
     without["pivots"] = {}  # cluster "second" and Pivot "default" are gone
     spawn(without, [NS_GONE])
     wait_reason(cp, "druidrole", NS_GONE, "gone-role", "TargetNotFound")

@@ -59,7 +59,7 @@ AUTHN = AuthenticatorName("basic")
 AUTHZ = AuthorizerName("basic")
 OPTIONS = HttpOptions(connect_timeout=5.0, read_timeout=30.0, write_timeout=30.0, pool_timeout=5.0)
 DRIFT_MESSAGE = "drift on the remote side"
-FAILURE_REASONS = ("ServerError", "Rejected")
+FAILURE_REASONS = ("ServerError", "Rejected", "ConcurrentChange")
 
 # A user name with '@' (percent-encoded in every path) and non-ASCII passwords (PBKDF2 over UTF-8).
 ALICE = "alice@corp.example"
@@ -506,7 +506,7 @@ def test_no_reconcile_failed_against_the_real_coordinator(
 ) -> None:
     metrics = operator.metrics()
     failed = re.findall(
-        r'^druid_access_reconciles_total\{kind="(\w+)",reason="(ServerError|Rejected)"\} ([1-9]\S*)$',
+        r'^druid_access_reconciles_total\{kind="(\w+)",reason="(ServerError|Rejected|ConcurrentChange)"\} ([1-9]\S*)$',
         metrics,
         re.M,
     )

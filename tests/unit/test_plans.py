@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 
 from druid_access.clients import (
@@ -133,11 +134,15 @@ def test_role_permission_drift_names_the_difference() -> None:
     assert plan.drift == ("permissions (missing READ DATASOURCE/wiki.*; extra WRITE DATASOURCE/wiki.*)",)
 
 
-def test_invalid_regex_is_refused_before_any_call() -> None:
-    import pytest
+@pytest.mark.parametrize("pattern", ["wiki[", "(?#c)x", "(?a)x", "(?P<n>x)"])
+def test_invalid_regex_is_refused_before_any_call(pattern: str) -> None:
+    with pytest.raises(role.InvalidSpecError, match="not a valid Java regular expression"):
+        role.check_pattern(pattern)
 
-    with pytest.raises(role.InvalidSpecError, match="not a valid regular expression"):
-        role.check_pattern("wiki[")
+
+@pytest.mark.parametrize("pattern", ["\\p{Lu}+", "\\p{javaLowerCase}.*", "\\p{IsAlphabetic}+", "\\Qa.b\\E"])
+def test_java_only_regex_is_accepted(pattern: str) -> None:
+    role.check_pattern(pattern)
 
 
 # --- group mappings --------------------------------------------------------------------------

@@ -102,6 +102,8 @@ class Kind(Protocol[R, S, D, O]):
 
     def role_refs(self, spec: S) -> frozenset[str]: ...
 
+    def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]: ...
+
     def desired(self, spec: S, name: str, secrets: SecretValues) -> D: ...
 
     async def observe(self, remote: R, name: str, desired: D) -> O: ...
@@ -169,3 +171,12 @@ class KindBase(Generic[S]):
 
     def role_refs(self, spec: S) -> frozenset[str]:
         return frozenset()
+
+    def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]:
+        """What in the spec only a privileged namespace may grant, each said in a few words.
+
+        By default: the protected roles among those the spec assigns.
+        """
+        return tuple(
+            f"protected role {role!r}" for role in sorted(self.role_refs(spec)) if protected.role(role)
+        )

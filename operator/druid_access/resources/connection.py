@@ -109,7 +109,7 @@ class ConnectionKind(KindBase[DruidConnectionSpec]):
     target_type: Literal["cluster", "pivot"] = "pivot"
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return name in protected.connections
+        return protected.connection(name)
 
     def secret_needs(self, spec: DruidConnectionSpec) -> Sequence[SecretNeed]:
         refs = []

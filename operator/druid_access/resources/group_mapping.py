@@ -14,9 +14,11 @@ from typing import ClassVar, Literal
 
 from druid_access.clients import GroupMapping
 from druid_access.config import ProtectedPrincipals
+from druid_access.group_pattern import InvalidGroupPattern, check_group_pattern
 from druid_access.models import DRUID_GROUP_MAPPING, DruidGroupMappingSpec
 from druid_access.resources.base import (
     DruidRemote,
+    InvalidSpecError,
     KindBase,
     Op,
     Plan,
@@ -24,7 +26,6 @@ from druid_access.resources.base import (
     absent_as_none,
     deleted,
 )
-from druid_access.resources.role import check_pattern
 
 
 @dataclass(frozen=True)
@@ -134,13 +135,16 @@ class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
     target_type: Literal["cluster", "pivot"] = "cluster"
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return name in protected.group_mappings
+        return protected.group_mapping(name)
 
     def role_refs(self, spec: DruidGroupMappingSpec) -> frozenset[str]:
         return frozenset(spec.roles)
 
     def desired(self, spec: DruidGroupMappingSpec, name: str, secrets: SecretValues) -> DesiredGroupMapping:
-        check_pattern(spec.group_pattern)
+        try:
+            check_group_pattern(spec.group_pattern)
+        except InvalidGroupPattern as error:
+            raise InvalidSpecError(str(error)) from None
         return DesiredGroupMapping(name=name, group_pattern=spec.group_pattern, roles=frozenset(spec.roles))
 
     async def observe(

@@ -2,19 +2,19 @@
 
 Druid replaces a role's permission list on every POST (facts §0.5), so the plan sends the
 whole desired list once when the sets differ and nothing when they are equal. Resource
-names are Java regexes; they are checked here before any call, because Druid refuses
-the whole list for one bad pattern.
+names are Java regexes; they are checked here with Java's grammar before any call, because
+Druid refuses the whole list for one bad pattern.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from druid_access import javaregex
 from druid_access.clients import Permission, Role
 from druid_access.config import ProtectedPrincipals
-from druid_access.models import DRUID_ROLE, DruidRoleSpec
+from druid_access.models import DRUID_ROLE, DruidRoleSpec, ResourceType
 from druid_access.resources.base import (
     DruidRemote,
     InvalidSpecError,
@@ -85,14 +85,33 @@ def plan(desired: DesiredRole, observed: Role | None) -> Plan[DruidRemote]:
 
 
 def check_pattern(pattern: str) -> None:
-    """Refuse patterns Python cannot compile; Java's dialect is close enough that these fail
-    there too (the reverse is not guaranteed: Druid's 400 is still mapped to a reason)."""
+    """Refuse what Druid's Java regex engine would refuse, before any remote call: Druid
+    answers 400 for the whole permission list, leaving the role without permissions."""
     try:
-        re.compile(pattern)
-    except re.error as error:
+        javaregex.check(pattern)
+    except javaregex.JavaRegexError as error:
         raise InvalidSpecError(
-            f"resource name {pattern!r} is not a valid regular expression: {error}"
+            f"resource name {pattern!r} is not a valid Java regular expression: {error}"
         ) from None
+
+
+SECURITY_RESOURCE = "security"
+
+
+def administers_security(permission: Permission) -> bool:
+    """Does the permission reach Druid's security API? Its endpoints are guarded by CONFIG
+    permissions on ``security``: WRITE administers users and roles, READ shows credential
+    hashes. The name is a regex, so ``.*`` or ``sec.*`` count too (decided conservatively)."""
+    return permission.resource_type == ResourceType.CONFIG.value and javaregex.may_fullmatch(
+        permission.resource_name, SECURITY_RESOURCE
+    )
+
+
+def _permissions(spec: DruidRoleSpec) -> list[Permission]:
+    return [
+        Permission(resource_type=p.resource.type.value, resource_name=p.resource.name, action=p.action.value)
+        for p in spec.permissions
+    ]
 
 
 class RoleKind(KindBase[DruidRoleSpec]):
@@ -102,18 +121,19 @@ class RoleKind(KindBase[DruidRoleSpec]):
     target_type: Literal["cluster", "pivot"] = "cluster"
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return name in protected.roles
+        return protected.role(name)
+
+    def privileged_grants(self, spec: DruidRoleSpec, protected: ProtectedPrincipals) -> tuple[str, ...]:
+        return tuple(
+            f"security-administration permission {_label(p)}"
+            for p in _permissions(spec)
+            if administers_security(p)
+        )
 
     def desired(self, spec: DruidRoleSpec, name: str, secrets: SecretValues) -> DesiredRole:
-        permissions = []
         for p in spec.permissions:
             check_pattern(p.resource.name)
-            permissions.append(
-                Permission(
-                    resource_type=p.resource.type.value, resource_name=p.resource.name, action=p.action.value
-                )
-            )
-        return DesiredRole(name=name, permissions=frozenset(permissions))
+        return DesiredRole(name=name, permissions=frozenset(_permissions(spec)))
 
     async def observe(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
         return await absent_as_none(remote.client.get_role(remote.authorizer, name), "role")

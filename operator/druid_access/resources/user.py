@@ -147,7 +147,7 @@ class UserKind(KindBase[DruidUserSpec]):
     target_type: Literal["cluster", "pivot"] = "cluster"
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return name in protected.users
+        return protected.user(name)
 
     def secret_needs(self, spec: DruidUserSpec) -> Sequence[SecretNeed]:
         if spec.password is None:

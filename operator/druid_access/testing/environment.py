@@ -215,10 +215,18 @@ def apply(
     cp.kubectl(*args, input=payload)
 
 
-def secret(name: str, data: Mapping[str, str], namespace: str | None = None) -> dict[str, Any]:
+ALLOW_LABELS = {"druidaccess.io/allow": "true"}
+
+
+def secret(
+    name: str, data: Mapping[str, str], namespace: str | None = None, *, allow: bool = True
+) -> dict[str, Any]:
+    """A Secret manifest; ``allow`` labels it so the operator may read it for resources."""
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
+    if allow:
+        meta["labels"] = dict(ALLOW_LABELS)
     encoded = {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": encoded}
 
@@ -245,6 +253,8 @@ def operator_config(
     *,
     resync_seconds: float = 5.0,
     allowed_namespaces: Sequence[str] = ("*",),
+    privileged_namespaces: Sequence[str] = (),
+    adoption_namespaces: Sequence[str] = (),
     extra_clusters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A configuration with cluster ``default`` and Pivot ``default`` pointing at the fakes."""
@@ -255,6 +265,8 @@ def operator_config(
                 "coordinatorUrl": fakes.coordinator.url,
                 "adminSecret": {"name": ADMIN_SECRET},
                 "allowedNamespaces": list(allowed_namespaces),
+                "privilegedNamespaces": list(privileged_namespaces),
+                "adoptionNamespaces": list(adoption_namespaces),
                 "resyncSeconds": resync_seconds,
                 "timeoutSeconds": 5,
             },
@@ -265,6 +277,7 @@ def operator_config(
                 "url": fakes.pivot.url,
                 "tokenSecret": {"name": PIVOT_SECRET},
                 "allowedNamespaces": list(allowed_namespaces),
+                "adoptionNamespaces": list(adoption_namespaces),
                 "resyncSeconds": resync_seconds,
                 "timeoutSeconds": 5,
             }

@@ -1,0 +1,159 @@
+"""Secret opt-in against a real kube-apiserver: the operator receives only labelled Secrets.
+
+``SecretStore`` runs under the operator's restricted identity. Every HTTP request its
+Kubernetes client sends is recorded, and each one that concerns Secrets must be a list or
+watch selecting ``druidaccess.io/allow=true`` on the server, a metadata-only read, or a read
+of a Secret that carries the label at that moment: the value of a Secret that did not opt in
+is never requested. The cache follows labels being added and removed and values changing,
+and wakes the readers each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pytest
+
+from druid_access.kube import ALLOW_LABEL, Kube, SecretNotAllowed
+from druid_access.secret_store import SecretStore
+from druid_access.testing.controlplane import ControlPlane
+from druid_access.testing.environment import apply, install, secret
+
+NS = "secret-optin"
+OTHER = "secret-optin-other"
+CANARY = "canary-unlabelled-value-7c1e"
+TIMEOUT = 30.0
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    accept: str
+
+
+@dataclass
+class Recorder:
+    """Stands in for the client's aiohttp session and records each request it forwards."""
+
+    session: Any
+    requests: list[Recorded] = field(default_factory=list)
+
+    def request(self, **args: Any) -> Any:
+        url = urlparse(args["url"])
+        self.requests.append(
+            Recorded(
+                args["method"],
+                unquote(url.path),
+                parse_qs(url.query),
+                (args.get("headers") or {}).get("Accept", ""),
+            )
+        )
+        return self.session.request(**args)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@pytest.fixture(scope="module")
+def plane(controlplane: ControlPlane) -> ControlPlane:
+    install(controlplane, admin_user="admin", admin_password="unused", pivot_token="unused")
+    apply(
+        controlplane,
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in (NS, OTHER)],
+    )
+    return controlplane
+
+
+@pytest.fixture
+async def kube(plane: ControlPlane) -> AsyncIterator[tuple[Kube, Recorder]]:
+    client = await Kube.connect(str(plane.operator_kubeconfig))
+    rest = client._api.rest_client
+    recorder = Recorder(rest.pool_manager)
+    rest.pool_manager = recorder
+    try:
+        yield client, recorder
+    finally:
+        await client.close()
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    for _ in range(int(TIMEOUT / 0.1)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {TIMEOUT:.0f}s waiting for {what}")
+
+
+async def test_only_opted_in_secrets_are_received_and_changes_wake(
+    plane: ControlPlane, kube: tuple[Kube, Recorder]
+) -> None:
+    client, recorder = kube
+    apply(
+        plane,
+        [
+            secret("allowed", {"password": "allowed-value-1"}, NS),
+            secret("unlabelled", {"password": CANARY}, NS, allow=False),
+            secret("elsewhere", {"password": "other-namespace"}, OTHER),
+        ],
+    )
+    changes: list[tuple[str, str]] = []
+    store = SecretStore(client, [NS])
+    task = asyncio.create_task(store.run(lambda ns, name: changes.append((ns, name))))
+    try:
+        await _until(lambda: (NS, "allowed") in changes, "the labelled Secret to be listed")
+        assert (NS, "unlabelled") not in changes and (OTHER, "elsewhere") not in changes
+
+        got = await store.get(NS, "allowed")
+        assert got is not None and got.values["password"].get_secret_value() == "allowed-value-1"
+        with pytest.raises(SecretNotAllowed) as refused:
+            await store.get(NS, "unlabelled")
+        message = str(refused.value)
+        assert f"kubectl label secret -n {NS} unlabelled {ALLOW_LABEL}=true" in message
+        assert CANARY not in message
+        assert await store.get(NS, "missing") is None
+
+        # Opting in later: the watch sees the Secret arrive and wakes its readers.
+        changes.clear()
+        opt_in = len(recorder.requests)
+        plane.kubectl("label", "secret", "unlabelled", "-n", NS, f"{ALLOW_LABEL}=true")
+        await _until(lambda: (NS, "unlabelled") in changes, "the newly labelled Secret")
+        got = await store.get(NS, "unlabelled")
+        assert got is not None and got.values["password"].get_secret_value() == CANARY
+
+        # A value change, and opting out again.
+        apply(plane, secret("allowed", {"password": "allowed-value-2"}, NS))
+        await _until(
+            lambda: (
+                (got2 := store._cache.get((NS, "allowed"))) is not None
+                and got2.values["password"].get_secret_value() == "allowed-value-2"
+            ),
+            "the changed value",
+        )
+        changes.clear()
+        plane.kubectl("label", "secret", "allowed", "-n", NS, f"{ALLOW_LABEL}-")
+        await _until(lambda: (NS, "allowed") in changes, "the unlabelled Secret to leave the selection")
+        with pytest.raises(SecretNotAllowed):
+            await store.get(NS, "allowed")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        plane.kubectl("delete", "secret", "allowed", "unlabelled", "-n", NS, check=False)
+        plane.kubectl("delete", "secret", "elsewhere", "-n", OTHER, check=False)
+
+    def concerns_secrets(r: Recorded) -> bool:
+        return "/secrets" in r.path
+
+    for r in filter(concerns_secrets, recorder.requests):
+        if r.path.endswith("/secrets"):  # a list or watch: selected on the server
+            assert r.method == "GET" and r.query.get("labelSelector") == [f"{ALLOW_LABEL}=true"], r
+        else:
+            assert r.method == "GET", r
+    before = [r for r in recorder.requests[:opt_in] if r.path.endswith("/secrets/unlabelled")]
+    assert before, "the unlabelled Secret was never looked at"
+    assert all("as=PartialObjectMetadata" in r.accept for r in before), before
