@@ -1,16 +1,19 @@
 """Installable like any production operator: the Helm chart, rendered, installed and run.
 
 Without a cluster (helm only): the chart lints; ``helm template`` renders the expected objects
-for the default and for representative values (args, config, CA mounts, security context,
-probes, resources, config checksum, namespaced/cluster RBAC, peering only with >1 replica);
-the schema refuses bad values naming the key; the chart's CRDs are the repository's and
-deploy/ is what the Makefile renders from the chart now.
+for the default and for representative values (args, config with the delegation lists,
+CA mounts, security context, probes, resources, config checksum, namespaced/cluster RBAC,
+peering only with >1 replica, the user-facing view/edit ClusterRoles and their aggregation
+labels); the schema refuses bad values naming the key; the chart's CRDs are the repository's
+and deploy/ is what the Makefile renders from the chart now.
 
 On the local control plane: ``helm install`` creates the rendered objects, the chart's RBAC
 bound to its own ServiceAccount (a TokenRequest token, not the suite's operator identity)
 carries a whole lifecycle of the four kinds with the Deployment's own args and the
 ConfigMap's own config; two replicas with the rendered ``--peering`` run with exactly one
-active and the other taking over; ``helm uninstall`` leaves nothing of the release behind.
+active and the other taking over; the chart's edit/view ClusterRoles, bound to a user in one
+namespace, give exactly the rights they promise there and nothing elsewhere; ``helm
+uninstall`` leaves nothing of the release behind.
 """
 
 from __future__ import annotations
@@ -227,6 +230,8 @@ REPRESENTATIVE: dict[str, Any] = {
             "adminSecret": {"name": "druid-admin", "usernameKey": "user", "passwordKey": "pass"},
             "caSecret": {"name": "druid-ca", "key": "ca.crt"},
             "allowedNamespaces": ["team-a"],
+            "privilegedNamespaces": ["team-a", "platform-*"],
+            "adoptionNamespaces": ["team-a"],
             "protected": {"users": ["admin", "druid_system", "ops"], "roles": ["admin"]},
             "resyncSeconds": 120,
             "timeoutSeconds": 5,
@@ -242,7 +247,14 @@ REPRESENTATIVE: dict[str, Any] = {
             "tokenSecret": {"name": "pivot-token", "key": "api-token"},
             "caSecret": {"name": "pivot-ca", "key": "bundle.pem"},
             "allowedNamespaces": ["team-*"],
-        }
+            "adoptionNamespaces": ["team-b"],
+        },
+        # Empty delegation lists are the default: not rendered at all.
+        "secondary": {
+            "url": "http://pivot.secondary:9095",
+            "tokenSecret": {"name": "secondary-token"},
+            "adoptionNamespaces": [],
+        },
     },
     "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
     "metrics": {"enabled": True, "port": 9191, "serviceMonitor": {"enabled": True, "interval": "15s"}},
@@ -322,6 +334,8 @@ def test_template_default_values(helm: Helm, tmp_path: Path) -> None:
             ("ConfigMap", f"{full}-config"),
             ("ClusterRole", full),
             ("ClusterRole", f"{full}-discovery"),
+            ("ClusterRole", f"{full}-view"),
+            ("ClusterRole", f"{full}-edit"),
             ("ClusterRoleBinding", full),
             ("ClusterRoleBinding", f"{full}-discovery"),
             ("Service", f"{full}-metrics"),
@@ -414,6 +428,22 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
     assert main.token_secret.key == "api-token"
     assert main.allowed_namespaces == ("team-*",)
     assert "caSecret" not in text  # a chart-only key: the operator would refuse it
+    # The delegation lists, rendered where set and meaning what the values said.
+    assert prod.privileged_namespaces == ("team-a", "platform-*")
+    assert prod.adoption_namespaces == ("team-a",)
+    assert prod.privileged("platform-security") and not prod.privileged("team-b")
+    assert prod.allows_adoption("team-a") and not prod.allows_adoption("team-b")
+    assert main.adoption_namespaces == ("team-b",)
+    # Left out (staging) or empty (secondary): not in the file, the operator's default of none.
+    raw = yaml.safe_load(text)
+    assert {"privilegedNamespaces", "adoptionNamespaces"} <= raw["clusters"]["prod"].keys()
+    assert "adoptionNamespaces" in raw["pivots"]["main"]
+    assert not {"privilegedNamespaces", "adoptionNamespaces"} & raw["clusters"]["staging"].keys()
+    assert "adoptionNamespaces" not in raw["pivots"]["secondary"]
+    secondary = config.pivots["secondary"]
+    assert staging.privileged_namespaces == staging.adoption_namespaces == ()
+    assert secondary.adoption_namespaces == ()
+    assert not staging.privileged("team-a") and not secondary.allows_adoption("team-a")
 
     # Each CA bundle path is a file the Deployment mounts read-only from the named Secret key.
     mounts = _ca_mounts(deployment)
@@ -546,6 +576,74 @@ def test_ca_secret_without_key_renders_a_consistent_mount(helm: Helm, tmp_path: 
     assert secret_name == "ca" and key
 
 
+KINDS = ("druidusers", "druidroles", "druidgroupmappings", "druidconnections")
+READ = frozenset({"get", "list", "watch"})
+WRITE = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+AGGREGATE_VIEW = "rbac.authorization.k8s.io/aggregate-to-view"
+AGGREGATE_EDIT = "rbac.authorization.k8s.io/aggregate-to-edit"
+AGGREGATE_ADMIN = "rbac.authorization.k8s.io/aggregate-to-admin"
+AGGREGATE = (AGGREGATE_VIEW, AGGREGATE_EDIT, AGGREGATE_ADMIN)
+
+
+def _verbs(role: Mapping[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """(apiGroup, resource) -> every verb the role grants on it."""
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for group, resource, verbs in _rules(role):
+        out[group, resource] = out.get((group, resource), frozenset()) | verbs
+    return out
+
+
+def test_user_roles_by_default(helm: Helm, tmp_path: Path) -> None:
+    """<fullname>-view and -edit for the people writing the four kinds, aggregated into the
+    built-in view/edit/admin. The aggregation itself is done by kube-controller-manager, which
+    the local control plane does not run: the labels are what is checked here."""
+    docs = _render(helm, None, tmp_path)
+    full = f"ops-{CHART_NAME}"
+    view, edit = _one(docs, "ClusterRole", f"{full}-view"), _one(docs, "ClusterRole", f"{full}-edit")
+    for role in (view, edit):
+        assert "namespace" not in role["metadata"]
+        assert role["metadata"]["labels"]["app.kubernetes.io/instance"] == "ops"
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k in AGGREGATE} == {AGGREGATE_VIEW: "true"}
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k in AGGREGATE} == {
+        AGGREGATE_EDIT: "true",
+        AGGREGATE_ADMIN: "true",
+    }
+    objects = {(GROUP, kind) for kind in KINDS}
+    status = {(GROUP, f"{kind}/status") for kind in KINDS}
+    # view: read the objects and their status, nothing else.
+    assert _verbs(view) == dict.fromkeys(objects | status, READ)
+    # edit: view, plus writing the objects but never their status (status.owned is the
+    # operator's record of what it created); no Secrets, no other group, no wildcard.
+    assert _verbs(edit) == {**dict.fromkeys(objects, READ | WRITE), **dict.fromkeys(status, READ)}
+    for role in (view, edit):
+        for rule in role["rules"]:
+            assert "*" not in [*rule["apiGroups"], *rule["resources"], *rule["verbs"]], rule
+            assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+    # Nothing binds them: they are for the cluster's administrators to bind (or aggregate).
+    bindings = _find(docs, "ClusterRoleBinding") + _find(docs, "RoleBinding")
+    assert not [b for b in bindings if b["roleRef"]["name"] in (f"{full}-view", f"{full}-edit")]
+
+
+def test_user_roles_aggregation_and_creation_can_be_turned_off(helm: Helm, tmp_path: Path) -> None:
+    full = f"ops-{CHART_NAME}"
+    default = _render(helm, None, tmp_path)
+    unlabelled = _render(helm, {"userRoles": {"aggregate": False}}, tmp_path)
+    for suffix in ("view", "edit"):
+        role = _one(unlabelled, "ClusterRole", f"{full}-{suffix}")
+        assert not set(role["metadata"]["labels"]) & set(AGGREGATE), role["metadata"]["labels"]
+        assert role["rules"] == _one(default, "ClusterRole", f"{full}-{suffix}")["rules"]
+    absent = _render(helm, {"userRoles": {"create": False}}, tmp_path)
+    names = {d["metadata"]["name"] for d in _find(absent, "ClusterRole")}
+    assert names == {full, f"{full}-discovery"}
+    assert not [d for d in absent if set(d["metadata"]["labels"]) & set(AGGREGATE)]
+    # Independent of the operator's own RBAC.
+    only_users = _render(helm, {"rbac": {"create": False}}, tmp_path)
+    assert {d["metadata"]["name"] for d in _find(only_users, "ClusterRole")} == {
+        f"{full}-view",
+        f"{full}-edit",
+    }
+
+
 def test_schema_covers_exactly_the_operator_config(helm: Helm) -> None:
     """values.schema.json and druid_access.config agree key for key (caSecret becomes caBundle)."""
     schema = json.loads((CHART / "values.schema.json").read_text())
@@ -602,6 +700,54 @@ INVALID = [
         "Bad_Name",
         id="bad-target-name",
     ),
+    pytest.param(
+        {
+            "clusters": {
+                "a": {
+                    "coordinatorUrl": "http://a",
+                    "adminSecret": {"name": "s"},
+                    "privilegedNamespaces": "ops",
+                }
+            }
+        },
+        "/clusters/a/privilegedNamespaces",
+        id="wrong-type-privileged-namespaces",
+    ),
+    pytest.param(
+        {
+            "clusters": {
+                "a": {"coordinatorUrl": "http://a", "adminSecret": {"name": "s"}, "adoptionNamespaces": [1]}
+            }
+        },
+        "/clusters/a/adoptionNamespaces",
+        id="wrong-type-cluster-adoption-namespaces",
+    ),
+    pytest.param(
+        {
+            "clusters": {
+                "a": {
+                    "coordinatorUrl": "http://a",
+                    "adminSecret": {"name": "s"},
+                    "privilegedNamespaces": [""],
+                }
+            }
+        },
+        "/clusters/a/privilegedNamespaces",
+        id="empty-privileged-namespace",
+    ),
+    pytest.param(
+        {"pivots": {"p": {"url": "http://p", "tokenSecret": {"name": "t"}, "adoptionNamespaces": "ops"}}},
+        "/pivots/p/adoptionNamespaces",
+        id="wrong-type-pivot-adoption-namespaces",
+    ),
+    pytest.param(
+        {"pivots": {"p": {"url": "http://p", "tokenSecret": {"name": "t"}, "privilegedNamespaces": ["x"]}}},
+        "privilegedNamespaces",
+        id="privileged-namespaces-on-a-pivot",
+    ),
+    pytest.param({"userRoles": {"aggregate": "yes"}}, "/userRoles/aggregate", id="wrong-type-user-roles"),
+    pytest.param({"userRoles": {"create": "false"}}, "/userRoles/create", id="string-user-roles-create"),
+    pytest.param({"userRoles": {"aggregated": False}}, "aggregated", id="typo-user-roles"),
 ]
 
 
@@ -844,6 +990,8 @@ def test_install_creates_the_rendered_objects(
             ("ConfigMap", RELEASE_NS, f"{full}-config"),
             ("ClusterRole", None, full),
             ("ClusterRole", None, f"{full}-discovery"),
+            ("ClusterRole", None, f"{full}-view"),
+            ("ClusterRole", None, f"{full}-edit"),
             ("ClusterRoleBinding", None, f"{full}-discovery"),
             ("RoleBinding", RELEASE_NS, full),
             ("RoleBinding", WATCH_NS, full),
@@ -936,6 +1084,169 @@ def test_install_refuses_invalid_values(
         "get", "all", "-A", "-l", "app.kubernetes.io/instance=dao-bad", "-o", "name"
     ).stdout
     assert leftovers.strip() == ""
+
+
+# --- the user roles on the control plane ---------------------------------------------------------------
+
+USERS_NS = "helm-users"
+OTHER_NS = "helm-users-other"
+EDITOR = "edna@users.test"
+VIEWER = "vick@users.test"
+
+# (verb, resource, subresource, namespace); namespace None: across all namespaces.
+Check = tuple[str, str, str, str | None]
+
+
+def _access_as(cp: ControlPlane, user: str, checks: Sequence[Check]) -> dict[Check, bool]:
+    """What the API server answers ``user`` for each check: one SelfSubjectAccessReview per
+    check, created while impersonating the user (what ``kubectl auth can-i --as`` does), in
+    one kubectl call."""
+    reviews = []
+    for verb, resource, subresource, namespace in checks:
+        plural, _, group = resource.partition(".")
+        attributes = {"verb": verb, "group": group, "resource": plural, "subresource": subresource}
+        if namespace is not None:
+            attributes["namespace"] = namespace
+        reviews.append(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            }
+        )
+    payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": reviews})
+    result = cp.kubectl("create", "-f", "-", "-o", "json", "--as", user, input=payload, timeout=60)
+    # One JSON document per review, one after the other; each answer is matched to its check by
+    # the attributes the server echoes, not by position.
+    decoder, text, position = json.JSONDecoder(), result.stdout, 0
+    answers: dict[Check, bool] = {}
+    while True:
+        position = len(text) - len(text[position:].lstrip())  # skip the whitespace between them
+        if position == len(text):
+            break
+        review, position = decoder.raw_decode(text, position)
+        attributes = review["spec"]["resourceAttributes"]
+        resource = ".".join(filter(None, (attributes["resource"], attributes.get("group", ""))))
+        check = (attributes["verb"], resource, attributes.get("subresource", ""), attributes.get("namespace"))
+        answers[check] = bool(review["status"].get("allowed"))
+    assert sorted(answers, key=str) == sorted(set(checks), key=str), result.stdout
+    return answers
+
+
+def _can_i_as(cp: ControlPlane, user: str, verb: str, resource: str, namespace: str, *extra: str) -> bool:
+    result = cp.kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace, "--as", user, *extra, check=False, timeout=30
+    )
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    return answer == "yes"
+
+
+def _user_binding(name: str, namespace: str, role: str, user: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
+def test_user_roles_bound_in_a_namespace(release: Release, controlplane: ControlPlane) -> None:
+    """The chart's edit and view ClusterRoles, bound to a user by a RoleBinding in one namespace.
+
+    Aggregation into the built-in view/edit/admin roles is done by kube-controller-manager,
+    which the local control plane does not run: only the labels are checked (live here, and in
+    the rendered manifests above), not that the built-in roles picked the rules up."""
+    cp = controlplane
+    full = release.fullname
+    aggregation = {}
+    for suffix in ("view", "edit"):
+        labels = kubectl_json(cp, "get", "clusterrole", f"{full}-{suffix}")["metadata"]["labels"]
+        aggregation[suffix] = {k: v for k, v in labels.items() if k in AGGREGATE}
+    assert aggregation == {
+        "view": {AGGREGATE_VIEW: "true"},
+        "edit": {AGGREGATE_EDIT: "true", AGGREGATE_ADMIN: "true"},
+    }
+
+    for ns in (USERS_NS, OTHER_NS):
+        _ensure_namespace(cp, ns)
+    bindings = [
+        _user_binding("dao-test-edit", USERS_NS, f"{full}-edit", EDITOR),
+        _user_binding("dao-test-view", USERS_NS, f"{full}-view", VIEWER),
+    ]
+    try:
+        apply(cp, bindings)
+        # The authorizer's cache sees new bindings after a moment.
+        wait_for(
+            lambda: (
+                _can_i_as(cp, EDITOR, "create", f"druidusers.{GROUP}", USERS_NS)
+                and _can_i_as(cp, VIEWER, "list", f"druidusers.{GROUP}", USERS_NS)
+            ),
+            timeout=30,
+            what="the RoleBindings to take effect",
+        )
+        _check_editor(cp)
+        _check_viewer(cp)
+        # The same answers through `kubectl auth can-i` (the subresource flag included), and
+        # the control for it: the operator's own role may write status where it is bound.
+        operator = f"system:serviceaccount:{RELEASE_NS}:{full}"
+        for kind in KINDS:
+            resource = f"{kind}.{GROUP}"
+            assert _can_i_as(cp, EDITOR, "delete", resource, USERS_NS)
+            assert not _can_i_as(cp, EDITOR, "patch", resource, USERS_NS, "--subresource=status")
+            assert _can_i_as(cp, operator, "patch", resource, WATCH_NS, "--subresource=status")
+        assert not _can_i_as(cp, EDITOR, "get", "secrets", USERS_NS)
+        assert not _can_i_as(cp, EDITOR, "list", f"druidusers.{GROUP}", OTHER_NS)
+    finally:
+        for binding in bindings:
+            cp.kubectl(
+                "delete",
+                "rolebinding",
+                binding["metadata"]["name"],
+                "-n",
+                USERS_NS,
+                "--ignore-not-found",
+                check=False,
+            )
+        # No namespace controller runs here: deleted namespaces stay Terminating, empty.
+        for ns in (USERS_NS, OTHER_NS):
+            cp.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+
+
+def _check_editor(cp: ControlPlane) -> None:
+    allowed: list[Check] = []
+    denied: list[Check] = []
+    for kind in KINDS:
+        resource = f"{kind}.{GROUP}"
+        allowed += [(verb, resource, "", USERS_NS) for verb in sorted(READ | WRITE)]
+        allowed.append(("get", resource, "status", USERS_NS))
+        # status.owned is the operator's record of ownership: never writable by users.
+        denied += [(verb, resource, "status", USERS_NS) for verb in ("patch", "update")]
+        # Nothing in another namespace, nor across all of them.
+        denied += [(verb, resource, "", OTHER_NS) for verb in sorted(READ | WRITE)]
+        denied += [(verb, resource, "", None) for verb in ("list", "watch")]
+    denied += [(verb, "secrets", "", USERS_NS) for verb in ("get", "list", "watch", "create")]
+    denied += [("create", "rolebindings.rbac.authorization.k8s.io", "", USERS_NS)]
+    answers = _access_as(cp, EDITOR, allowed + denied)
+    assert [c for c in allowed if not answers[c]] == []
+    assert [c for c in denied if answers[c]] == []
+
+
+def _check_viewer(cp: ControlPlane) -> None:
+    allowed: list[Check] = []
+    denied: list[Check] = []
+    for kind in KINDS:
+        resource = f"{kind}.{GROUP}"
+        allowed += [(verb, resource, "", USERS_NS) for verb in sorted(READ)]
+        allowed.append(("get", resource, "status", USERS_NS))
+        denied += [(verb, resource, "", USERS_NS) for verb in sorted(WRITE)]
+        denied += [(verb, resource, "status", USERS_NS) for verb in ("patch", "update")]
+        denied += [(verb, resource, "", OTHER_NS) for verb in sorted(READ)]
+    denied += [(verb, "secrets", "", USERS_NS) for verb in ("get", "list")]
+    answers = _access_as(cp, VIEWER, allowed + denied)
+    assert [c for c in allowed if not answers[c]] == []
+    assert [c for c in denied if answers[c]] == []
 
 
 # --- the operator as the chart runs it -----------------------------------------------------------------
@@ -1116,7 +1427,10 @@ def test_chart_rbac_carries_the_whole_lifecycle(
 def _lifecycle(cp: ControlPlane, fakes: FakesInThread, operator: ChartOperator) -> None:
     ns = WATCH_NS
     assert f"watching {ns}, standalone" in operator.log()
-    apply(cp, secret("hank-pw", {"password": "hank-secret-1"}, ns))
+    # A Secret a resource references must opt in to being read by the operator.
+    password = secret("hank-pw", {"password": "hank-secret-1"}, ns)
+    password["metadata"].setdefault("labels", {})[f"{GROUP}/allow"] = "true"
+    apply(cp, password)
     apply(
         cp,
         [
@@ -1376,7 +1690,7 @@ def test_uninstall_leaves_no_operator_objects(
     before = cp.kubectl(
         "get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name"
     ).stdout.split()
-    assert len(before) == 3  # the main and discovery roles, the discovery binding
+    assert len(before) == 5  # the main, discovery, view and edit roles, the discovery binding
     helm.run(
         "uninstall", RELEASE, "-n", RELEASE_NS, "--wait", "--timeout=60s", kubeconfig=cp.admin_kubeconfig
     )

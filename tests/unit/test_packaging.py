@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from druid_access.cli import build_parser, main
+from druid_access.config import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -138,6 +139,27 @@ def test_config_path_is_where_the_chart_mounts_the_configmap() -> None:
     configmap = volumes[mounts[str(Path(config).parent)]]["configMap"]["name"]
     (cm,) = (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == configmap)
     assert Path(config).name in cm["data"]
+
+
+def test_plain_manifests_config_parses_and_ship_the_user_roles() -> None:
+    """deploy/druid-access-operator.yaml: the operator accepts its config, and the user-facing
+    roles never write a status (the operator's record of ownership) nor touch Secrets."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "druid-access-operator.yaml").read_text()) if d]
+    (cm,) = (d for d in docs if d["kind"] == "ConfigMap")
+    config = parse(yaml.safe_load(cm["data"]["config.yaml"]))
+    assert config.namespace == "druid-access"
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    for suffix, aggregate_to in (("view", {"view"}), ("edit", {"edit", "admin"})):
+        role = roles[f"druid-access-operator-{suffix}"]
+        labels = role["metadata"]["labels"]
+        prefix = "rbac.authorization.k8s.io/aggregate-to-"
+        assert {
+            k.removeprefix(prefix) for k, v in labels.items() if k.startswith(prefix) and v == "true"
+        } == (aggregate_to)
+        for rule in role["rules"]:
+            assert rule["apiGroups"] == ["druidaccess.io"], rule
+            if not set(rule["verbs"]) <= {"get", "list", "watch"}:
+                assert not [r for r in rule["resources"] if r.endswith("/status")], rule
 
 
 def test_run_help_works() -> None:

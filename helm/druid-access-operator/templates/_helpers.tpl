@@ -40,7 +40,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $all | uniq | toJson -}}
 {{- end -}}
 
-{{/* The operator configuration file, rendered from values. */}}
+{{/* The operator configuration file, rendered from values. Chart-only keys (caSecret) become
+what the operator reads (caBundle, a mounted file); the delegation lists (privilegedNamespaces,
+adoptionNamespaces) are rendered only when non-empty: left out, they mean "no namespace". */}}
 {{- define "dao.config" -}}
 namespace: {{ .Release.Namespace }}
 clusters:
@@ -48,6 +50,11 @@ clusters:
 {{- range $name, $c := .Values.clusters }}
   {{ $name }}:
     {{- $cfg := omit $c "caSecret" }}
+    {{- range $key := list "privilegedNamespaces" "adoptionNamespaces" }}
+    {{- if not (get $cfg $key) }}
+    {{- $cfg = omit $cfg $key }}
+    {{- end }}
+    {{- end }}
     {{- if $c.caSecret }}
     {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/cluster-%s/%s" $name ($c.caSecret.key | default "ca.crt")) }}
     {{- end }}
@@ -60,6 +67,11 @@ pivots:
 {{- range $name, $p := .Values.pivots }}
   {{ $name }}:
     {{- $cfg := omit $p "caSecret" }}
+    {{- range $key := list "adoptionNamespaces" }}
+    {{- if not (get $cfg $key) }}
+    {{- $cfg = omit $cfg $key }}
+    {{- end }}
+    {{- end }}
     {{- if $p.caSecret }}
     {{- $cfg = set $cfg "caBundle" (printf "/etc/druid-access/ca/pivot-%s/%s" $name ($p.caSecret.key | default "ca.crt")) }}
     {{- end }}
