@@ -436,7 +436,9 @@ def test_a_request_refused_as_invalid_is_not_resent_until_the_spec_changes(
     mark = len(_records(fakes, "coordinator"))
     spec = {"permissions": [_perm("DATASOURCE", "wiki.*", "READ")]}
     apply(cp, _doc("DruidRole", TENANT, "refused-400", spec))
-    _refused(cp, "druidrole", TENANT, "refused-400", "Rejected", "refused here", "not retried")
+    obj = wait_reason(cp, "druidrole", TENANT, "refused-400", "Rejected")
+    message = ready_condition(obj)["message"]  # type: ignore[index]
+    assert "refused here" in message and "not retried until the spec" in message, message
     time.sleep(2 * SETTLE)  # four resyncs, and a backoff would have retried three times
     assert len(_hits(fakes, "coordinator", mark, path)) == 1
     fakes.call(lambda: coord.faults.remove(fault))
