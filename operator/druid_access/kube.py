@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio import watch as k8s_watch
@@ -76,10 +77,15 @@ class SecretData:
 
 @dataclass(frozen=True)
 class SecretEvent:
-    """One change seen by the watch of opted-in Secrets (``deleted``: it left the selection)."""
+    """One change seen by the watch of opted-in Secrets.
+
+    ``deleted``: it left the selection (deleted, or its label removed); ``bookmark``: no
+    change, only a newer resourceVersion to resume from (``secret`` carries just that).
+    """
 
     secret: SecretData
-    deleted: bool
+    deleted: bool = False
+    bookmark: bool = False
 
 
 class WatchExpired(Exception):
@@ -107,6 +113,15 @@ def _secret_data(obj: Mapping[str, Any]) -> SecretData:
         namespace=meta.get("namespace", ""),
         resource_version=meta.get("resourceVersion", ""),
         values=_decode(obj.get("data")),
+    )
+
+
+def _from_model(secret: Any) -> SecretData:
+    return SecretData(
+        name=secret.metadata.name,
+        namespace=secret.metadata.namespace,
+        resource_version=secret.metadata.resource_version,
+        values=_decode(secret.data),
     )
 
 
@@ -142,12 +157,7 @@ class Kube:
             if error.status == 404:
                 return None
             raise _error(f"reading Secret {namespace}/{name}", error) from None
-        return SecretData(
-            name=name,
-            namespace=namespace,
-            resource_version=secret.metadata.resource_version,
-            values=_decode(secret.data),
-        )
+        return _from_model(secret)
 
     async def secret_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """A Secret's labels read from its metadata alone (no value is sent); None if absent."""
@@ -174,6 +184,17 @@ class Kube:
         labels: Mapping[str, str] = (body.get("metadata") or {}).get("labels") or {}
         return labels
 
+    async def read_allowed_secret(self, namespace: str, name: str) -> SecretData | None:
+        """The named Secret if it carries the opt-in label, in one request the API server
+        filters (name and label selectors), so an unlabelled value is never sent; else None."""
+        try:
+            result = await self._core.list_namespaced_secret(
+                namespace, field_selector=f"metadata.name={name}", label_selector=ALLOW_SELECTOR
+            )
+        except ApiException as error:
+            raise _error(f"reading Secret {namespace}/{name}", error) from None
+        return next((_from_model(item) for item in result.items), None)
+
     async def list_allowed_secrets(self, namespace: str | None) -> tuple[list[SecretData], str]:
         """Opted-in Secrets of one namespace (or all) and the list's resourceVersion."""
         try:
@@ -183,16 +204,7 @@ class Kube:
                 result = await self._core.list_namespaced_secret(namespace, label_selector=ALLOW_SELECTOR)
         except ApiException as error:
             raise _error(f"listing Secrets labelled {ALLOW_SELECTOR}", error) from None
-        secrets = [
-            SecretData(
-                name=item.metadata.name,
-                namespace=item.metadata.namespace,
-                resource_version=item.metadata.resource_version,
-                values=_decode(item.data),
-            )
-            for item in result.items
-        ]
-        return secrets, result.metadata.resource_version
+        return [_from_model(item) for item in result.items], result.metadata.resource_version
 
     async def watch_allowed_secrets(
         self, namespace: str | None, resource_version: str, timeout_seconds: int
@@ -210,10 +222,14 @@ class Kube:
                 label_selector=ALLOW_SELECTOR,
                 resource_version=resource_version,
                 timeout_seconds=timeout_seconds,
-                allow_watch_bookmarks=False,
+                allow_watch_bookmarks=True,
+                # A connection that died silently must end the watch, not freeze the cache.
+                _request_timeout=aiohttp.ClientTimeout(connect=30, sock_read=timeout_seconds + 30),
             ):
-                obj = event["raw_object"]
-                yield SecretEvent(_secret_data(obj), deleted=event["type"] == "DELETED")
+                kind = event["type"]
+                yield SecretEvent(
+                    _secret_data(event["raw_object"]), deleted=kind == "DELETED", bookmark=kind == "BOOKMARK"
+                )
         except ApiException as error:
             if error.status == 410:
                 raise WatchExpired() from None

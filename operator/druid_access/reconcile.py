@@ -188,6 +188,8 @@ class Engine:
                 f"{kind.info.kind} {owner.namespace}/{owner.name}",
             )
         secret_version: str | None = None
+        claimed = False
+        applied: list[str] = []
         try:
             values, secret_version = await self._resolve(kind.secret_needs(spec), body)
             desired = kind.desired(spec, name, values)
@@ -234,9 +236,9 @@ class Engine:
                 await self.kube.patch_status(
                     kind.info.plural, meta["namespace"], meta["name"], {"owned": True}
                 )
-                owned = True
+                owned = claimed = True
             why = "drift on the remote side" if drift else _why(body, secret_version)
-            changes = await self._apply(kind, body, remote, target_name, plan.ops, why, emit)
+            changes = await self._apply(kind, body, remote, target_name, plan.ops, why, emit, applied)
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
         except SecretNotAllowed as error:
@@ -250,6 +252,13 @@ class Engine:
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
+            if claimed and not applied and isinstance(error, AlreadyExists):
+                # Someone else created it between our read and our create: it is not ours,
+                # and the next pass must treat it as pre-existing (Refuse or Adopt).
+                await self.kube.patch_status(
+                    kind.info.plural, meta["namespace"], meta["name"], {"owned": False}
+                )
+                return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
         self._rejected.pop(meta["uid"], None)
         extra: dict[str, Any] = {
@@ -273,10 +282,11 @@ class Engine:
         ops: Sequence[Any],
         why: str,
         emit: Emit,
+        done: list[str],
     ) -> tuple[str, ...]:
+        """Apply the ops in order, appending each one's description to ``done`` once applied."""
         if not ops:
             return ()
-        done: list[str] = []
         async with self.targets.write_lock(f"{kind.target_type}/{target}"):
             for op in ops:
                 await op.apply(remote)

@@ -4,8 +4,9 @@ A Secret is read for a resource only when it carries ``druidaccess.io/allow: "tr
 otherwise anyone allowed to create a DruidConnection could have any Secret of the
 namespace shipped to Pivot, where it can be read back. The list and watch select on the
 label server-side, so the operator never receives another Secret; a reference that is not
-in the cache is looked at through the Secret's metadata alone, to tell a missing Secret
-(SecretNotFound) from one that has not opted in (SecretNotAllowed).
+in the cache is read with the same selector (and the Secret's name), and only when that
+finds nothing is its metadata looked at, to tell a missing Secret (SecretNotFound) from one
+that has not opted in (SecretNotAllowed).
 
 The watch also wakes the resources that read a Secret when it changes, appears, or leaves
 the selection (deleted or unlabelled).
@@ -14,12 +15,13 @@ the selection (deleted or unlabelled).
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from druid_access.kube import ALLOW_LABEL, Kube, SecretData, SecretNotAllowed, WatchExpired
+from druid_access.kube import ALLOW_LABEL, Kube, SecretData, SecretEvent, SecretNotAllowed, WatchExpired
 
 log = logging.getLogger("druid_access.secrets")
 
@@ -33,7 +35,12 @@ RETRY_CAP = 30.0
 
 @dataclass
 class SecretStore:
-    """Opted-in Secrets of the watched namespaces (``None``: all namespaces)."""
+    """Opted-in Secrets of the watched namespaces.
+
+    ``namespaces`` are the operator's ``--namespace`` values (kopf's globs allowed), or None
+    for every namespace. Exact names are watched one by one (what namespaced RBAC allows);
+    globs need a cluster-wide watch, filtered here.
+    """
 
     kube: Kube
     namespaces: Sequence[str] | None
@@ -42,53 +49,74 @@ class SecretStore:
     async def get(self, namespace: str, name: str) -> SecretData | None:
         """The Secret if it exists and opted in; None if it does not exist.
 
-        Raises ``SecretNotAllowed`` for a Secret without the label, whose value is never read.
+        Raises ``SecretNotAllowed`` for a Secret without the label, whose value is never read:
+        outside the cache it is read through a request the API server filters by name and
+        label, and only an empty answer is looked into (metadata only) to tell why.
         """
         cached = self._cache.get((namespace, name))
         if cached is not None:
             return cached
+        secret = await self.kube.read_allowed_secret(namespace, name)
+        if secret is not None:
+            return secret
         labels = await self.kube.secret_labels(namespace, name)
         if labels is None:
             return None
-        if labels.get(ALLOW_LABEL) != "true":
-            raise SecretNotAllowed(namespace, name)
-        return await self.kube.read_secret(namespace, name)
+        raise SecretNotAllowed(namespace, name)
+
+    def _scopes(self) -> list[str | None]:
+        if self.namespaces is None or any(_is_glob(ns) for ns in self.namespaces):
+            return [None]
+        return list(self.namespaces)
+
+    def _watched(self, namespace: str) -> bool:
+        if self.namespaces is None:
+            return True
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces)
 
     async def run(self, on_change: OnChange) -> None:
-        """Watch every scope until cancelled; each scope re-lists after an error or expiry."""
-        scopes: Sequence[str | None] = self.namespaces if self.namespaces is not None else [None]
-        await asyncio.gather(*(self._watch(scope, on_change) for scope in scopes))
+        """Watch every scope until cancelled; each scope lists again after an error or expiry."""
+        await asyncio.gather(*(self._watch(scope, on_change) for scope in self._scopes()))
 
     async def _watch(self, scope: str | None, on_change: OnChange) -> None:
         failures = 0
         while True:
             try:
                 items, version = await self.kube.list_allowed_secrets(scope)
-                self._replace(scope, items, on_change)
-                failures = 0
+                self._replace(scope, [s for s in items if self._watched(s.namespace)], on_change)
                 while True:
                     async for event in self.kube.watch_allowed_secrets(scope, version, WATCH_SECONDS):
-                        secret = event.secret
-                        version = secret.resource_version or version
-                        key = (secret.namespace, secret.name)
-                        if event.deleted:
-                            self._cache.pop(key, None)
-                        else:
-                            self._cache[key] = secret
-                        on_change(*key)
+                        version = event.secret.resource_version or version
+                        if event.bookmark or not self._watched(event.secret.namespace):
+                            continue
+                        self._apply(event, on_change)
+                    failures = 0  # a watch ran its course: the connection is healthy
             except WatchExpired:
-                continue  # list again from now
+                failures += 1  # list again, after a pause if it keeps happening
             except Exception as error:  # the API server restarting must not end the watch
                 failures += 1
-                delay = random.uniform(0.5, 1.0) * min(RETRY_CAP, 2.0**failures)
                 log.warning(
-                    "watching Secrets labelled %s=true in %s failed (%s); retrying in %.0f s",
+                    "watching Secrets labelled %s=true in %s failed (%s); listing again",
                     ALLOW_LABEL,
                     scope or "all namespaces",
                     type(error).__name__,
-                    delay,
                 )
-                await asyncio.sleep(delay)
+            # Until the next list succeeds, reads bypass the cache: it may be stale.
+            self._forget(scope)
+            await asyncio.sleep(random.uniform(0.5, 1.0) * min(RETRY_CAP, 2.0 ** (failures - 1)))
+
+    def _apply(self, event: SecretEvent, on_change: OnChange) -> None:
+        secret = event.secret
+        key = (secret.namespace, secret.name)
+        if event.deleted:
+            self._cache.pop(key, None)
+        else:
+            self._cache[key] = secret
+        on_change(*key)
+
+    def _forget(self, scope: str | None) -> None:
+        for key in [key for key in self._cache if scope is None or key[0] == scope]:
+            del self._cache[key]
 
     def _replace(self, scope: str | None, items: Sequence[SecretData], on_change: OnChange) -> None:
         """Take a fresh list as the truth for the scope; wake for whatever differs."""
@@ -103,3 +131,7 @@ class SecretStore:
             self._cache[key] = secret
             if previous is None or previous.resource_version != secret.resource_version:
                 on_change(*key)
+
+
+def _is_glob(namespace: str) -> bool:
+    return any(char in namespace for char in "*?[")

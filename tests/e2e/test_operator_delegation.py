@@ -454,3 +454,44 @@ def test_a_request_refused_as_invalid_is_not_resent_until_the_spec_changes(
         ("wiki.*", "WRITE")
     ]
     _delete(cp, "druidrole", TENANT, "refused-400")
+
+
+def test_an_object_someone_else_created_first_is_not_taken_over(
+    cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """The claim written before a create is withdrawn when the create finds the name taken: the
+    object is someone else's, and the next pass treats it as pre-existing (Refuse)."""
+    cp, coord = cluster, fakes.coordinator
+    fakes.call(
+        lambda: coord.faults.add(
+            # The create goes through (as another writer's would) but answers "already exists".
+            Fault(
+                method="POST",
+                path=r"/authentication/db/basic/users/race-user$",
+                status=400,
+                body={"error": "User [race-user] already exists!"},
+                times=1,
+                after_handling=True,
+            )
+        )
+    )
+    mark = len(_records(fakes, "coordinator"))
+    apply(
+        cp,
+        [
+            secret("race-pw", {"password": "tenant-password"}, TENANT),
+            _doc(
+                "DruidUser",
+                TENANT,
+                "race-user",
+                {"password": {"secretKeyRef": {"name": "race-pw", "key": "password"}}},
+            ),
+        ],
+    )
+    obj = _refused(cp, "druiduser", TENANT, "race-user", "AlreadyExists", "Adopt")
+    assert obj["status"]["owned"] is False
+    time.sleep(SETTLE)
+    assert _hits(fakes, "coordinator", mark, "/users/race-user/credentials") == []
+    assert fakes.call(lambda: coord.credentials.get("race-user")) is None
+    _delete(cp, "druiduser", TENANT, "race-user")
+    assert fakes.call(lambda: "race-user" in coord.credentials)  # not ours: left in place

@@ -2,9 +2,9 @@
 
 ``SecretStore`` runs under the operator's restricted identity. Every HTTP request its
 Kubernetes client sends is recorded, and each one that concerns Secrets must be a list or
-watch selecting ``druidaccess.io/allow=true`` on the server, a metadata-only read, or a read
-of a Secret that carries the label at that moment: the value of a Secret that did not opt in
-is never requested. The cache follows labels being added and removed and values changing,
+watch selecting ``druidaccess.io/allow=true`` on the server (a read by name is such a list,
+with a name selector too) or a metadata-only read: no response can carry the value of a
+Secret that did not opt in. The cache follows labels being added and removed and values changing,
 and wakes the readers each time.
 """
 
@@ -146,14 +146,43 @@ async def test_only_opted_in_secrets_are_received_and_changes_wake(
         plane.kubectl("delete", "secret", "allowed", "unlabelled", "-n", NS, check=False)
         plane.kubectl("delete", "secret", "elsewhere", "-n", OTHER, check=False)
 
-    def concerns_secrets(r: Recorded) -> bool:
-        return "/secrets" in r.path
-
-    for r in filter(concerns_secrets, recorder.requests):
-        if r.path.endswith("/secrets"):  # a list or watch: selected on the server
-            assert r.method == "GET" and r.query.get("labelSelector") == [f"{ALLOW_LABEL}=true"], r
-        else:
-            assert r.method == "GET", r
+    assert_never_sent_unselected(recorder)
     before = [r for r in recorder.requests[:opt_in] if r.path.endswith("/secrets/unlabelled")]
     assert before, "the unlabelled Secret was never looked at"
-    assert all("as=PartialObjectMetadata" in r.accept for r in before), before
+
+
+def assert_never_sent_unselected(recorder: Recorder) -> None:
+    """Every request about Secrets is a list or watch the API server filters by the opt-in
+    label, or a metadata-only read: no response can carry an unlabelled Secret's value."""
+    secrets = [r for r in recorder.requests if "/secrets" in r.path]
+    assert secrets, "no request concerned Secrets"
+    for r in secrets:
+        assert r.method == "GET", r
+        if r.path.endswith("/secrets"):
+            assert r.query.get("labelSelector") == [f"{ALLOW_LABEL}=true"], r
+        else:
+            assert "as=PartialObjectMetadata" in r.accept, r
+
+
+async def test_namespace_globs_watch_cluster_wide_and_keep_only_matching_namespaces(
+    plane: ControlPlane, kube: tuple[Kube, Recorder]
+) -> None:
+    client, recorder = kube
+    apply(
+        plane,
+        [secret("glob-in", {"password": "in"}, NS), secret("glob-out", {"password": "out"}, OTHER)],
+    )
+    changes: list[tuple[str, str]] = []
+    store = SecretStore(client, ["secret-optin", "nothing-*"])  # one exact name, one glob
+    task = asyncio.create_task(store.run(lambda ns, name: changes.append((ns, name))))
+    try:
+        await _until(lambda: (NS, "glob-in") in changes, "the Secret of the watched namespace")
+        assert (OTHER, "glob-out") not in store._cache and (NS, "glob-in") in store._cache
+        watches = [r for r in recorder.requests if r.path == "/api/v1/secrets"]
+        assert watches, "a glob needs the cluster-wide list and watch"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        plane.kubectl("delete", "secret", "glob-in", "-n", NS, check=False)
+        plane.kubectl("delete", "secret", "glob-out", "-n", OTHER, check=False)
+    assert_never_sent_unselected(recorder)
