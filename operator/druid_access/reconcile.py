@@ -34,7 +34,8 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
-from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed
+from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed, granted_roles
+from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
 from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
 from druid_access.targets import Targets
@@ -175,7 +176,8 @@ class Engine:
             return Result(Outcome(reason, message, remote_name=name, **extra), refs)
 
         owned = status.get("owned") is True
-        refused = admission(kind, spec, meta, self.target_config(kind, target_name), owned=owned)
+        target = self.target_config(kind, target_name)
+        refused = admission(kind, spec, meta, target, owned=owned)
         if refused is not None:
             return done(*refused)
         if spec.suspend:
@@ -214,6 +216,9 @@ class Engine:
                 log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
                 owned = True
             plan = kind.plan(desired, observed)
+            not_permitted = await self._privileged_grants_now(meta, target_name, target, remote, plan.ops)
+            if not_permitted is not None:
+                return done(Reason.NOT_PERMITTED, not_permitted, owned=owned or None)
             # A referenced Secret that changed since the last sync is a change of the desired
             # state (a rotation), not drift on the remote side: apply it under either policy.
             drift = bool(plan.ops) and _was_synced(body) and status.get("secretVersion") == secret_version
@@ -272,6 +277,33 @@ class Engine:
             return done(Reason.ROLE_NOT_FOUND, f"waiting for role(s) to exist: {missing}", **extra)
         message = "drift corrected" if drift else "in sync"
         return done(Reason.SYNCED, message, **extra)
+
+    async def _privileged_grants_now(
+        self,
+        meta: Mapping[str, Any],
+        target_name: str,
+        target: ClusterConfig | PivotConfig | None,
+        remote: Any,
+        ops: Sequence[Any],
+    ) -> str | None:
+        """Why the roles these writes give away may not be given from this namespace, or None.
+
+        Admission knows the protected roles by name; a role that administers security under
+        another name (made by a privileged DruidRole, or by hand) is found on the cluster, read
+        only when a write would give it to someone.
+        """
+        if not isinstance(target, ClusterConfig) or target.privileged(meta["namespace"]):
+            return None
+        granted = granted_roles(ops)
+        if not granted:
+            return None
+        risky = await security_administering(remote, granted)
+        if not risky:
+            return None
+        return (
+            f"namespace {meta['namespace']!r} may not grant {', '.join(risky)} on Druid cluster "
+            f"{target_name!r}: only the cluster's privilegedNamespaces may"
+        )
 
     async def _apply(
         self,

@@ -39,6 +39,7 @@ from druid_access.testing.environment import (
     secret,
     wait_reason,
 )
+from druid_access.testing.fake_coordinator import Permission as FakePermission
 from druid_access.testing.faults import Fault, RequestRecord
 
 TENANT = "deleg-tenant"
@@ -212,6 +213,56 @@ def test_security_administration_permission_from_a_tenant_is_not_permitted(
     assert (resource["type"], resource["name"], permission["action"]) in stored
     _delete(cp, "druidrole", TENANT, name)
     _delete(cp, "druidrole", PLATFORM, name)
+
+
+def test_a_role_that_administers_security_is_as_protected_as_admin(
+    cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """Whatever its name: made by the platform's DruidRole, or by hand on the Coordinator."""
+    cp, coord = cluster, fakes.coordinator
+    fakes.call(lambda: coord.add_role("handmade-sec", [FakePermission("CONFIG", ".*", "READ")]))
+    apply(
+        cp, _doc("DruidRole", PLATFORM, "sec-admins", {"permissions": [_perm("CONFIG", "security", "WRITE")]})
+    )
+    wait_reason(cp, "druidrole", PLATFORM, "sec-admins", "Synced")
+    mark = len(_records(fakes, "coordinator"))
+    group = "cn=ops,ou=groups,dc=example,dc=org"
+    apply(
+        cp,
+        [
+            _doc("DruidUser", TENANT, "grab-sec", {"roles": ["sec-admins"]}),
+            _doc(
+                "DruidGroupMapping",
+                TENANT,
+                "grab-handmade",
+                {"groupPattern": group, "roles": ["handmade-sec"]},
+            ),
+        ],
+    )
+    _refused(
+        cp, "druiduser", TENANT, "grab-sec", "NotPermitted", "role 'sec-admins'", "WRITE CONFIG/security"
+    )
+    _refused(
+        cp,
+        "druidgroupmapping",
+        TENANT,
+        "grab-handmade",
+        "NotPermitted",
+        "role 'handmade-sec'",
+        "READ CONFIG/.*",
+    )
+    time.sleep(SETTLE)
+    writes = [r for r in _records(fakes, "coordinator")[mark:] if r.method != "GET" and "grab-" in r.path]
+    assert writes == []
+    assert fakes.call(lambda: "grab-sec" not in coord.users and "grab-handmade" not in coord.group_mappings)
+
+    apply(cp, _doc("DruidUser", PLATFORM, "ops-lead", {"roles": ["sec-admins"]}))
+    wait_reason(cp, "druiduser", PLATFORM, "ops-lead", "Synced")
+    assert fakes.call(lambda: coord.users["ops-lead"]) == {"sec-admins"}
+    _delete(cp, "druiduser", TENANT, "grab-sec")
+    _delete(cp, "druidgroupmapping", TENANT, "grab-handmade")
+    _delete(cp, "druiduser", PLATFORM, "ops-lead")
+    _delete(cp, "druidrole", PLATFORM, "sec-admins")
 
 
 # ------------------------------------------------------------------------------------ adoption

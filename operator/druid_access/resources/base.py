@@ -115,6 +115,14 @@ class Kind(Protocol[R, S, D, O]):
     async def delete(self, remote: R, name: str) -> bool: ...
 
 
+def granted_roles(ops: Sequence[Op[Any]]) -> frozenset[str]:
+    """The roles a plan's writes give to someone (ops that grant expose ``grants``)."""
+    roles: frozenset[str] = frozenset()
+    for op in ops:
+        roles |= getattr(op, "grants", frozenset())
+    return roles
+
+
 def secret_value(secrets: SecretValues, ref: SecretKeyRef) -> SecretStr:
     return secrets[(ref.name, ref.key)]
 

@@ -48,6 +48,10 @@ class CreateGroupMapping:
     roles: frozenset[str]
     reason: ClassVar[str] = "CreatedGroupMapping"
 
+    @property
+    def grants(self) -> frozenset[str]:
+        return self.roles
+
     def describe(self) -> str:
         return f"created group mapping {self.name!r} with {len(self.roles)} role(s)"
 
@@ -74,6 +78,10 @@ class AssignMappingRole:
     name: str
     role: str
     reason: ClassVar[str] = "AssignedRole"
+
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset({self.role})
 
     def describe(self) -> str:
         return f"assigned role {self.role!r} to group mapping {self.name!r}"

@@ -8,6 +8,8 @@ Druid refuses the whole list for one bad pattern.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -105,6 +107,22 @@ def administers_security(permission: Permission) -> bool:
     return permission.resource_type == ResourceType.CONFIG.value and javaregex.may_fullmatch(
         permission.resource_name, SECURITY_RESOURCE
     )
+
+
+async def security_administering(remote: DruidRemote, roles: Iterable[str]) -> list[str]:
+    """Those of ``roles`` that hold a security-administration permission on the cluster now,
+    however they got it (a DruidRole of a privileged namespace, or made by hand), each with
+    that permission: giving one away is as good as giving ``admin``."""
+    names = sorted(roles)
+    found = await asyncio.gather(
+        *(absent_as_none(remote.client.get_role(remote.authorizer, n), "role") for n in names)
+    )
+    out = []
+    for name, role in zip(names, found, strict=True):
+        risky = sorted(_label(p) for p in (role.permissions if role else ()) if administers_security(p))
+        if risky:
+            out.append(f"role {name!r} (it holds security-administration permission {risky[0]})")
+    return out
 
 
 def _permissions(spec: DruidRoleSpec) -> list[Permission]:

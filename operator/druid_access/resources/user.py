@@ -91,6 +91,10 @@ class AssignRole:
     role: str
     reason: ClassVar[str] = "AssignedRole"
 
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset({self.role})
+
     def describe(self) -> str:
         return f"assigned role {self.role!r} to {self.name!r}"
 
