@@ -4,7 +4,7 @@ Starts etcd + kube-apiserver, a real Druid Coordinator (or the fake one) and the
 installs the CRDs and
 RBAC, runs the operator under its restricted identity, applies ``deploy/samples/``, waits
 until everything is Ready, shows what Druid and Pivot now hold, then demonstrates one
-drift correction and one password rotation. Everything stops at the end unless ``--keep``.
+drift correction, one password rotation, and a tenant namespace refused on its way to admin. Everything stops at the end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -168,6 +168,69 @@ def demo_rotation(cp: ControlPlane, coordinator: Coordinator) -> None:
     print(f"  the old password is refused: {not asyncio.run(_login(coordinator, 'bob', old_password))}")
 
 
+TENANT = "team-a"
+
+
+def demo_delegation(cp: ControlPlane) -> None:
+    say(f"Delegation: namespace {TENANT} tries to reach admin and to ship an unrelated Secret to Pivot")
+    cp.kubectl("create", "namespace", TENANT)
+    tries = [
+        {
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": {"name": "app-db-creds"},
+            "stringData": {"pw": "x"},
+        },
+        _resource("DruidUser", "intruder", {"roles": ["admin"]}),
+        _resource("DruidRole", "sneaky", {"permissions": [_permission("CONFIG", ".*", "WRITE")]}),
+        _resource(
+            "DruidConnection",
+            "exfiltrate",
+            {
+                "queryHosts": ["broker:8082"],
+                "defaultDbAuthToken": {
+                    "username": "x",
+                    "passwordSecretRef": {"name": "app-db-creds", "key": "pw"},
+                },
+            },
+        ),
+    ]
+    cp.kubectl(
+        "apply",
+        "-n",
+        TENANT,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": tries}),
+    )
+    wait_for(
+        lambda: (
+            len(
+                [
+                    i
+                    for i in kubectl_json(cp, "get", ",".join(KINDS), "-n", TENANT)["items"]
+                    if (i.get("status") or {})
+                ]
+            )
+            == 3
+        ),
+        timeout=60,
+        what=f"the operator to answer the resources of {TENANT}",
+    )
+    print(cp.kubectl("get", "druid", "-n", TENANT).stdout.rstrip())
+    for item in kubectl_json(cp, "get", ",".join(KINDS), "-n", TENANT)["items"]:
+        ready = next(c for c in item["status"]["conditions"] if c["type"] == "Ready")
+        print(f"  {item['kind']} {item['metadata']['name']}: {ready['message']}")
+
+
+def _resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "druidaccess.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def _permission(type_: str, name: str, action: str) -> dict[str, Any]:
+    return {"resource": {"type": type_, "name": name}, "action": action}
+
+
 def run(keep: bool, workdir: Path, druid: str) -> int:
     admin_password = "demo-admin-" + secrets.token_hex(4)
     pivot_token = "demo-token-" + secrets.token_hex(4)
@@ -189,7 +252,8 @@ def run(keep: bool, workdir: Path, druid: str) -> int:
         say("Installing CRDs, RBAC and the operator's credential Secrets")
         install(cp, admin_user="admin", admin_password=admin_password, pivot_token=pivot_token)
         say("Starting the operator (as system:serviceaccount:druid-access:druid-access-operator)")
-        config = operator_config(fakes, resync_seconds=10.0)
+        # analytics holds the platform's samples; team-a is a tenant (see demo_delegation).
+        config = operator_config(fakes, resync_seconds=10.0, privileged_namespaces=[NAMESPACE])
         config["clusters"]["default"]["coordinatorUrl"] = coordinator.url
         operator = OperatorProcess(
             config=config, kubeconfig=cp.operator_kubeconfig, workdir=workdir / "operator"
@@ -210,6 +274,7 @@ def run(keep: bool, workdir: Path, druid: str) -> int:
         show_remote(coordinator, fakes, pivot_token)
         demo_drift(cp, coordinator)
         demo_rotation(cp, coordinator)
+        demo_delegation(cp)
         say(f"Done in {time.monotonic() - started:.0f}s. Operator log: {operator.log_path}")
         if keep:
             wait_for_signal(cp)
