@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import shutil
-import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from jdk import run_oracle
 
 from druid_access.group_pattern import (
     ASTERISK,
@@ -39,7 +38,6 @@ from druid_access.group_pattern import (
 pytestmark = pytest.mark.contract
 
 HERE = Path(__file__).resolve().parent
-CHECKER = HERE / "LdapNameCheck.java"
 JAVA_TIMEOUT = 180  # seconds for the one JVM run: compiling the source and parsing every case
 
 # Why each stricter rule refuses patterns that LdapName (and so Druid) would take.
@@ -213,18 +211,7 @@ def _generated(count: int, seed: int) -> list[str]:
 
 def _druid_accepts(patterns: list[str]) -> list[str]:
     """Run LdapNameCheck.java once over ``patterns``: one "ACCEPT" or "REFUSE ..." line each."""
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail(
-            "java is not on PATH: the groupPattern contract needs a JDK (11+) to run LdapNameCheck.java"
-        )
-    stdin = "".join(p.encode("utf-16-be", "surrogatepass").hex() + "\n" for p in patterns)
-    result = subprocess.run(
-        [java, str(CHECKER)], input=stdin, capture_output=True, text=True, timeout=JAVA_TIMEOUT, check=False
-    )
-    assert result.returncode == 0, f"LdapNameCheck.java failed ({result.returncode}):\n{result.stderr}"
-    lines = result.stdout.split("\n")[:-1]
-    assert len(lines) == len(patterns), result.stdout[-2000:]
+    lines = run_oracle("LdapNameCheck.java", patterns, timeout=JAVA_TIMEOUT)
     assert all(line == "ACCEPT" or line.startswith("REFUSE ") for line in lines)
     return lines
 
