@@ -35,6 +35,7 @@ from druid_access.testing.environment import (
     apply,
     install,
     operator_config,
+    purge,
     ready_condition,
     secret,
     wait_reason,
@@ -49,7 +50,6 @@ ADMIN_PW = "admin-pw-delegation"
 TOKEN = "pivot-token-delegation"
 RESYNC = 2.0
 SETTLE = 2 * RESYNC * 1.1 + 0.3  # two resyncs of every object
-PLURALS = ("druidusers", "druidroles", "druidgroupmappings", "druidconnections")
 CANARY = "canary-app-db-password-5d2f"
 
 Server = Literal["coordinator", "pivot"]
@@ -67,13 +67,7 @@ def cluster(controlplane: ControlPlane) -> Iterator[ControlPlane]:
     install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token=TOKEN)
     apply(cp, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES])
     yield cp
-    for ns in NAMESPACES:
-        cp.kubectl("delete", ",".join(PLURALS), "--all", "-n", ns, "--wait=false", check=False)
-        listed = cp.kubectl("get", ",".join(PLURALS), "-n", ns, "-o", "name", check=False)
-        for ref in listed.stdout.split():
-            cp.kubectl(
-                "patch", ref, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
-            )
+    purge(cp, NAMESPACES)
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from druid_access.testing.environment import (
     apply,
     install,
     operator_config,
+    purge,
     ready_condition,
     secret,
     wait_for,
@@ -60,7 +61,6 @@ TOKEN = "pivot-token-ownership"
 RESYNC = 2.0
 # Long enough for two resyncs (2 s each, +10 % jitter) of every object.
 SETTLE = 2 * RESYNC * 1.1 + 0.3
-PLURALS = ("druidusers", "druidroles", "druidgroupmappings", "druidconnections")
 ROLES_PATH = "/druid-ext/basic-security/authorization/db/basic/roles"
 CONNECTIONS_PATH = "/api/v1/connections"
 
@@ -86,13 +86,7 @@ def cluster(controlplane: ControlPlane) -> Iterator[ControlPlane]:
     yield cp
     # Operators are stopped by now (they depend on this fixture): drop the finalizers so
     # nothing of this module is left for another module's operator to pick up.
-    for ns in ALL_NAMESPACES:
-        cp.kubectl("delete", ",".join(PLURALS), "--all", "-n", ns, "--wait=false", check=False)
-        listed = cp.kubectl("get", ",".join(PLURALS), "-n", ns, "-o", "name", check=False)
-        for ref in listed.stdout.split():
-            cp.kubectl(
-                "patch", ref, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
-            )
+    purge(cp, ALL_NAMESPACES)
 
 
 @pytest.fixture(scope="module")

@@ -248,6 +248,21 @@ def install(cp: ControlPlane, *, admin_user: str, admin_password: str, pivot_tok
     )
 
 
+PLURALS = ("druidusers", "druidroles", "druidgroupmappings", "druidconnections")
+
+
+def purge(cp: ControlPlane, namespaces: Sequence[str]) -> None:
+    """Delete every resource of the four kinds in ``namespaces`` and strip their finalizers, so
+    that nothing of a test module is left for a later module's operator (call it once the
+    module's operators have stopped)."""
+    kinds = ",".join(PLURALS)
+    for ns in namespaces:
+        cp.kubectl("delete", kinds, "--all", "-n", ns, "--wait=false", check=False)
+        for ref in cp.kubectl("get", kinds, "-n", ns, "-o", "name", check=False).stdout.split():
+            patch = '{"metadata":{"finalizers":null}}'
+            cp.kubectl("patch", ref, "-n", ns, "--type=merge", "-p", patch, check=False)
+
+
 def operator_config(
     fakes: FakesInThread,
     *,
