@@ -1,17 +1,37 @@
-"""Java's ``java.util.regex`` grammar, checked and translated to Python ``re``.
+"""Java regular expressions (``java.util.regex``, Java 17) for Druid resource names.
 
-Resource-name regexes are validated with Java's grammar (``java_regex``), then translated to Python
-``re`` for matching. The translation approximates Unicode properties, ``\\X``, ``\\G`` and bounded
-variable-length look-behinds (a permission Python cannot compile never matches); ``\\p{In<block>}`` is
-accepted without checking the block name.
+Druid compiles the resource name of every role permission with Java's ``Pattern.compile`` and grants the
+permission on a resource when ``matcher(name).matches()``, i.e. when the regex matches the WHOLE name. If
+one name of a permission list does not compile, Druid answers 400 for the whole list, which leaves the role
+without permissions. Python's ``re`` cannot stand in for Java: it refuses valid Java patterns
+(``\\p{Lu}``, ``\\p{javaLowerCase}``, ``\\Qa.b\\E``) and accepts patterns Java refuses (``(?#c)x``,
+``(?a)x``, ``(?P<n>x)``). Hence this module, which follows Java's grammar:
+
+- ``check(pattern)`` raises ``JavaRegexError`` where ``Pattern.compile`` would throw.
+- ``may_fullmatch(pattern, text)``: could Java's ``matches()`` be true? For security decisions, so it
+  answers True whenever it is not certain.
+- ``java_regex(pattern)``: a Python translation for matching (the fake Coordinator's permission checks).
+
+The translation matches like Java on printable ASCII text except for constructs it only approximates:
+Unicode properties, scripts and blocks, ``\\X``, ``\\G``, ``\\b{g}``, back references, look-behinds,
+atomic groups, possessive quantifiers, the ``U`` and ``c`` flags, and case-insensitive matching when the
+pattern has non-ASCII characters. A Java pattern that the translation cannot express in Python (a
+variable-length look-behind) never matches in ``java_regex``.
+
+Known, deliberate difference: groups or character classes nested more than 100 deep are refused (Java's
+own limit depends on its thread stack: it fails with "Stack overflow during pattern compilation").
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+
+__all__ = ["JavaRegexError", "check", "java_regex", "may_fullmatch"]
 
 
 class JavaRegexError(ValueError):
@@ -19,6 +39,28 @@ class JavaRegexError(ValueError):
 
 
 _NEVER = "(?!)"
+_MAX_REPS = 0x7FFFFFFF  # Java's bound for *, + and {n,}; also the largest count {n} may hold
+_MAX_NESTING = 100
+#: Above this bound on backtracking paths ``may_fullmatch`` does not run Python's matcher (ReDoS guard).
+_MAX_PATHS = 20_000
+_JAVA_FLAGS = frozenset("cdimsuxU")
+_PYTHON_FLAGS = frozenset("i")  # ., ^ and $ are translated with the Java flags in effect
+_SPACE = " \t\n\x0b\f\r"
+_LINE_ENDS = "\n\r\x85\u2028\u2029"
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+# ------------------------------------------------------------------------------------ property names
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: ``\p{name}`` without prefix: categories, POSIX classes and ``java.lang.Character`` predicates (case matters).
+_CATEGORIES = _words(
+    """Cn Lu Ll Lt Lm Lo Mn Me Mc Nd Nl No Zs Zl Zp Cc Cf Co Cs Pd Ps Pe Pc Po Sm Sc Sk So Pi Pf L M N Z C P S
+    LC LD L1 all"""
+)
 _POSIX = {
     "Lower": "a-z",
     "Upper": "A-Z",
@@ -34,86 +76,187 @@ _POSIX = {
     "XDigit": "0-9a-fA-F",
     "Space": " \\t\\n\\x0b\\f\\r",
 }
-_CATEGORIES_NAMES = """L Lu Ll Lt Lm Lo LC LD L1 M Mn Mc Me N Nd Nl No Z Zs Zl Zp C Cc Cf Co Cs Cn P Pd Ps Pe Pc Po Pi
-    Pf S Sm Sc Sk So all"""
-_CATEGORIES = frozenset(_CATEGORIES_NAMES.split())
-_BINARY_NAMES = """ALPHABETIC LETTER IDEOGRAPHIC LOWERCASE UPPERCASE TITLECASE WHITE_SPACE WHITESPACE CONTROL
-    PUNCTUATION HEX_DIGIT HEXDIGIT ASSIGNED NONCHARACTER_CODE_POINT DIGIT ALNUM BLANK GRAPH PRINT
-    WORD JOIN_CONTROL EMOJI EMOJI_PRESENTATION EMOJI_MODIFIER EMOJI_MODIFIER_BASE EMOJI_COMPONENT
-    EXTENDED_PICTOGRAPHIC"""
-_BINARY = frozenset(_BINARY_NAMES.split())
-_JAVA_PROPS_NAMES = """javaLowerCase javaUpperCase javaWhitespace javaMirrored javaAlphabetic javaIdeographic
-    javaTitleCase javaDigit javaDefined javaLetter javaLetterOrDigit javaJavaIdentifierStart
-    javaJavaIdentifierPart javaUnicodeIdentifierStart javaUnicodeIdentifierPart
-    javaIdentifierIgnorable javaSpaceChar javaISOControl"""
-_JAVA_PROPS = frozenset(_JAVA_PROPS_NAMES.split())
+_JAVA_PROPERTIES = _words(
+    """javaLowerCase javaUpperCase javaWhitespace javaMirrored javaAlphabetic javaIdeographic javaTitleCase
+    javaDigit javaDefined javaLetter javaLetterOrDigit javaJavaIdentifierStart javaJavaIdentifierPart
+    javaUnicodeIdentifierStart javaUnicodeIdentifierPart javaIdentifierIgnorable javaSpaceChar
+    javaISOControl"""
+)
+_FOR_PROPERTY = _CATEGORIES | set(_POSIX) | _JAVA_PROPERTIES
+#: POSIX names as the ``U`` flag (UNICODE_CHARACTER_CLASS) takes them without prefix (any case).
+_POSIX_UNICODE = _words("ALPHA LOWER UPPER SPACE PUNCT XDIGIT ALNUM CNTRL DIGIT BLANK GRAPH PRINT")
+#: ``\p{IsName}`` binary properties (any case).
+_BINARY = _POSIX_UNICODE | _words(
+    """ALPHABETIC ASSIGNED CONTROL HEXDIGIT HEX_DIGIT IDEOGRAPHIC JOINCONTROL JOIN_CONTROL LETTER LOWERCASE
+    NONCHARACTERCODEPOINT NONCHARACTER_CODE_POINT TITLECASE PUNCTUATION UPPERCASE WHITESPACE WHITE_SPACE
+    WORD"""
+)
+#: Character.UnicodeScript constants and the ISO 15924 aliases ``forName`` takes (any case).
+_SCRIPTS = _words(
+    """COMMON LATIN GREEK CYRILLIC ARMENIAN HEBREW ARABIC SYRIAC THAANA DEVANAGARI BENGALI GURMUKHI GUJARATI
+    ORIYA TAMIL TELUGU KANNADA MALAYALAM SINHALA THAI LAO TIBETAN MYANMAR GEORGIAN HANGUL ETHIOPIC
+    CHEROKEE CANADIAN_ABORIGINAL OGHAM RUNIC KHMER MONGOLIAN HIRAGANA KATAKANA BOPOMOFO HAN YI OLD_ITALIC
+    GOTHIC DESERET INHERITED TAGALOG HANUNOO BUHID TAGBANWA LIMBU TAI_LE LINEAR_B UGARITIC SHAVIAN OSMANYA
+    CYPRIOT BRAILLE BUGINESE COPTIC NEW_TAI_LUE GLAGOLITIC TIFINAGH SYLOTI_NAGRI OLD_PERSIAN KHAROSHTHI
+    BALINESE CUNEIFORM PHOENICIAN PHAGS_PA NKO SUNDANESE BATAK LEPCHA OL_CHIKI VAI SAURASHTRA KAYAH_LI
+    REJANG LYCIAN CARIAN LYDIAN CHAM TAI_THAM TAI_VIET AVESTAN EGYPTIAN_HIEROGLYPHS SAMARITAN MANDAIC LISU
+    BAMUM JAVANESE MEETEI_MAYEK IMPERIAL_ARAMAIC OLD_SOUTH_ARABIAN INSCRIPTIONAL_PARTHIAN
+    INSCRIPTIONAL_PAHLAVI OLD_TURKIC BRAHMI KAITHI MEROITIC_HIEROGLYPHS MEROITIC_CURSIVE SORA_SOMPENG
+    CHAKMA SHARADA TAKRI MIAO CAUCASIAN_ALBANIAN BASSA_VAH DUPLOYAN ELBASAN GRANTHA PAHAWH_HMONG KHOJKI
+    LINEAR_A MAHAJANI MANICHAEAN MENDE_KIKAKUI MODI MRO OLD_NORTH_ARABIAN NABATAEAN PALMYRENE PAU_CIN_HAU
+    OLD_PERMIC PSALTER_PAHLAVI SIDDHAM KHUDAWADI TIRHUTA WARANG_CITI AHOM ANATOLIAN_HIEROGLYPHS HATRAN
+    MULTANI OLD_HUNGARIAN SIGNWRITING ADLAM BHAIKSUKI MARCHEN NEWA OSAGE TANGUT MASARAM_GONDI NUSHU
+    SOYOMBO ZANABAZAR_SQUARE HANIFI_ROHINGYA OLD_SOGDIAN SOGDIAN DOGRA GUNJALA_GONDI MAKASAR MEDEFAIDRIN
+    ELYMAIC NANDINAGARI NYIAKENG_PUACHUE_HMONG WANCHO YEZIDI CHORASMIAN DIVES_AKURU KHITAN_SMALL_SCRIPT
+    UNKNOWN"""
+) | _words(
+    """ADLM AGHB AHOM ARAB ARMI ARMN AVST BALI BAMU BASS BATK BENG BHKS BOPO BRAH BRAI BUGI BUHD CAKM CANS CARI
+    CHAM CHER CHRS COPT CPRT CYRL DEVA DIAK DOGR DSRT DUPL EGYP ELBA ELYM ETHI GEOR GLAG GONG GONM GOTH
+    GRAN GREK GUJR GURU HANG HANI HANO HATR HEBR HIRA HLUW HMNG HMNP HUNG ITAL JAVA KALI KANA KHAR KHMR
+    KHOJ KITS KNDA KTHI LANA LAOO LATN LEPC LIMB LINA LINB LISU LYCI LYDI MAHJ MAKA MAND MANI MARC MEDF
+    MEND MERC MERO MLYM MODI MONG MROO MTEI MULT MYMR NAND NARB NBAT NEWA NKOO NSHU OGAM OLCK ORKH ORYA
+    OSGE OSMA PALM PAUC PERM PHAG PHLI PHLP PHNX PLRD PRTI RJNG ROHG RUNR SAMR SARB SAUR SGNW SHAW SHRD
+    SIDD SIND SINH SOGD SOGO SORA SOYO SUND SYLO SYRC TAGB TAKR TALE TALU TAML TANG TAVT TELU TFNG TGLG
+    THAA THAI TIBT TIRH UGAR VAII WARA WCHO XPEO XSUX YEZI YIII ZANB ZINH ZYYY ZZZZ"""
+)
+#: Character.UnicodeBlock names; ``forName`` also takes them without spaces, or with ``_`` for spaces and
+#: ``-`` (any case).
+_BLOCK_NAMES = """ADLAM; AEGEAN NUMBERS; AHOM; ALCHEMICAL SYMBOLS; ALPHABETIC PRESENTATION FORMS; ANATOLIAN HIEROGLYPHS;
+    ANCIENT GREEK MUSICAL NOTATION; ANCIENT GREEK NUMBERS; ANCIENT SYMBOLS; ARABIC; ARABIC EXTENDED-A;
+    ARABIC MATHEMATICAL ALPHABETIC SYMBOLS; ARABIC PRESENTATION FORMS-A; ARABIC PRESENTATION FORMS-B;
+    ARABIC SUPPLEMENT; ARMENIAN; ARROWS; AVESTAN; BALINESE; BAMUM; BAMUM SUPPLEMENT; BASIC LATIN; BASSA
+    VAH; BATAK; BENGALI; BHAIKSUKI; BLOCK ELEMENTS; BOPOMOFO; BOPOMOFO EXTENDED; BOX DRAWING; BRAHMI;
+    BRAILLE PATTERNS; BUGINESE; BUHID; BYZANTINE MUSICAL SYMBOLS; CARIAN; CAUCASIAN ALBANIAN; CHAKMA;
+    CHAM; CHEROKEE; CHEROKEE SUPPLEMENT; CHESS SYMBOLS; CHORASMIAN; CJK COMPATIBILITY; CJK COMPATIBILITY
+    FORMS; CJK COMPATIBILITY IDEOGRAPHS; CJK COMPATIBILITY IDEOGRAPHS SUPPLEMENT; CJK RADICALS SUPPLEMENT;
+    CJK STROKES; CJK SYMBOLS AND PUNCTUATION; CJK UNIFIED IDEOGRAPHS; CJK UNIFIED IDEOGRAPHS EXTENSION A;
+    CJK UNIFIED IDEOGRAPHS EXTENSION B; CJK UNIFIED IDEOGRAPHS EXTENSION C; CJK UNIFIED IDEOGRAPHS
+    EXTENSION D; CJK UNIFIED IDEOGRAPHS EXTENSION E; CJK UNIFIED IDEOGRAPHS EXTENSION F; CJK UNIFIED
+    IDEOGRAPHS EXTENSION G; COMBINING DIACRITICAL MARKS; COMBINING DIACRITICAL MARKS EXTENDED; COMBINING
+    DIACRITICAL MARKS SUPPLEMENT; COMBINING HALF MARKS; COMMON INDIC NUMBER FORMS; CONTROL PICTURES;
+    COPTIC; COPTIC EPACT NUMBERS; COUNTING ROD NUMERALS; CUNEIFORM; CUNEIFORM NUMBERS AND PUNCTUATION;
+    CURRENCY SYMBOLS; CYPRIOT SYLLABARY; CYRILLIC; CYRILLIC EXTENDED-A; CYRILLIC EXTENDED-B; CYRILLIC
+    EXTENDED-C; DESERET; DEVANAGARI; DEVANAGARI EXTENDED; DINGBATS; DIVES AKURU; DOGRA; DOMINO TILES;
+    DUPLOYAN; EARLY DYNASTIC CUNEIFORM; EGYPTIAN HIEROGLYPHS; EGYPTIAN HIEROGLYPH FORMAT CONTROLS;
+    ELBASAN; ELYMAIC; EMOTICONS; ENCLOSED ALPHANUMERICS; ENCLOSED ALPHANUMERIC SUPPLEMENT; ENCLOSED CJK
+    LETTERS AND MONTHS; ENCLOSED IDEOGRAPHIC SUPPLEMENT; ETHIOPIC; ETHIOPIC EXTENDED; ETHIOPIC EXTENDED-A;
+    ETHIOPIC SUPPLEMENT; GENERAL PUNCTUATION; GEOMETRIC SHAPES; GEOMETRIC SHAPES EXTENDED; GEORGIAN;
+    GEORGIAN EXTENDED; GEORGIAN SUPPLEMENT; GLAGOLITIC; GLAGOLITIC SUPPLEMENT; GOTHIC; GRANTHA; GREEK
+    EXTENDED; GUJARATI; GUNJALA GONDI; GURMUKHI; HALFWIDTH AND FULLWIDTH FORMS; HANGUL COMPATIBILITY JAMO;
+    HANGUL JAMO; HANGUL JAMO EXTENDED-A; HANGUL JAMO EXTENDED-B; HANGUL SYLLABLES; HANIFI ROHINGYA;
+    HANUNOO; HATRAN; HEBREW; HIGH PRIVATE USE SURROGATES; HIGH SURROGATES; HIRAGANA; IDEOGRAPHIC
+    DESCRIPTION CHARACTERS; IDEOGRAPHIC SYMBOLS AND PUNCTUATION; IMPERIAL ARAMAIC; INDIC SIYAQ NUMBERS;
+    INSCRIPTIONAL PAHLAVI; INSCRIPTIONAL PARTHIAN; IPA EXTENSIONS; JAVANESE; KAITHI; KANA EXTENDED-A; KANA
+    SUPPLEMENT; KANBUN; KANGXI RADICALS; KANNADA; KATAKANA; KATAKANA PHONETIC EXTENSIONS; KAYAH LI;
+    KHAROSHTHI; KHITAN SMALL SCRIPT; KHMER; KHMER SYMBOLS; KHOJKI; KHUDAWADI; LAO; LATIN-1 SUPPLEMENT;
+    LATIN EXTENDED-A; LATIN EXTENDED ADDITIONAL; LATIN EXTENDED-B; LATIN EXTENDED-C; LATIN EXTENDED-D;
+    LATIN EXTENDED-E; LEPCHA; LETTERLIKE SYMBOLS; LIMBU; LINEAR A; LINEAR B IDEOGRAMS; LINEAR B SYLLABARY;
+    LISU; LISU SUPPLEMENT; LOW SURROGATES; LYCIAN; LYDIAN; MAHAJANI; MAHJONG TILES; MAKASAR; MALAYALAM;
+    MANDAIC; MANICHAEAN; MARCHEN; MASARAM GONDI; MATHEMATICAL ALPHANUMERIC SYMBOLS; MATHEMATICAL
+    OPERATORS; MAYAN NUMERALS; MEDEFAIDRIN; MEETEI MAYEK; MEETEI MAYEK EXTENSIONS; MENDE KIKAKUI; MEROITIC
+    CURSIVE; MEROITIC HIEROGLYPHS; MIAO; MISCELLANEOUS MATHEMATICAL SYMBOLS-A; MISCELLANEOUS MATHEMATICAL
+    SYMBOLS-B; MISCELLANEOUS SYMBOLS; MISCELLANEOUS SYMBOLS AND ARROWS; MISCELLANEOUS SYMBOLS AND
+    PICTOGRAPHS; MISCELLANEOUS TECHNICAL; MODI; MODIFIER TONE LETTERS; MONGOLIAN; MONGOLIAN SUPPLEMENT;
+    MRO; MULTANI; MUSICAL SYMBOLS; MYANMAR; MYANMAR EXTENDED-A; MYANMAR EXTENDED-B; NABATAEAN;
+    NANDINAGARI; NEWA; NEW TAI LUE; NKO; NUMBER FORMS; NUSHU; NYIAKENG PUACHUE HMONG; OGHAM; OLD
+    HUNGARIAN; OLD ITALIC; OLD NORTH ARABIAN; OLD PERMIC; OLD PERSIAN; OLD SOGDIAN; OLD SOUTH ARABIAN; OLD
+    TURKIC; OL CHIKI; OPTICAL CHARACTER RECOGNITION; ORIYA; ORNAMENTAL DINGBATS; OSAGE; OSMANYA; OTTOMAN
+    SIYAQ NUMBERS; PAHAWH HMONG; PALMYRENE; PAU CIN HAU; PHAGS-PA; PHAISTOS DISC; PHOENICIAN; PHONETIC
+    EXTENSIONS; PHONETIC EXTENSIONS SUPPLEMENT; PLAYING CARDS; PRIVATE USE AREA; PSALTER PAHLAVI; REJANG;
+    RUMI NUMERAL SYMBOLS; RUNIC; SAMARITAN; SAURASHTRA; SHARADA; SHAVIAN; SHORTHAND FORMAT CONTROLS;
+    SIDDHAM; SINHALA; SINHALA ARCHAIC NUMBERS; SMALL FORM VARIANTS; SMALL KANA EXTENSION; SOGDIAN; SORA
+    SOMPENG; SOYOMBO; SPACING MODIFIER LETTERS; SPECIALS; SUNDANESE; SUNDANESE SUPPLEMENT; SUPERSCRIPTS
+    AND SUBSCRIPTS; SUPPLEMENTAL ARROWS-A; SUPPLEMENTAL ARROWS-B; SUPPLEMENTAL ARROWS-C; SUPPLEMENTAL
+    MATHEMATICAL OPERATORS; SUPPLEMENTAL PUNCTUATION; SUPPLEMENTAL SYMBOLS AND PICTOGRAPHS; SUPPLEMENTARY
+    PRIVATE USE AREA-A; SUPPLEMENTARY PRIVATE USE AREA-B; SURROGATES_AREA; SUTTON SIGNWRITING; SYLOTI
+    NAGRI; SYMBOLS AND PICTOGRAPHS EXTENDED-A; SYMBOLS FOR LEGACY COMPUTING; SYRIAC; SYRIAC SUPPLEMENT;
+    TAGALOG; TAGBANWA; TAGS; TAI LE; TAI THAM; TAI VIET; TAI XUAN JING SYMBOLS; TAKRI; TAMIL; TAMIL
+    SUPPLEMENT; TANGUT; TANGUT COMPONENTS; TANGUT SUPPLEMENT; TELUGU; THAANA; THAI; TIBETAN; TIFINAGH;
+    TIRHUTA; TRANSPORT AND MAP SYMBOLS; UGARITIC; UNIFIED CANADIAN ABORIGINAL SYLLABICS; UNIFIED CANADIAN
+    ABORIGINAL SYLLABICS EXTENDED; VAI; VARIATION SELECTORS; VARIATION SELECTORS SUPPLEMENT; VEDIC
+    EXTENSIONS; VERTICAL FORMS; WANCHO; WARANG CITI; YEZIDI; YIJING HEXAGRAM SYMBOLS; YI RADICALS; YI
+    SYLLABLES; ZANABAZAR SQUARE"""
+#: Historical names Java keeps as well.
+_BLOCK_ALIASES = """GREEK; GREEK AND COPTIC; GREEKANDCOPTIC; CYRILLIC SUPPLEMENT; CYRILLICSUPPLEMENT;
+    CYRILLIC SUPPLEMENTARY; CYRILLICSUPPLEMENTARY; CYRILLIC_SUPPLEMENTARY; COMBINING DIACRITICAL MARKS FOR
+    SYMBOLS; COMBININGDIACRITICALMARKSFORSYMBOLS; COMBINING MARKS FOR SYMBOLS; COMBININGMARKSFORSYMBOLS;
+    COMBINING_MARKS_FOR_SYMBOLS"""
+
+
+def _names(text: str) -> list[str]:
+    return [" ".join(name.split()) for name in text.split(";")]
+
+
+_BLOCKS = frozenset(
+    form
+    for name in _names(_BLOCK_NAMES)
+    for form in (name, name.replace(" ", ""), name.replace(" ", "_").replace("-", "_"))
+) | frozenset(_names(_BLOCK_ALIASES))
+
 _LETTER = "[^\\W\\d_]"
-#: Character.UnicodeScript (Java 17); ``forName`` also takes the 4-letter ISO 15924 aliases.
-_SCRIPT_NAMES = """COMMON LATIN GREEK CYRILLIC ARMENIAN HEBREW ARABIC SYRIAC THAANA DEVANAGARI BENGALI GURMUKHI
-    GUJARATI ORIYA TAMIL TELUGU KANNADA MALAYALAM SINHALA THAI LAO TIBETAN MYANMAR GEORGIAN HANGUL
-    ETHIOPIC CHEROKEE CANADIAN_ABORIGINAL OGHAM RUNIC KHMER MONGOLIAN HIRAGANA KATAKANA BOPOMOFO HAN YI
-    OLD_ITALIC GOTHIC DESERET INHERITED TAGALOG HANUNOO BUHID TAGBANWA LIMBU TAI_LE LINEAR_B UGARITIC
-    SHAVIAN OSMANYA CYPRIOT BRAILLE BUGINESE COPTIC NEW_TAI_LUE GLAGOLITIC TIFINAGH SYLOTI_NAGRI
-    OLD_PERSIAN KHAROSHTHI BALINESE CUNEIFORM PHOENICIAN PHAGS_PA NKO SUNDANESE BATAK LEPCHA OL_CHIKI VAI
-    SAURASHTRA KAYAH_LI REJANG LYCIAN CARIAN LYDIAN CHAM TAI_THAM TAI_VIET AVESTAN EGYPTIAN_HIEROGLYPHS
-    SAMARITAN MANDAIC LISU BAMUM JAVANESE MEETEI_MAYEK IMPERIAL_ARAMAIC OLD_SOUTH_ARABIAN
-    INSCRIPTIONAL_PARTHIAN INSCRIPTIONAL_PAHLAVI OLD_TURKIC BRAHMI KAITHI MEROITIC_HIEROGLYPHS
-    MEROITIC_CURSIVE SORA_SOMPENG CHAKMA SHARADA TAKRI CAUCASIAN_ALBANIAN BASSA_VAH DUPLOYAN ELBASAN
-    GRANTHA PAHAWH_HMONG KHOJKI LINEAR_A MAHAJANI MANICHAEAN MENDE_KIKAKUI MODI MRO OLD_NORTH_ARABIAN
-    NABATAEAN PALMYRENE PAU_CIN_HAU OLD_PERMIC PSALTER_PAHLAVI SIDDHAM KHUDAWADI TIRHUTA WARANG_CITI AHOM
-    ANATOLIAN_HIEROGLYPHS HATRAN MULTANI OLD_HUNGARIAN SIGNWRITING ADLAM BHAIKSUKI MARCHEN NEWA OSAGE
-    TANGUT MASARAM_GONDI NUSHU SOYOMBO ZANABAZAR_SQUARE HANIFI_ROHINGYA OLD_SOGDIAN SOGDIAN DOGRA
-    GUNJALA_GONDI MAKASAR MEDEFAIDRIN ELYMAIC NANDINAGARI NYIAKENG_PUACHUE_HMONG WANCHO YEZIDI CHORASMIAN
-    DIVES_AKURU KHITAN_SMALL_SCRIPT UNKNOWN"""
-_SCRIPTS = frozenset(_SCRIPT_NAMES.split())
+_NON_ASCII = "[^\\x00-\\x7f]"
 
 
-def _is_script(name: str) -> bool:
-    upper = name.upper()
-    return upper in _SCRIPTS or re.fullmatch(r"[A-Z]{4}", upper) is not None
-
-
-def _property(name: str) -> tuple[str | None, str]:
-    """``\\p{name}``: (bracket-embeddable ranges or None, a one-character Python fragment).
-
-    Unicode-aware properties are approximated with Python's Unicode ``\\w``/``\\d``/``\\s``.
-    """
-    if name in _POSIX:
-        return _POSIX[name], f"[{_POSIX[name]}]"
-    key = name[2:] if name.startswith("Is") else name
-    if "=" in name:
-        prop, _, value = name.partition("=")
-        if prop.lower() not in {"sc", "script", "blk", "block", "gc", "general_category"} or not value:
-            raise JavaRegexError(f"Unknown Unicode property {{name=<{prop}>, value=<{value}>}}")
-        key = value if prop.lower() in {"gc", "general_category"} else "script"
-    elif name not in _JAVA_PROPS and key not in _CATEGORIES and key.upper() not in _BINARY:
-        is_block = name.startswith("In") and len(name) > 2
-        is_script = name.startswith("Is") and _is_script(key)
-        if not (is_block or is_script):
-            raise JavaRegexError(f"Unknown character property name {{{name}}}")
-        key = "script"
+def _approximation(key: str) -> tuple[str | None, str]:
+    """(bracket-embeddable ranges or None, a one-character fragment) for a Unicode property: Python's
+    Unicode ``\\w``/``\\d``/``\\s`` stand in for Java's tables."""
     upper = key.upper()
-    if upper in {"L", "LC", "ALPHABETIC", "LETTER", "JAVALETTER", "JAVAALPHABETIC"}:
+    if upper in {"L", "LC", "ALPHABETIC", "LETTER", "ALPHA", "JAVALETTER", "JAVAALPHABETIC"}:
         return None, _LETTER
-    if upper in {"LU", "UPPERCASE", "JAVAUPPERCASE"}:
+    if upper in {"LU", "UPPERCASE", "UPPER", "JAVAUPPERCASE"}:
         return "A-Z\u00c0-\u00d6\u00d8-\u00de", "[A-Z\u00c0-\u00d6\u00d8-\u00de]"
-    if upper in {"LL", "LOWERCASE", "JAVALOWERCASE"}:
+    if upper in {"LL", "LOWERCASE", "LOWER", "JAVALOWERCASE"}:
         return "a-z\u00df-\u00f6\u00f8-\u00ff", "[a-z\u00df-\u00f6\u00f8-\u00ff]"
     if upper in {"N", "ND", "DIGIT", "JAVADIGIT"}:
         return "\\d", "\\d"
     if upper in {"LD", "ALNUM", "JAVALETTERORDIGIT"}:
         return None, "[^\\W_]"
-    if upper in {"Z", "ZS", "WHITE_SPACE", "WHITESPACE", "JAVAWHITESPACE", "JAVASPACECHAR", "BLANK"}:
+    if upper in {"Z", "ZS", "WHITE_SPACE", "WHITESPACE", "SPACE", "JAVAWHITESPACE", "JAVASPACECHAR", "BLANK"}:
         return "\\s", "\\s"
-    if upper in {"C", "CC", "CONTROL", "JAVAISOCONTROL"}:
+    if upper in {"C", "CC", "CONTROL", "CNTRL", "JAVAISOCONTROL"}:
         return "\\x00-\\x1f\\x7f-\\x9f", "[\\x00-\\x1f\\x7f-\\x9f]"
-    if upper.startswith("P") or upper == "PUNCTUATION":
+    if (upper.startswith("P") and len(upper) <= 2) or upper in {"PUNCTUATION", "PUNCT"}:
         return _POSIX["Punct"], f"[{_POSIX['Punct']}]"
     if upper == "ALL":
         return None, "(?s:.)"
-    if upper in {"WORD"}:
+    if upper == "WORD":
         return "\\w", "\\w"
-    return None, "[^\\x00-\\x7f]"  # scripts, blocks, symbols, marks: "some non-ASCII character"
+    if upper == "ASCII":
+        return _POSIX["ASCII"], f"[{_POSIX['ASCII']}]"
+    return None, _NON_ASCII  # scripts, blocks, symbols, marks...: "some non-ASCII character"
+
+
+def _property(name: str, unicode_classes: bool) -> tuple[str | None, str, bool] | None:
+    """``\\p{name}`` as Java 17 resolves it: (ranges, fragment, exact), or None when Java does not know
+    the name. Only POSIX classes without the ``U`` flag translate exactly."""
+    if "=" in name:
+        prop, _, value = name.partition("=")
+        prop = prop.lower()
+        if prop in {"sc", "script"}:
+            known = value.upper() in _SCRIPTS
+        elif prop in {"blk", "block"}:
+            known = value.upper() in _BLOCKS
+        elif prop in {"gc", "general_category"}:
+            known = value in _FOR_PROPERTY
+        else:
+            known = False
+        if not known:
+            return None
+        return (*_approximation(value if prop in {"gc", "general_category"} else "script"), False)
+    if name.startswith("In"):
+        return (None, _NON_ASCII, False) if name[2:].upper() in _BLOCKS else None
+    if name.startswith("Is"):
+        short = name[2:]
+        if short.upper() in _BINARY or short in _FOR_PROPERTY:
+            return (*_approximation(short), False)
+        return (None, _NON_ASCII, False) if short.upper() in _SCRIPTS else None
+    if unicode_classes and name.upper() in _POSIX_UNICODE:
+        return (*_approximation(name), False)
+    if name not in _FOR_PROPERTY:
+        return None
+    if name in _POSIX and not unicode_classes:
+        return _POSIX[name], f"[{_POSIX[name]}]", True
+    return (*_approximation(name), False)
 
 
 _CLASS_ESCAPES = {
@@ -131,40 +274,210 @@ _CLASS_ESCAPES = {
 _CHAR_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "a": "\x07", "e": "\x1b"}
 
 
-@dataclass(slots=True)
-class _ClassSet:
-    """A character class being built: bracket ranges plus one-character fragments (union)."""
-
-    ranges: str = ""
-    fragments: list[str] = field(default_factory=list)
-
-    def fragment(self, negated: bool = False) -> str:
-        parts = ([f"[{self.ranges}]"] if self.ranges else []) + self.fragments
-        if not parts:
-            union = _NEVER
-        elif len(parts) == 1:
-            union = parts[0]
+def _unquote(pattern: str) -> str:
+    """Rewrite ``\\Q...\\E`` quotes as literal characters, before parsing, as Java does: a quantifier after
+    ``\\E`` applies to the last quoted character only, and an empty quote disappears."""
+    if "\\Q" not in pattern:
+        return pattern
+    out: list[str] = []
+    i, end = 0, len(pattern)
+    while i < end:
+        if pattern[i] != "\\":
+            out.append(pattern[i])
+            i += 1
+        elif not pattern.startswith("\\Q", i):
+            out.append(pattern[i : i + 2])
+            i += 2
         else:
-            union = "(?:" + "|".join(parts) + ")"
-        if not negated:
-            return union
-        if not self.fragments and self.ranges:
-            return f"[^{self.ranges}]"
-        return f"(?:(?!{union})(?s:.))"
+            i += 2
+            first = True
+            while i < end and not pattern.startswith("\\E", i):
+                char = pattern[i]
+                if not char.isascii() or char.isalpha():
+                    out.append(char)
+                elif char.isdigit():
+                    out.append(f"\\x3{char}" if first else char)  # no digit may extend an escape before
+                else:
+                    out.append("\\" + char)
+                first = False
+                i += 1
+            i += 2
+    return "".join(out)
 
 
-class _JavaRegex:
-    """Recursive descent over ``java.util.regex`` syntax (Java 17): raises where Java does and writes
-    an equivalent (or approximate) Python pattern."""
+# ------------------------------------------------------------------------------------ the parse tree
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """What the parser keeps of a piece of the pattern: enough to check look-behinds as Java does and to
+    bound the matcher's work.
+
+    kind: ``char`` (one character), ``canonical`` (a class under the ``c`` flag), ``line`` (``\\R``),
+    ``grapheme`` (``\\X``), ``backref``, ``zero``
+    (anchors, boundaries), ``empty``, ``look`` (look-around), ``atomic``, ``group``, ``alt``, ``seq``, ``quant``.
+    """
+
+    kind: str
+    parts: tuple[_Node, ...] = ()
+    low: int = 0
+    high: int = 0  # _MAX_REPS for *, + and {n,}
+    mode: str = ""  # quantifier: "" greedy, "?" lazy, "+" possessive
+    ques: bool = False  # ``?`` or ``{0,1}``
+    unbounded: bool = False  # ``*``, ``+`` or ``{n,}``
+
+
+_EMPTY = _Node("empty")
+
+
+def _int(value: int) -> int:
+    """Java ``int`` arithmetic (wraps around)."""
+    value &= 0xFFFFFFFF
+    return value - 0x100000000 if value & 0x80000000 else value
+
+
+@dataclass(slots=True)
+class _Study:
+    """Java's ``TreeInfo`` as far as look-behinds need it: the maximum length (an ``int`` that wraps, as
+    in Java), whether it is valid, and whether the piece is deterministic."""
+
+    max_length: int = 0
+    max_valid: bool = True
+    deterministic: bool = True
+
+
+def _flat(node: _Node) -> list[_Node]:
+    """Java's node chain: plain groups are inlined; ``?`` on a group is an alternation with an empty branch."""
+    if node.kind == "seq":
+        return [item for part in node.parts for item in _flat(part)]
+    if node.kind == "group":
+        return _flat(node.parts[0])
+    if node.kind == "alt" and len(node.parts) == 1:
+        return _flat(node.parts[0])
+    if node.kind == "quant" and node.parts[0].kind == "group" and node.ques and node.mode != "+":
+        return [_Node("alt", (node.parts[0], _Node("seq")))]
+    return [node]
+
+
+def _study(chain: Sequence[_Node], info: _Study) -> _Study:
+    """Java's ``study``: walk the chain; an alternation studies its branches and the rest of the chain
+    each from scratch and adds them up without overflow checks."""
+    for index, node in enumerate(chain):
+        if node.kind == "alt":
+            longest, valid = -1, True
+            for branch in node.parts:
+                branch_info = _study(_flat(branch), _Study())
+                longest, valid = max(longest, branch_info.max_length), valid and branch_info.max_valid
+            rest = _study(chain[index + 1 :], _Study())
+            return _Study(
+                _int(rest.max_length + _int(info.max_length + longest)),
+                rest.max_valid and info.max_valid and valid,
+                False,
+            )
+        info = _study_node(node, info)
+    return info
+
+
+def _study_node(node: _Node, info: _Study) -> _Study:
+    kind = node.kind
+    if kind == "char":
+        return _Study(_int(info.max_length + 1), info.max_valid, info.deterministic)
+    if kind == "line":
+        return _Study(_int(info.max_length + 2), info.max_valid, info.deterministic)
+    if kind in {"grapheme", "canonical"}:
+        return _Study(info.max_length, info.max_valid, False)
+    if kind == "backref":
+        return _Study(info.max_length, False, info.deterministic)
+    if kind == "atomic":
+        return _study(_flat(node.parts[0]), info)
+    if kind != "quant":
+        return info  # zero-width, empty
+    atom = node.parts[0]
+    if node.ques:  # Ques: studies its atom in place
+        inner = _study(_flat(atom), _Study(info.max_length, info.max_valid, info.deterministic))
+        return _Study(inner.max_length, inner.max_valid, False)
+    if atom.kind == "char" and node.unbounded and node.mode == "":  # CharPropertyGreedy
+        return _Study(_int(info.max_length + _MAX_REPS), info.max_valid, False)
+    atom_info = _study(_flat(atom), _Study())
+    if atom.kind == "group" and node.mode != "+" and not atom_info.deterministic:  # Loop
+        return _Study(info.max_length, False, False)
+    # Curly and GroupCurly: the product must not overflow the sum
+    max_length = _int(info.max_length + _int(atom_info.max_length * node.high))
+    return _Study(
+        max_length,
+        info.max_valid and atom_info.max_valid and max_length >= info.max_length,
+        info.deterministic and atom_info.deterministic and node.low == node.high,
+    )
+
+
+def _paths(node: _Node, length: int) -> int:
+    """An upper bound on the backtracking paths over a text of ``length`` characters (saturating)."""
+    kind = node.kind
+    if kind in {"seq", "look", "atomic", "group"}:
+        total = 1
+        for part in node.parts:
+            total = min(total * _paths(part, length), _MAX_PATHS + 1)
+        return total
+    if kind == "alt":
+        return min(sum(_paths(part, length) for part in node.parts), _MAX_PATHS + 1)
+    if kind != "quant":
+        return 1
+    most = min(node.high, node.low + length)  # iterations beyond the text need empty matches: Java stops
+    atom = _paths(node.parts[0], length)
+    if atom > 1 and most * math.log2(atom) > math.log2(_MAX_PATHS + 1):
+        return _MAX_PATHS + 1
+    return min((most + 1) * int(atom**most), _MAX_PATHS + 1)
+
+
+# ----------------------------------------------------------------------------------------- the parser
+
+
+@dataclass(frozen=True, slots=True)
+class _Set:
+    """A character-class predicate as Java builds it: ``frag`` (a one-character Python pattern), ``bits``
+    (the class's own table of characters below 256, which Java reads when matching, so characters added
+    after an intersection still count), or ``or``/``and``/``not`` of ``args``."""
+
+    op: str
+    frag: str = ""
+    args: tuple[_Set, ...] = ()
+
+    def render(self, bits: str) -> str:
+        if self.op == "frag":
+            return self.frag
+        if self.op == "bits":
+            return f"[{bits}]" if bits else _NEVER
+        parts = [arg.render(bits) for arg in self.args]
+        if self.op == "or":
+            return "(?:" + "|".join(parts) + ")"
+        if self.op == "and":
+            return f"(?:(?={parts[0]}){parts[1]})"
+        return f"[^{bits}]" if self.args[0].op == "bits" and bits else f"(?:(?!{parts[0]})(?s:.))"
+
+
+_BITS = _Set("bits")
+
+
+def _union(left: _Set | None, right: _Set) -> _Set:
+    return right if left is None else _Set("or", args=(left, right))
+
+
+class _Parser:
+    """Recursive descent over ``java.util.regex`` syntax (Java 17): raises where Java does (with its
+    message and, mostly, its index) and writes an equivalent or approximate Python pattern."""
 
     def __init__(self, pattern: str) -> None:
-        self.src, self.i = pattern, 0
+        self.src, self.i = _unquote(pattern), 0
         self.groups = 0
         self.names: set[str] = set()
-        self.comments = [False]  # (?x) state per group level
+        self.flags: set[str] = set()  # Java's flags in effect (restored at the end of each group)
+        self.depth = 0
+        self.exact = True
+        self.ignore_case = False
+        self.non_ascii = not self.src.isascii()
 
-    def fail(self, message: str) -> JavaRegexError:
-        return JavaRegexError(f"{message} near index {self.i}")
+    def fail(self, message: str, index: int | None = None) -> JavaRegexError:
+        return JavaRegexError(f"{message} near index {self.i if index is None else index}")
 
     def peek(self, offset: int = 0) -> str:
         j = self.i + offset
@@ -175,32 +488,40 @@ class _JavaRegex:
         self.i += 1
         return char
 
-    def translate(self) -> str:
-        out, _ = self.alternation(("", ""))
+    def parse(self) -> tuple[str, _Node]:
+        text, node, _ = self.alternation(("", ""))
         if self.i < len(self.src):
-            raise self.fail("Unmatched closing ')'")
-        return out
+            raise self.fail("Unmatched closing ')'", self.i - 1)
+        return text, node
 
     def skip_comments(self) -> None:
-        if not self.comments[-1]:
+        """In comments mode (``x``), white space and ``#`` comments between tokens do not count."""
+        if "x" not in self.flags:
             return
         while self.i < len(self.src):
             char = self.peek()
-            if char in " \t\n\x0b\f\r":
+            if char in _SPACE:
                 self.i += 1
             elif char == "#":
-                while self.i < len(self.src) and self.peek() not in "\n\r\x85\u2028\u2029":
+                while self.i < len(self.src) and self.peek() not in _LINE_ENDS:
                     self.i += 1
             else:
                 return
 
-    def alternation(self, flags: tuple[str, str]) -> tuple[str, tuple[str, str]]:
-        parts = []
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            raise self.fail(f"Groups or classes nested more than {_MAX_NESTING} deep are not supported")
+
+    def alternation(self, flags: tuple[str, str]) -> tuple[str, _Node, tuple[str, str]]:
+        texts: list[str] = []
+        nodes: list[_Node] = []
         while True:
-            text, flags = self.sequence(flags)
-            parts.append(text)
+            text, node, flags = self.sequence(flags)
+            texts.append(text)
+            nodes.append(node)
             if self.peek() != "|":
-                return "|".join(parts), flags
+                return "|".join(texts), _Node("alt", tuple(nodes)), flags
             self.i += 1
 
     @staticmethod
@@ -208,168 +529,251 @@ class _JavaRegex:
         on, off = flags
         return f"(?{on}{'-' + off if off else ''}:{text})" if (on or off) and text else text
 
-    def sequence(self, flags: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+    @staticmethod
+    def merge(flags: tuple[str, str], on: str, off: str) -> tuple[str, str]:
+        new_on = "".join(sorted((set(flags[0]) - set(off)) | set(on)))
+        new_off = "".join(sorted((set(flags[1]) - set(on)) | set(off)))
+        return new_on, new_off
+
+    def sequence(self, flags: tuple[str, str]) -> tuple[str, _Node, tuple[str, str]]:
         chunks: list[str] = []
         items: list[str] = []
+        nodes: list[_Node] = []
         while True:
             self.skip_comments()
             char = self.peek()
             if char in ("", "|", ")"):
                 break
             if char in "*+?":
-                self.i += 1
                 raise self.fail(f"Dangling meta character '{char}'")
-            new_flags = self.inline_flags()
-            if new_flags is not None:
-                chunks.append(self.scoped("".join(items), flags))
-                items, flags = [], self.merge(flags, new_flags)
-                continue
-            atom, kind = ("", "empty") if char == "{" else self.atom()
-            items.append(self.quantified(atom, kind))
+            if char == "(" and self.peek(1) == "?" and self.peek(2) not in (":=!><$@"):
+                self.i += 2
+                on, off, colon = self.flag_group()
+                if not colon:  # (?idmsux-idmsux): for the rest of the enclosing group
+                    chunks.append(self.scoped("".join(items), flags))
+                    items = []
+                    flags = self.merge(flags, *self.python_flags(on, off))
+                    continue
+                text, node = self.flagged_group(on, off)
+            elif char == "{":
+                text, node = "", _EMPTY  # Java repeats an empty node: it matches the empty string
+            else:
+                text, node = self.atom()
+            text, node = self.quantified(text, node)
+            items.append(text)
+            nodes.append(node)
         chunks.append(self.scoped("".join(items), flags))
-        return "".join(chunks), flags
+        return "".join(chunks), _Node("seq", tuple(nodes)), flags
+
+    def flag_group(self) -> tuple[str, str, bool]:
+        """After ``(?``: flags to set, flags to clear and whether a ``:`` (a group) follows."""
+        on = off = ""
+        for clearing in (False, True):
+            while True:
+                self.skip_comments()
+                char = self.peek()
+                if not char or char not in _JAVA_FLAGS:
+                    break
+                self.i += 1
+                if clearing:
+                    off += char
+                    self.flags.discard(char)
+                else:
+                    on += char
+                    self.flags.add(char)
+            if clearing or self.peek() != "-":
+                break
+            self.i += 1
+        self.note_flags(on)
+        char = self.peek()
+        if char in (")", ":") and char:
+            self.i += 1
+            return on, off, char == ":"
+        raise self.fail("Unknown inline modifier", self.i if char else len(self.src))
+
+    def note_flags(self, on: str) -> None:
+        if "i" in on:
+            self.ignore_case = True
+        if "U" in on or "c" in on:
+            self.exact = False  # Unicode classes and canonical equivalence are not translated
 
     @staticmethod
-    def merge(flags: tuple[str, str], change: tuple[str, str]) -> tuple[str, str]:
-        on = "".join(sorted((set(flags[0]) - set(change[1])) | set(change[0])))
-        off = "".join(sorted((set(flags[1]) - set(change[0])) | set(change[1])))
-        return on, off
+    def python_flags(on: str, off: str) -> tuple[str, str]:
+        return "".join(c for c in on if c in _PYTHON_FLAGS), "".join(c for c in off if c in _PYTHON_FLAGS)
 
-    def inline_flags(self) -> tuple[str, str] | None:
-        """``(?idmsuxU-idmsuxU)`` (a flag group without ``:``); None when the next thing is not one."""
-        match = re.match(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?\)", self.src[self.i :])
-        if match is None:
-            return None
-        on, off = self.check_flags(match.group(1)), self.check_flags(match.group(2) or "")
-        self.i += match.end()
-        if "x" in on:
-            self.comments[-1] = True
-        if "x" in off:
-            self.comments[-1] = False
-        return on.replace("x", ""), off.replace("x", "")
-
-    def check_flags(self, letters: str) -> str:
-        for letter in letters:
-            if letter not in "idmsuxU":
-                raise self.fail("Unknown inline modifier")
-        return "".join(letter for letter in letters if letter in "imsx")
-
-    def quantified(self, atom: str, kind: str) -> str:
+    def quantified(self, atom: str, node: _Node) -> tuple[str, _Node]:
         self.skip_comments()
         char = self.peek()
-        if char in ("*", "+", "?"):
+        if char in ("*", "+", "?") and char:
             self.i += 1
             quantifier = char
+            low, high = {"*": (0, _MAX_REPS), "+": (1, _MAX_REPS), "?": (0, 1)}[char]
+            unbounded = char != "?"
         elif char == "{":
-            quantifier = self.counted()
+            quantifier, low, high, unbounded = self.counted()
         else:
-            return atom
-        if self.peek() in ("?", "+"):
-            quantifier += self.eat()
-        if kind == "empty":
-            return ""  # Java repeats an empty node: matches the empty string
-        if kind == "zero":
-            return f"(?:{atom}){quantifier}"
-        return atom + quantifier
+            return atom, node
+        self.skip_comments()
+        mode = ""
+        if self.peek() in ("?", "+") and self.peek():
+            mode = self.eat()
+            quantifier += mode
+            if mode == "+":
+                self.exact = False  # possessive: left to Java
+        quant = _Node("quant", (node,), low, high, mode, low == 0 and high == 1, unbounded)
+        if node.kind == "empty":
+            return "", quant
+        if node.kind in {"zero", "look"} or atom == _NEVER:
+            return f"(?:{atom}){quantifier}", quant
+        if node.kind == "line":  # a repeated \\R does not backtrack into \\r\\n
+            return f"(?>{atom[3:-1]}){quantifier}", quant
+        return atom + quantifier, quant
 
-    def counted(self) -> str:
-        """``{n}``, ``{n,}``, ``{n,m}`` (white space skipped in comments mode); ints must not overflow."""
-        end = self.src.find("}", self.i)
-        text = self.src[self.i : end + 1] if end >= 0 else self.src[self.i :]
-        if self.comments[-1]:
-            text = re.sub(r"[ \t\n\x0b\f\r]", "", text)
-        match = re.match(r"\{([0-9]+)(,([0-9]*))?\}", text)
-        if match is None:
-            if re.match(r"\{[0-9]", text):
-                raise self.fail("Unclosed counted closure")
-            raise self.fail("Illegal repetition")
-        low, high = int(match.group(1)), match.group(3)
-        if low >= 2**31 or (high and int(high) >= 2**31):
+    def counted(self) -> tuple[str, int, int, bool]:
+        """``{n}``, ``{n,}``, ``{n,m}``: counts are Java ``int``s; in comments mode white space may
+        follow the first digit."""
+        brace = self.i
+        if not (self.peek(1).isascii() and self.peek(1).isdigit()):
+            raise self.fail("Illegal repetition", brace + 1)
+        self.i += 1
+        low = self.number()
+        high, unbounded = low, False
+        self.skip_comments()
+        if self.peek() == ",":
+            self.i += 1
+            self.skip_comments()
+            if self.peek() == "}":
+                high, unbounded = _MAX_REPS, True
+            else:
+                high = self.number() if self.peek().isascii() and self.peek().isdigit() else 0
+                self.skip_comments()
+        if self.peek() != "}":
+            raise self.fail("Unclosed counted closure")
+        if high < low:
             raise self.fail("Illegal repetition range")
-        if high and int(high) < low:
-            raise self.fail("Illegal repetition range")
-        self.i = end + 1
-        return match.group(0)
+        self.i += 1
+        return (f"{{{low},}}" if unbounded else f"{{{low},{high}}}"), low, high, unbounded
 
-    def atom(self) -> tuple[str, str]:
+    def number(self) -> int:
+        value = 0
+        while self.peek().isascii() and self.peek().isdigit():
+            value = value * 10 + int(self.eat())
+            if value > _MAX_REPS:
+                raise self.fail("Illegal repetition range", self.i - 1)
+            self.skip_comments()
+        return value
+
+    def atom(self) -> tuple[str, _Node]:
         char = self.eat()
         if char == "(":
             return self.group()
         if char == "[":
-            return self.char_class().fragment(self.class_negated), "atom"
+            self.nest()
+            text = self.char_class(True)
+            self.depth -= 1
+            return text, self.class_node()
         if char == "\\":
             return self.escape()
         if char == ".":
-            return ".", "atom"
+            if "s" in self.flags:
+                return "(?s:.)", _Node("char")
+            return ("[^\\n]" if "d" in self.flags else f"[^{_LINE_ENDS}]"), _Node("char")
         if char in "^$":
-            return char, "zero"
-        return re.escape(char), "atom"
+            return self.anchor(char, "m" in self.flags), _Node("zero")
+        return re.escape(char), _Node("char")
 
-    def group(self) -> tuple[str, str]:
-        prefix, kind = "(", "atom"
+    def anchor(self, char: str, multiline: bool) -> str:
+        """``^`` and ``$`` as Java matches them (``\\Z`` is ``$`` without ``m``): multiline ``^`` never
+        matches at the end, ``$`` not between ``\\r`` and ``\\n``; ``d`` leaves ``\\n`` the only line end."""
+        unix = "d" in self.flags
+        if char == "^":
+            if not multiline:
+                return "\\A"
+            after_line = "(?<=\\n)" if unix else "(?<=[\\n\\x85\\u2028\\u2029])|(?<=\\r)(?!\\n)"
+            return f"(?:(?:\\A|{after_line})(?!\\Z))"
+        if unix:
+            return "(?:\\Z|(?=\\n))" if multiline else "(?:\\Z|(?=\\n\\Z))"
+        if multiline:
+            return "(?:\\Z|(?=[\\r\\x85\\u2028\\u2029])|(?<!\\r)(?=\\n))"
+        return "(?:\\Z|(?=[\\r\\x85\\u2028\\u2029]\\Z)|(?<!\\r)(?=\\n\\Z)|(?=\\r\\n\\Z))"
+
+    def class_node(self) -> _Node:
+        """Under canonical equivalence (``c``) Java gives classes and properties no length."""
+        return _Node("canonical" if "c" in self.flags else "char")
+
+    def group(self) -> tuple[str, _Node]:
+        """After ``(``: a group of any kind (Java restores the flags at its end)."""
+        self.nest()
+        saved_flags = set(self.flags)
+        prefix, kind = "(", "group"
+        lookbehind = False
         if self.peek() == "?":
             self.i += 1
             char = self.eat()
-            if char in ":=!>":
+            if char in ("$", "@"):
+                raise self.fail("Unknown group type", self.i - 1)
+            if char in (":", "=", "!", ">"):
                 prefix = f"(?{char}"
-                kind = "zero" if char in "=!" else "atom"
-            elif char == "<" and self.peek() in ("=", "!"):
-                prefix, kind = f"(?<{self.eat()}", "zero"
+                kind = {":": "group", "=": "look", "!": "look", ">": "atomic"}[char]
+                if char == ">":
+                    self.exact = False  # atomic groups: left to Java
+            elif char == "<" and self.peek() in ("=", "!") and self.peek():
+                prefix, kind, lookbehind = f"(?<{self.eat()}", "look", True
+                self.exact = False  # Java also takes bounded variable-length look-behinds
             elif char == "<":
                 name = self.group_name()
+                if name in self.names:
+                    raise self.fail(f"Named capturing group <{name}> is already defined", self.i - 1)
+                self.names.add(name)
                 self.groups += 1
                 prefix = f"(?P<{name}>"
-            else:
-                self.i -= 1
-                match = re.match(r"([a-zA-Z]*)(?:-([a-zA-Z]*))?:", self.src[self.i :])
-                if match is None:
-                    raise self.fail("Unknown inline modifier")
-                on, off = self.check_flags(match.group(1)), self.check_flags(match.group(2) or "")
-                self.i += match.end()
-                self.comments.append(self.comments[-1] or "x" in match.group(1))
-                body, _ = self.alternation(("", ""))
-                self.comments.pop()
-                self.close_group()
-                on, off = on.replace("x", ""), off.replace("x", "")
-                return (self.scoped(body, (on, off)) if (on or off) else f"(?:{body})"), "atom"
+            else:  # (?flags) never gets here: sequence() takes it
+                raise self.fail("Unknown inline modifier", self.i - 1)
         else:
             self.groups += 1
-        self.comments.append(self.comments[-1])
-        body, _ = self.alternation(("", ""))
-        self.comments.pop()
+        body, node, _ = self.alternation(("", ""))
+        if lookbehind and not _study(_flat(node), _Study()).max_valid:
+            raise self.fail("Look-behind group does not have an obvious maximum length", self.i - 1)
         self.close_group()
-        return f"{prefix}{body})", kind
+        self.flags = saved_flags
+        self.depth -= 1
+        return f"{prefix}{body})", _Node(kind, (node,))
+
+    def flagged_group(self, on: str, off: str) -> tuple[str, _Node]:
+        """``(?flags:X)``, after the ``:`` (the flags are in effect already)."""
+        self.nest()
+        saved_flags = set(self.flags) - set(on) | set(off)
+        body, node, _ = self.alternation(("", ""))
+        self.close_group()
+        self.flags = saved_flags
+        self.depth -= 1
+        python_on, python_off = self.python_flags(on, off)
+        text = self.scoped(body, (python_on, python_off)) if (python_on or python_off) else f"(?:{body})"
+        return text if text.startswith("(") else f"(?:{text})", _Node("group", (node,))
 
     def close_group(self) -> None:
         if self.peek() != ")":
-            raise self.fail("Unclosed group")
+            raise self.fail("Unclosed group", len(self.src))
         self.i += 1
 
     def group_name(self) -> str:
-        match = re.match(r"([A-Za-z][A-Za-z0-9]*)>", self.src[self.i :])
-        if match is None:
-            if not (self.peek().isascii() and self.peek().isalpha()):
-                raise self.fail("capturing group name does not start with a Latin letter")
+        """A group name and its ``>`` (for ``(?<name>`` and ``\\k<name>``)."""
+        start = self.i
+        if not (self.peek().isascii() and self.peek().isalpha()):
+            raise self.fail("capturing group name does not start with a Latin letter")
+        while self.peek().isascii() and self.peek().isalnum():
+            self.i += 1
+        if self.peek() != ">":
             raise self.fail("named capturing group is missing trailing '>'")
-        name = match.group(1)
-        if name in self.names:
-            raise self.fail(f"Named capturing group <{name}> is already defined")
-        self.names.add(name)
-        self.i += match.end()
-        return name
+        self.i += 1
+        return self.src[start : self.i - 1]
 
-    def escape(self) -> tuple[str, str]:
+    def escape(self) -> tuple[str, _Node]:
         char = self.eat()
         if char == "":
-            raise self.fail("Unexpected internal error")
-        if char == "Q":
-            end = self.src.find("\\E", self.i)
-            literal = self.src[self.i :] if end < 0 else self.src[self.i : end]
-            self.i = len(self.src) if end < 0 else end + 2
-            if not literal:
-                return "", "empty"
-            return "".join(re.escape(c) for c in literal), "atom"
+            raise self.fail("Unexpected internal error", len(self.src))
         if char in "123456789":
+            self.exact = False  # back references: left to Java
             number = int(char)
             while (
                 self.peek().isascii()
@@ -377,54 +781,75 @@ class _JavaRegex:
                 and number * 10 + int(self.peek()) <= self.groups
             ):
                 number = number * 10 + int(self.eat())
-            return (f"(?:\\{number})" if number <= self.groups else _NEVER), "atom"
+            return (f"(?:\\{number})" if number <= self.groups else _NEVER), _Node("backref")
         if char == "k":
-            match = re.match(r"<([A-Za-z][A-Za-z0-9]*)>", self.src[self.i :])
-            if match is None:
-                raise self.fail("\\k is not followed by '<' for named capturing group")
-            if match.group(1) not in self.names:
-                raise self.fail(f"named capturing group <{match.group(1)}> does not exist")
-            self.i += match.end()
-            return f"(?P={match.group(1)})", "atom"
-        simple = {"b": "\\b", "B": "\\B", "A": "\\A", "z": "\\Z", "G": "(?:)"}
+            self.exact = False
+            if self.eat() != "<":
+                raise self.fail("\\k is not followed by '<' for named capturing group", self.i - 1)
+            name = self.group_name()
+            if name not in self.names:
+                raise self.fail(f"named capturing group <{name}> does not exist", self.i - 1)
+            return f"(?P={name})", _Node("backref")
+        if char == "b" and self.src.startswith("{g}", self.i):
+            self.i += 3
+            self.exact = False
+            return "(?:)", _Node("zero")
+        # Python's \\B never matches an empty text; Java's does
+        simple = {"b": "\\b", "B": "(?:(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w))", "A": "\\A", "z": "\\Z", "G": "(?:)"}
         if char in simple:
-            if char == "b" and self.src.startswith("{g}", self.i):
-                self.i += 3
-                return "(?:)", "zero"
-            return simple[char], "zero"
+            if char == "G":
+                self.exact = False
+            return simple[char], _Node("zero")
         if char == "Z":
-            return "(?=(?:\\r\\n|[\\n\\r\\x85\\u2028\\u2029])?\\Z)", "zero"
+            return self.anchor("$", False), _Node("zero")
         if char == "R":
-            return "(?:\\r\\n|[\\n\\x0b\\f\\r\\x85\\u2028\\u2029])", "atom"
+            return "(?:\\r\\n|[\\n\\x0b\\f\\r\\x85\\u2028\\u2029])", _Node("line")
         if char == "X":
-            return "(?s:.)", "atom"
+            self.exact = False
+            return "(?s:.)", _Node("grapheme")
         if char in _CLASS_ESCAPES:
             ranges, fragment = _CLASS_ESCAPES[char]
-            return (fragment or f"[{ranges}]"), "atom"
+            self.non_ascii = self.non_ascii or char in "hHvV"
+            return (fragment or f"[{ranges}]"), _Node("char")
         if char in "pP":
-            ranges, fragment = _property(self.property_name())
+            ranges, fragment = self.property()
             if char == "P":
                 fragment = f"[^{ranges}]" if ranges else f"(?:(?!{fragment})(?s:.))"
-            return fragment, "atom"
-        return re.escape(self.char_escape(char)), "atom"
+            return fragment, self.class_node()
+        return re.escape(self.char_escape(char)), _Node("char")
 
-    def property_name(self) -> str:
+    def property(self) -> tuple[str | None, str]:
+        """After ``\\p`` or ``\\P``: ``{name}`` or a one-letter name."""
         if self.peek() == "{":
             end = self.src.find("}", self.i)
             if end < 0:
-                raise self.fail("Unclosed character family")
+                raise self.fail("Unclosed character family", len(self.src))
             name = self.src[self.i + 1 : end]
             self.i = end + 1
             if not name:
-                raise self.fail("Empty character family")
-            return name
-        name = self.eat()
-        if name not in "LMNZCPS" or not name:
-            raise self.fail("Illegal character family")  # \pX other than a one-letter category
-        return name
+                raise self.fail("Empty character family", end)
+        else:
+            name = self.eat()
+        found = _property(name, "U" in self.flags)
+        if found is None:
+            if "=" in name:
+                prop, _, value = name.partition("=")
+                raise self.fail(
+                    f"Unknown Unicode property {{name=<{prop.lower()}>, value=<{value}>}}", self.i - 1
+                )
+            raise self.fail(f"Unknown character property name {{{name}}}", self.i - 1)
+        ranges, fragment, exact = found
+        self.exact = self.exact and exact
+        return ranges, fragment
 
     def char_escape(self, char: str) -> str:
         """Escapes that stand for one character (outside and inside classes)."""
+        value = self.plain_escape(char)
+        if not value.isascii():
+            self.non_ascii = True
+        return value
+
+    def plain_escape(self, char: str) -> str:
         if char in _CHAR_ESCAPES:
             return _CHAR_ESCAPES[char]
         if char == "0":
@@ -443,20 +868,20 @@ class _JavaRegex:
                     raise self.fail("Illegal hexadecimal escape sequence")
                 self.i += match.end()
                 return chr(int(match.group(1), 16))
-            match = re.match(r"[0-9a-fA-F]{2}", self.src[self.i :])
-            if match is None:
-                raise self.fail("Illegal hexadecimal escape sequence")
-            self.i += 2
-            return chr(int(match.group(0), 16))
+            for _ in range(2):
+                if not (self.peek().isascii() and self.peek() in "0123456789abcdefABCDEF" and self.peek()):
+                    raise self.fail("Illegal hexadecimal escape sequence")
+                self.i += 1
+            return chr(int(self.src[self.i - 2 : self.i], 16))
         if char == "u":
-            match = re.match(r"[0-9a-fA-F]{4}", self.src[self.i :])
-            if match is None:
-                raise self.fail("Illegal Unicode escape sequence")
-            self.i += 4
-            return chr(int(match.group(0), 16))
+            for _ in range(4):
+                if not (self.peek().isascii() and self.peek() in "0123456789abcdefABCDEF" and self.peek()):
+                    raise self.fail("Illegal Unicode escape sequence")
+                self.i += 1
+            return chr(int(self.src[self.i - 4 : self.i], 16))
         if char == "c":
             if self.i >= len(self.src):
-                raise self.fail("Illegal control escape sequence")
+                raise self.fail("Illegal control escape sequence", self.i - 1)
             return chr(ord(self.eat()) ^ 64)
         if char == "N":
             match = re.match(r"\{([^}]*)\}", self.src[self.i :])
@@ -465,111 +890,211 @@ class _JavaRegex:
             try:
                 value = unicodedata.lookup(match.group(1))
             except KeyError:
-                raise self.fail(f"Unknown character name [{match.group(1)}]") from None
+                raise self.fail(
+                    f"Unknown character name [{match.group(1)}]", self.i + match.end() - 1
+                ) from None
             self.i += match.end()
             return value
         if char.isascii() and char.isalnum():
-            raise self.fail("Illegal/unsupported escape sequence")
+            raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
         return char
 
-    class_negated = False
-
-    def char_class(self) -> _ClassSet:
-        """After ``[``: unions (nested classes), ranges and ``&&`` intersections."""
-        negated = self.peek() == "^"
+    def char_class(self, consume: bool) -> str:
+        """A class, as Java's ``clazz`` parses it: after ``[`` (``consume``) or, as the right operand of
+        ``&&``, at its first character. Unions, ranges, nested classes and ``&&`` intersections, with Java's
+        operands and precedence, quirks included."""
+        self.skip_comments()
+        negated = consume and self.peek() == "^" and self.src[self.i - 1] == "["
         if negated:
             self.i += 1
-        current = _ClassSet()
-        operands: list[str] = []
-        first = True
+        prev: _Set | None = None
+        curr: _Set | None = None
+        bits: list[str] = []
+        has_bits = False
         while True:
-            if self.comments[-1]:
-                while self.peek() and self.peek() in " \t\n\x0b\f\r":
-                    self.i += 1
+            self.skip_comments()
             char = self.peek()
-            if char == "":
-                raise self.fail("Unclosed character class")
-            if char == "]" and not first:
-                self.i += 1
-                break
-            first = False
             if char == "[":
                 self.i += 1
-                nested = self.char_class()
-                current.fragments.append(nested.fragment(self.class_negated))
+                curr = _Set("frag", self.nested_class())
+                prev = _union(prev, curr)
                 continue
-            if char == "&" and self.peek(1) == "&":
-                self.i += 2
-                operands.append(current.fragment())
-                current = _ClassSet()
-                continue
-            self.i += 1
-            if char == "\\":
-                item = self.class_escape()
-                if isinstance(item, tuple):
-                    ranges, fragment = item
-                    if ranges is not None:
-                        current.ranges += ranges
-                    else:
-                        current.fragments.append(fragment)
-                    continue
-                low = item
-            else:
-                low = char
-            if self.peek() == "-" and self.peek(1) not in ("]", "["):
+            if char == "&":
+                start = self.i
                 self.i += 1
-                end = self.eat()
-                if end == "":
-                    raise self.fail("Unclosed character class")
-                if end == "\\":
-                    item = self.class_escape()
-                    if isinstance(item, tuple):
-                        raise self.fail("Illegal character range")
-                    end = item
-                if ord(end) < ord(low):
-                    raise self.fail("Illegal character range")
-                current.ranges += f"{re.escape(low)}-{re.escape(end)}"
+                self.skip_comments()
+                if self.peek() == "&":
+                    self.i += 1
+                    if has_bits:  # the characters so far join the left operand
+                        if prev is None:
+                            prev = curr = _BITS
+                        else:
+                            prev = _union(prev, _BITS)
+                        has_bits = False
+                    prev, curr = self.intersection(prev, curr)
+                    continue
+                self.i -= 1
+                if self.i > start:  # comments mode: Java steps back onto the white space, losing the '&'
+                    continue
+            if char == "" and self.i >= len(self.src):
+                raise self.fail("Unclosed character class", len(self.src) - 1)
+            if char == "]" and (prev is not None or has_bits):
+                if consume:
+                    self.i += 1
+                result = _BITS if prev is None else _union(prev, _BITS) if has_bits else prev
+                return (_Set("not", args=(result,)) if negated else result).render("".join(bits))
+            curr = self.class_range(bits)
+            if curr is None:
+                has_bits = True
             else:
-                current.ranges += re.escape(low)
-        self.class_negated = negated
-        if operands:
-            operands.append(current.fragment())
-            result = operands[-1]
-            for operand in reversed(operands[:-1]):
-                result = f"(?:(?={operand}){result})"
-            return _ClassSet("", [result])
-        return current
+                prev = _union(prev, curr)
 
-    def class_escape(self) -> str | tuple[str | None, str]:
-        char = self.eat()
-        if char == "":
-            raise self.fail("Unexpected internal error")
-        if char in _CLASS_ESCAPES:
-            ranges, fragment = _CLASS_ESCAPES[char]
-            return ranges, fragment or f"[{ranges}]"
-        if char in "pP":
-            ranges, fragment = _property(self.property_name())
-            if char == "P":
-                return None, (f"[^{ranges}]" if ranges else f"(?:(?!{fragment})(?s:.))")
-            return ranges, fragment
-        if char == "Q":
-            end = self.src.find("\\E", self.i)
-            literal = self.src[self.i :] if end < 0 else self.src[self.i : end]
-            self.i = len(self.src) if end < 0 else end + 2
-            return "".join(re.escape(c) for c in literal), ""
-        if char in "bBAzZGRXk123456789":
-            raise self.fail("Illegal/unsupported escape sequence")
-        return self.char_escape(char)
+    def nested_class(self) -> str:
+        self.nest()
+        text = self.char_class(True)
+        self.depth -= 1
+        return text
+
+    def intersection(self, prev: _Set | None, curr: _Set | None) -> tuple[_Set, _Set | None]:
+        """After ``&&``: reads the right operand (up to ``]`` or ``&``) and intersects."""
+        right: _Set | None = None
+        self.skip_comments()
+        while self.peek() not in ("]", "&") or not self.peek():
+            operand = self.nested_class() if self.eat_if("[") else self.char_class(False)
+            right = _union(right, _Set("frag", operand))
+            self.skip_comments()
+        if right is not None:
+            curr = right
+        if prev is None:
+            if right is None:
+                raise self.fail("Bad class syntax", self.i - 1)
+            return right, curr
+        if curr is None:  # Java builds a class that throws NullPointerException when matching
+            self.exact = False
+            return _Set("and", args=(prev, _Set("frag", _NEVER))), curr
+        return _Set("and", args=(prev, curr)), curr
+
+    def eat_if(self, char: str) -> bool:
+        if self.peek() == char and char:
+            self.i += 1
+            return True
+        return False
+
+    def class_range(self, bits: list[str]) -> _Set | None:
+        """One class member: a property or class escape, a range, or a character (None when the character
+        went to ``bits``)."""
+        if self.peek() == "\\":
+            self.i += 1
+            char = self.eat()
+            if char == "":
+                raise self.fail("Unclosed character class", len(self.src))
+            if char in "pP":
+                ranges, fragment = self.property()
+                if char == "P":
+                    return _Set("frag", f"[^{ranges}]" if ranges else f"(?:(?!{fragment})(?s:.))")
+                return _Set("frag", fragment)
+            if char in _CLASS_ESCAPES:
+                escape_ranges, escape_fragment = _CLASS_ESCAPES[char]
+                self.non_ascii = self.non_ascii or char in "hHvV"
+                return _Set("frag", escape_fragment or f"[{escape_ranges}]")
+            if char in "bBAzZGRXkE123456789":
+                raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
+            low = self.char_escape(char)
+        else:
+            low = self.eat()
+        self.skip_comments()
+        if self.peek() == "-" and self.peek(1) not in ("[", "]"):
+            self.i += 1
+            self.skip_comments()
+            if self.peek() == "\\":
+                self.i += 1
+                char = self.eat()
+                if char in "pPbBAzZGRXkE123456789" and char:
+                    raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
+                if char in _CLASS_ESCAPES:
+                    raise self.fail("Illegal character range", self.i - 1)
+                high = self.char_escape(char) if char else ""
+            else:
+                high = self.eat()
+            if not high or ord(high) < ord(low):
+                raise self.fail("Illegal character range", self.i - 1)
+            if not high.isascii():
+                self.non_ascii = True
+            return _Set("frag", f"[{re.escape(low)}-{re.escape(high)}]")
+        special = {"\xff", "\xb5", "I", "i", "S", "s", "K", "k", "\xc5", "\xe5"}
+        if ord(low) < 256 and not ({"i", "u"} <= self.flags and low in special):
+            bits.append(re.escape(low))
+            return None
+        return _Set("frag", re.escape(low))
+
+
+# -------------------------------------------------------------------------------------------- the API
+
+
+@dataclass(frozen=True, slots=True)
+class _Translation:
+    python: str  # the Python ``re`` pattern
+    exact: bool  # matches like Java on printable ASCII text
+    tree: _Node
+
+
+@lru_cache(maxsize=4096)
+def _translate(pattern: str) -> _Translation:
+    parser = _Parser(pattern)
+    try:
+        python, tree = parser.parse()
+    except RecursionError:
+        raise JavaRegexError("Pattern too deeply nested to check") from None
+    exact = parser.exact and not (parser.ignore_case and parser.non_ascii)
+    return _Translation(python, exact, tree)
+
+
+def _one_line(message: str) -> str:
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in message)
+
+
+def check(pattern: str) -> None:
+    """Raise ``JavaRegexError`` (one line, Java's description and roughly its index) when Java 17's
+    ``Pattern.compile(pattern)`` would throw ``PatternSyntaxException``; return None otherwise."""
+    try:
+        _translate(pattern)
+    except JavaRegexError as error:
+        raise JavaRegexError(_one_line(str(error))) from None
+
+
+def may_fullmatch(pattern: str, text: str) -> bool:
+    """Could ``Pattern.compile(pattern).matcher(text).matches()`` be true in Java? Conservative, for
+    security decisions: False only when certain, True whenever in doubt.
+
+    Certainty needs a printable ASCII ``text`` (Java and the translation disagree on line terminators,
+    case folding and Unicode classes beyond it), a pattern Java compiles, an exact translation (see the
+    module docstring) that Python compiles, and a pattern whose backtracking on ``text`` is small enough
+    to run. A pattern Java refuses gives True too: ``check`` says why it is wrong.
+    """
+    if _PRINTABLE_ASCII.fullmatch(text) is None:
+        return True
+    try:
+        translation = _translate(pattern)
+    except JavaRegexError:
+        return True
+    if not translation.exact or _paths(translation.tree, len(text)) > _MAX_PATHS:
+        return True
+    try:
+        compiled = re.compile(translation.python)
+    except (re.error, OverflowError, RecursionError):
+        return True
+    return compiled.fullmatch(text) is not None
 
 
 @lru_cache(maxsize=4096)
 def java_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a resource-name regex as Druid does (``Pattern.compile``), for ``Matcher.matches()``.
+    """Compile a resource-name regex as Druid does (``Pattern.compile``), for ``Matcher.matches()``
+    (``fullmatch``).
 
-    Raises ``JavaRegexError`` where Java rejects the pattern. A pattern Java accepts but the Python
+    Raises ``JavaRegexError`` where Java refuses the pattern. A pattern Java accepts but the Python
     translation cannot express (e.g. a variable-length look-behind) never matches.
     """
-    translated = _JavaRegex(pattern).translate()
+    translated = _translate(pattern).python
     try:
         return re.compile(translated)
     except (re.error, OverflowError, RecursionError):

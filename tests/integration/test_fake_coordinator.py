@@ -23,15 +23,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from druid_access.javaregex import JavaRegexError, java_regex
 from druid_access.passwords import StoredCredentials, verify_password
 from druid_access.testing import FakeCoordinator
 from druid_access.testing.fake_coordinator import (
     KNOWN_RESOURCE_TYPES,
     GroupMapping,
-    JavaRegexError,
     Permission,
     java_double,
-    java_regex,
     smile_decode,
     smile_encode,
     superuser_permissions,

@@ -28,7 +28,7 @@ from /work/shared/druid-api-facts.md, the fake follows 27.0.0:
 - Credentials: ``"iterations": -1`` means the authenticator default; 0 or other negatives are 500. The
   bootstrapped ``admin``/``druid_system`` passwords are hashed with 10,000 iterations regardless.
 - ``/listen`` endpoints consume JSON (Smile ``Content-Type`` is 415) and answer an empty 404.
-- Resource-name regexes are Java's (``druidwire.java_regex``); ``cachedSerialized*`` answer Smile
+- Resource-name regexes are Java's (``druid_access.javaregex``); ``cachedSerialized*`` answer Smile
   (``druidwire.smile``).
 
 Not reproduced: list endpoints return names sorted (Druid: Java hash order); Java stack traces in 500
@@ -56,6 +56,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from druid_access.javaregex import JavaRegexError, java_regex
 from druid_access.passwords import DEFAULT_ITERATIONS, StoredCredentials, hash_password, verify_password
 from druid_access.testing.druidwire.jackson import (
     _CREDENTIAL_UPDATE,
@@ -75,7 +76,6 @@ from druid_access.testing.druidwire.jackson import (
     read_entity,
 )
 from druid_access.testing.druidwire.jackson import java_double as java_double
-from druid_access.testing.druidwire.java_regex import JavaRegexError, java_regex
 from druid_access.testing.druidwire.jetty import (
     JSON_TYPE,
     DruidError,

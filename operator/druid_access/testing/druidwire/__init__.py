@@ -6,6 +6,7 @@ The wire-level pieces of ``druid_access.testing.fake_coordinator``, each mirrori
 - ``jetty``: responses as Jersey and Jetty send them (JSON entities, empty rejections, HTML error pages)
   and ``DruidError``, which carries one.
 - ``jackson``: a streaming emulation of Jackson 2.10 and the entity readers of the basic-security API.
-- ``java_regex``: ``java.util.regex`` syntax checking and translation to Python ``re``.
 - ``smile``: Jackson Smile encoding (as Druid's smile mapper writes it) and decoding.
+
+Resource-name regexes (``java.util.regex``) are checked by the product's ``druid_access.javaregex``.
 """
