@@ -952,7 +952,10 @@ def _sa_kubeconfig(cp: ControlPlane, sa: str, namespace: str, path: Path) -> Pat
 
 
 def _can(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str | None) -> bool:
+    # kubectl reads "kind/status" as an object named "status": ask for the subresource instead.
+    resource, slash, subresource = resource.partition("/")
     args = ["auth", "can-i", verb, resource] + (["-n", namespace] if namespace else [])
+    args += [f"--subresource={subresource}"] if slash else []
     result = cp.kubectl(*args, kubeconfig=kubeconfig, check=False)
     answer = result.stdout.strip()
     assert answer in ("yes", "no"), result.stderr
