@@ -14,12 +14,14 @@ without permissions. Python's ``re`` cannot stand in for Java: it refuses valid 
 
 The translation matches like Java on printable ASCII text except for constructs it only approximates:
 Unicode properties, scripts and blocks, ``\\X``, ``\\G``, ``\\b{g}``, back references, look-behinds,
-atomic groups, possessive quantifiers, the ``U`` and ``c`` flags, and case-insensitive matching when the
-pattern has non-ASCII characters. A Java pattern that the translation cannot express in Python (a
-variable-length look-behind) never matches in ``java_regex``.
+atomic groups, possessive quantifiers, the ``U`` and ``c`` flags, and Unicode case folding (``iu``) of
+non-ASCII characters; ``may_fullmatch`` answers True wherever one of them is involved. A Java pattern
+that the translation cannot express in Python (a variable-length look-behind) never matches in
+``java_regex``.
 
-Known, deliberate difference: groups or character classes nested more than 100 deep are refused (Java's
-own limit depends on its thread stack: it fails with "Stack overflow during pattern compilation").
+Known differences from Java 17 in what compiles: groups or classes nested more than 100 deep are refused
+(Java's own limit depends on its thread stack: "Stack overflow during pattern compilation"), and
+``\\N{name}`` takes the character names of Python's Unicode database, not Java's (see ``named_character``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ _MAX_NESTING = 100
 #: Above this bound on backtracking paths ``may_fullmatch`` does not run Python's matcher (ReDoS guard).
 _MAX_PATHS = 20_000
 _JAVA_FLAGS = frozenset("cdimsuxU")
-_PYTHON_FLAGS = frozenset("i")  # ., ^ and $ are translated with the Java flags in effect
+_GROUP_TYPES = frozenset(":=!><$@")  # after "(?"; anything else starts flags
+_CASE_FLAGS = {"": "-i", "ai": "ai", "i": "ui"}  # Python's inline flags for each case mode
 _SPACE = " \t\n\x0b\f\r"
 _LINE_ENDS = "\n\r\x85\u2028\u2029"
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
@@ -194,7 +197,23 @@ _BLOCKS = frozenset(
 ) | frozenset(_names(_BLOCK_ALIASES))
 
 _LETTER = "[^\\W\\d_]"
+_GENERATED_NAMES = ("CJK UNIFIED IDEOGRAPH-", "HANGUL SYLLABLE ")  # Java names these by block and code
 _NON_ASCII = "[^\\x00-\\x7f]"
+#: Java's names of the control characters U+0000-U+001F and U+007F-U+009F, in order.
+_CONTROL_NAMES = """NULL; START OF HEADING; START OF TEXT; END OF TEXT; END OF TRANSMISSION; ENQUIRY; ACKNOWLEDGE; BEL;
+    BACKSPACE; CHARACTER TABULATION; LINE FEED (LF); LINE TABULATION; FORM FEED (FF); CARRIAGE RETURN
+    (CR); SHIFT OUT; SHIFT IN; DATA LINK ESCAPE; DEVICE CONTROL ONE; DEVICE CONTROL TWO; DEVICE CONTROL
+    THREE; DEVICE CONTROL FOUR; NEGATIVE ACKNOWLEDGE; SYNCHRONOUS IDLE; END OF TRANSMISSION BLOCK; CANCEL;
+    END OF MEDIUM; SUBSTITUTE; ESCAPE; INFORMATION SEPARATOR FOUR; INFORMATION SEPARATOR THREE;
+    INFORMATION SEPARATOR TWO; INFORMATION SEPARATOR ONE; DELETE; PADDING CHARACTER; HIGH OCTET PRESET;
+    BREAK PERMITTED HERE; NO BREAK HERE; LATIN 1 SUPPLEMENT 84; NEXT LINE (NEL); START OF SELECTED AREA;
+    END OF SELECTED AREA; CHARACTER TABULATION SET; CHARACTER TABULATION WITH JUSTIFICATION; LINE
+    TABULATION SET; PARTIAL LINE FORWARD; PARTIAL LINE BACKWARD; REVERSE LINE FEED; SINGLE SHIFT TWO;
+    SINGLE SHIFT THREE; DEVICE CONTROL STRING; PRIVATE USE ONE; PRIVATE USE TWO; SET TRANSMIT STATE;
+    CANCEL CHARACTER; MESSAGE WAITING; START OF GUARDED AREA; END OF GUARDED AREA; START OF STRING; SINGLE
+    GRAPHIC CHARACTER INTRODUCER; SINGLE CHARACTER INTRODUCER; CONTROL SEQUENCE INTRODUCER; STRING
+    TERMINATOR; OPERATING SYSTEM COMMAND; PRIVACY MESSAGE; APPLICATION PROGRAM COMMAND"""
+_CONTROLS = dict(zip(_names(_CONTROL_NAMES), map(chr, [*range(0x20), *range(0x7F, 0xA0)]), strict=True))
 
 
 def _approximation(key: str) -> tuple[str | None, str]:
@@ -410,6 +429,20 @@ def _study_node(node: _Node, info: _Study) -> _Study:
     )
 
 
+def _min_length(node: _Node) -> int:
+    """The fewest characters the piece can match."""
+    kind = node.kind
+    if kind in {"char", "canonical", "line", "grapheme"}:
+        return 1
+    if kind in {"seq", "group", "atomic"}:
+        return sum(_min_length(part) for part in node.parts)
+    if kind == "alt":
+        return min(_min_length(part) for part in node.parts)
+    if kind == "quant":
+        return node.low * _min_length(node.parts[0])
+    return 0  # zero-width, empty, back references (may be empty)
+
+
 def _paths(node: _Node, length: int) -> int:
     """An upper bound on the backtracking paths over a text of ``length`` characters (saturating)."""
     kind = node.kind
@@ -422,7 +455,9 @@ def _paths(node: _Node, length: int) -> int:
         return min(sum(_paths(part, length) for part in node.parts), _MAX_PATHS + 1)
     if kind != "quant":
         return 1
-    most = min(node.high, node.low + length)  # iterations beyond the text need empty matches: Java stops
+    # An atom that consumes characters repeats at most ``length`` times; one that may match empty
+    # repeats its minimum count, then stops at an empty match.
+    most = min(node.high, length if _min_length(node.parts[0]) else node.low + length)
     atom = _paths(node.parts[0], length)
     if atom > 1 and most * math.log2(atom) > math.log2(_MAX_PATHS + 1):
         return _MAX_PATHS + 1
@@ -473,13 +508,17 @@ class _Parser:
         self.flags: set[str] = set()  # Java's flags in effect (restored at the end of each group)
         self.depth = 0
         self.exact = True
-        self.ignore_case = False
+        self.unicode_case = False  # case-insensitive with Unicode case folding somewhere
         self.non_ascii = not self.src.isascii()
 
     def fail(self, message: str, index: int | None = None) -> JavaRegexError:
         return JavaRegexError(f"{message} near index {self.i if index is None else index}")
 
     def peek(self, offset: int = 0) -> str:
+        """The next character; in comments mode (``x``) after white space and comments, as Java's ``peek``
+        and ``read`` skip them. Characters at an ``offset`` beyond it are raw."""
+        if "x" in self.flags:
+            self.skip_comments()
         j = self.i + offset
         return self.src[j] if j < len(self.src) else ""
 
@@ -488,22 +527,30 @@ class _Parser:
         self.i += 1
         return char
 
+    def raw(self) -> str:
+        """The next character as is (the character after a backslash, for one)."""
+        char = self.src[self.i] if self.i < len(self.src) else ""
+        self.i += 1
+        return char
+
     def parse(self) -> tuple[str, _Node]:
-        text, node, _ = self.alternation(("", ""))
+        text, node = self.alternation("")
         if self.i < len(self.src):
             raise self.fail("Unmatched closing ')'", self.i - 1)
+        if self.i > len(self.src):  # an escape read past the end (comments mode)
+            raise self.fail("Unexpected internal error", len(self.src))
         return text, node
 
     def skip_comments(self) -> None:
         """In comments mode (``x``), white space and ``#`` comments between tokens do not count."""
         if "x" not in self.flags:
             return
-        while self.i < len(self.src):
-            char = self.peek()
-            if char in _SPACE:
+        src = self.src
+        while self.i < len(src):
+            if src[self.i] in _SPACE:
                 self.i += 1
-            elif char == "#":
-                while self.i < len(self.src) and self.peek() not in _LINE_ENDS:
+            elif src[self.i] == "#":
+                while self.i < len(src) and src[self.i] not in _LINE_ENDS:
                     self.i += 1
             else:
                 return
@@ -513,48 +560,62 @@ class _Parser:
         if self.depth > _MAX_NESTING:
             raise self.fail(f"Groups or classes nested more than {_MAX_NESTING} deep are not supported")
 
-    def alternation(self, flags: tuple[str, str]) -> tuple[str, _Node, tuple[str, str]]:
+    def alternation(self, context: str) -> tuple[str, _Node]:
+        """Alternatives; ``context`` is the Python case mode the text lands in (see ``case_mode``)."""
         texts: list[str] = []
         nodes: list[_Node] = []
         while True:
-            text, node, flags = self.sequence(flags)
+            text, node = self.sequence(context)
             texts.append(text)
             nodes.append(node)
             if self.peek() != "|":
-                return "|".join(texts), _Node("alt", tuple(nodes)), flags
+                return "|".join(texts), _Node("alt", tuple(nodes))
             self.i += 1
 
-    @staticmethod
-    def scoped(text: str, flags: tuple[str, str]) -> str:
-        on, off = flags
-        return f"(?{on}{'-' + off if off else ''}:{text})" if (on or off) and text else text
+    def case_mode(self) -> str:
+        """Python's case matching for Java's flags: "" (exact), "ai" (Java's ``i``: ASCII letters only)
+        or "i" (``i`` with ``u`` or ``U``: Unicode case folding)."""
+        if "i" not in self.flags:
+            return ""
+        if {"u", "U"} & self.flags:
+            self.unicode_case = True
+            return "i"
+        return "ai"
 
     @staticmethod
-    def merge(flags: tuple[str, str], on: str, off: str) -> tuple[str, str]:
-        new_on = "".join(sorted((set(flags[0]) - set(off)) | set(on)))
-        new_off = "".join(sorted((set(flags[1]) - set(on)) | set(off)))
-        return new_on, new_off
+    def in_mode(text: str, mode: str, context: str) -> str:
+        if mode == context or not text:
+            return text
+        return f"(?{_CASE_FLAGS[mode]}:{text})"
 
-    def sequence(self, flags: tuple[str, str]) -> tuple[str, _Node, tuple[str, str]]:
+    def sequence(self, context: str) -> tuple[str, _Node]:
+        """Items up to ``|`` or ``)``; an inline ``(?flags)`` changes Java's flags for the rest of the group."""
         chunks: list[str] = []
         items: list[str] = []
         nodes: list[_Node] = []
+        mode = self.case_mode()
         while True:
             self.skip_comments()
             char = self.peek()
             if char in ("", "|", ")"):
                 break
             if char in "*+?":
-                raise self.fail(f"Dangling meta character '{char}'")
-            if char == "(" and self.peek(1) == "?" and self.peek(2) not in (":=!><$@"):
-                self.i += 2
-                on, off, colon = self.flag_group()
-                if not colon:  # (?idmsux-idmsux): for the rest of the enclosing group
-                    chunks.append(self.scoped("".join(items), flags))
-                    items = []
-                    flags = self.merge(flags, *self.python_flags(on, off))
-                    continue
-                text, node = self.flagged_group(on, off)
+                self.i += 1
+                self.skip_comments()
+                raise self.fail(f"Dangling meta character '{char}'", self.i - 1)
+            if char == "(":
+                self.i += 1
+                if self.peek() == "?" and self.src[self.i + 1 : self.i + 2] not in _GROUP_TYPES:
+                    self.i += 1
+                    before = set(self.flags)
+                    colon = self.flag_group()
+                    if not colon:  # (?idmsux-idmsux)
+                        chunks.append(self.in_mode("".join(items), mode, context))
+                        items, mode = [], self.case_mode()
+                        continue
+                    text, node = self.flagged_group(before, mode)
+                else:
+                    text, node = self.group(mode)
             elif char == "{":
                 text, node = "", _EMPTY  # Java repeats an empty node: it matches the empty string
             else:
@@ -562,12 +623,12 @@ class _Parser:
             text, node = self.quantified(text, node)
             items.append(text)
             nodes.append(node)
-        chunks.append(self.scoped("".join(items), flags))
-        return "".join(chunks), _Node("seq", tuple(nodes)), flags
+        chunks.append(self.in_mode("".join(items), mode, context))
+        return "".join(chunks), _Node("seq", tuple(nodes))
 
-    def flag_group(self) -> tuple[str, str, bool]:
-        """After ``(?``: flags to set, flags to clear and whether a ``:`` (a group) follows."""
-        on = off = ""
+    def flag_group(self) -> bool:
+        """After ``(?``: sets and clears flags; whether a ``:`` (a group) follows."""
+        on = ""
         for clearing in (False, True):
             while True:
                 self.skip_comments()
@@ -576,7 +637,6 @@ class _Parser:
                     break
                 self.i += 1
                 if clearing:
-                    off += char
                     self.flags.discard(char)
                 else:
                     on += char
@@ -588,18 +648,12 @@ class _Parser:
         char = self.peek()
         if char in (")", ":") and char:
             self.i += 1
-            return on, off, char == ":"
+            return char == ":"
         raise self.fail("Unknown inline modifier", self.i if char else len(self.src))
 
     def note_flags(self, on: str) -> None:
-        if "i" in on:
-            self.ignore_case = True
         if "U" in on or "c" in on:
             self.exact = False  # Unicode classes and canonical equivalence are not translated
-
-    @staticmethod
-    def python_flags(on: str, off: str) -> tuple[str, str]:
-        return "".join(c for c in on if c in _PYTHON_FLAGS), "".join(c for c in off if c in _PYTHON_FLAGS)
 
     def quantified(self, atom: str, node: _Node) -> tuple[str, _Node]:
         self.skip_comments()
@@ -625,7 +679,7 @@ class _Parser:
             return "", quant
         if node.kind in {"zero", "look"} or atom == _NEVER:
             return f"(?:{atom}){quantifier}", quant
-        if node.kind == "line":  # a repeated \\R does not backtrack into \\r\\n
+        if node.kind == "line":  # a repeated \R does not backtrack into \r\n
             return f"(?>{atom[3:-1]}){quantifier}", quant
         return atom + quantifier, quant
 
@@ -665,8 +719,6 @@ class _Parser:
 
     def atom(self) -> tuple[str, _Node]:
         char = self.eat()
-        if char == "(":
-            return self.group()
         if char == "[":
             self.nest()
             text = self.char_class(True)
@@ -701,15 +753,16 @@ class _Parser:
         """Under canonical equivalence (``c``) Java gives classes and properties no length."""
         return _Node("canonical" if "c" in self.flags else "char")
 
-    def group(self) -> tuple[str, _Node]:
-        """After ``(``: a group of any kind (Java restores the flags at its end)."""
+    def group(self, context: str) -> tuple[str, _Node]:
+        """After ``(``: a group other than ``(?flags)`` and ``(?flags:`` (Java restores the flags at its
+        end)."""
         self.nest()
         saved_flags = set(self.flags)
         prefix, kind = "(", "group"
         lookbehind = False
         if self.peek() == "?":
             self.i += 1
-            char = self.eat()
+            char = self.raw()
             if char in ("$", "@"):
                 raise self.fail("Unknown group type", self.i - 1)
             if char in (":", "=", "!", ">"):
@@ -731,7 +784,7 @@ class _Parser:
                 raise self.fail("Unknown inline modifier", self.i - 1)
         else:
             self.groups += 1
-        body, node, _ = self.alternation(("", ""))
+        body, node = self.alternation(context)
         if lookbehind and not _study(_flat(node), _Study()).max_valid:
             raise self.fail("Look-behind group does not have an obvious maximum length", self.i - 1)
         self.close_group()
@@ -739,39 +792,36 @@ class _Parser:
         self.depth -= 1
         return f"{prefix}{body})", _Node(kind, (node,))
 
-    def flagged_group(self, on: str, off: str) -> tuple[str, _Node]:
-        """``(?flags:X)``, after the ``:`` (the flags are in effect already)."""
+    def flagged_group(self, before: set[str], context: str) -> tuple[str, _Node]:
+        """``(?flags:X)``, after the ``:`` (the flags are in effect already; ``before`` come back after)."""
         self.nest()
-        saved_flags = set(self.flags) - set(on) | set(off)
-        body, node, _ = self.alternation(("", ""))
+        body, node = self.alternation(context)
         self.close_group()
-        self.flags = saved_flags
+        self.flags = before
         self.depth -= 1
-        python_on, python_off = self.python_flags(on, off)
-        text = self.scoped(body, (python_on, python_off)) if (python_on or python_off) else f"(?:{body})"
-        return text if text.startswith("(") else f"(?:{text})", _Node("group", (node,))
+        return f"(?:{body})", _Node("group", (node,))
 
     def close_group(self) -> None:
         if self.peek() != ")":
-            raise self.fail("Unclosed group", len(self.src))
+            raise self.fail("Unclosed group", self.i)  # at the end, or past it after a trailing backslash
         self.i += 1
 
     def group_name(self) -> str:
         """A group name and its ``>`` (for ``(?<name>`` and ``\\k<name>``)."""
-        start = self.i
         if not (self.peek().isascii() and self.peek().isalpha()):
             raise self.fail("capturing group name does not start with a Latin letter")
+        letters: list[str] = []
         while self.peek().isascii() and self.peek().isalnum():
-            self.i += 1
+            letters.append(self.eat())
         if self.peek() != ">":
             raise self.fail("named capturing group is missing trailing '>'")
         self.i += 1
-        return self.src[start : self.i - 1]
+        return "".join(letters)
 
     def escape(self) -> tuple[str, _Node]:
-        char = self.eat()
-        if char == "":
-            raise self.fail("Unexpected internal error", len(self.src))
+        char = self.raw()
+        if char == "":  # Java reads past the end: an unclosed group or "Unexpected internal error" follows
+            return "", _EMPTY
         if char in "123456789":
             self.exact = False  # back references: left to Java
             number = int(char)
@@ -790,12 +840,20 @@ class _Parser:
             if name not in self.names:
                 raise self.fail(f"named capturing group <{name}> does not exist", self.i - 1)
             return f"(?P={name})", _Node("backref")
-        if char == "b" and self.src.startswith("{g}", self.i):
-            self.i += 3
+        if char == "b" and self.peek() == "{" and self.peek(1) == "g":  # \b{g}, a grapheme boundary
+            self.i += 2
+            if self.eat() != "}":
+                raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
             self.exact = False
             return "(?:)", _Node("zero")
-        # Python's \\B never matches an empty text; Java's does
-        simple = {"b": "\\b", "B": "(?:(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w))", "A": "\\A", "z": "\\Z", "G": "(?:)"}
+        # Python's \B never matches an empty text; Java's does
+        simple = {
+            "b": "(?u:\\b)",
+            "B": "(?u:(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w))",
+            "A": "\\A",
+            "z": "\\Z",
+            "G": "(?:)",
+        }
         if char in simple:
             if char == "G":
                 self.exact = False
@@ -821,13 +879,15 @@ class _Parser:
     def property(self) -> tuple[str | None, str]:
         """After ``\\p`` or ``\\P``: ``{name}`` or a one-letter name."""
         if self.peek() == "{":
-            end = self.src.find("}", self.i)
-            if end < 0:
-                raise self.fail("Unclosed character family", len(self.src))
-            name = self.src[self.i + 1 : end]
-            self.i = end + 1
+            self.i += 1
+            self.skip_comments()
+            start = self.i
+            while (letter := self.eat()) != "}":  # in comments mode, a "}" in a comment does not count
+                if not letter:
+                    raise self.fail("Unclosed character family", len(self.src))
+            name = self.src[start : self.i - 1]
             if not name:
-                raise self.fail("Empty character family", end)
+                raise self.fail("Empty character family", self.i - 1)
         else:
             name = self.eat()
         found = _property(name, "U" in self.flags)
@@ -862,42 +922,74 @@ class _Parser:
                 raise self.fail("Illegal octal escape sequence")
             return chr(int(digits, 8))
         if char == "x":
-            if self.peek() == "{":
-                match = re.match(r"\{([0-9a-fA-F]+)\}", self.src[self.i :])
-                if match is None or int(match.group(1), 16) > 0x10FFFF:
-                    raise self.fail("Illegal hexadecimal escape sequence")
-                self.i += match.end()
-                return chr(int(match.group(1), 16))
-            for _ in range(2):
-                if not (self.peek().isascii() and self.peek() in "0123456789abcdefABCDEF" and self.peek()):
-                    raise self.fail("Illegal hexadecimal escape sequence")
-                self.i += 1
-            return chr(int(self.src[self.i - 2 : self.i], 16))
+            return self.hex_escape()
         if char == "u":
-            for _ in range(4):
-                if not (self.peek().isascii() and self.peek() in "0123456789abcdefABCDEF" and self.peek()):
-                    raise self.fail("Illegal Unicode escape sequence")
-                self.i += 1
-            return chr(int(self.src[self.i - 4 : self.i], 16))
+            value = self.hex_digits(4, "Illegal Unicode escape sequence")
+            if 0xD800 <= value < 0xDC00 and self.src.startswith("\\u", self.i):  # a surrogate pair
+                back = self.i
+                self.i += 2
+                low = self.hex_digits(4, "Illegal Unicode escape sequence")
+                if 0xDC00 <= low < 0xE000:
+                    return chr(0x10000 + ((value - 0xD800) << 10) + low - 0xDC00)
+                self.i = back
+            return chr(value)
         if char == "c":
             if self.i >= len(self.src):
                 raise self.fail("Illegal control escape sequence", self.i - 1)
-            return chr(ord(self.eat()) ^ 64)
+            letter = self.eat()  # in comments mode white space up to the end leaves nothing: NUL
+            return chr((ord(letter) if letter else 0) ^ 64)
         if char == "N":
-            match = re.match(r"\{([^}]*)\}", self.src[self.i :])
-            if match is None:
-                raise self.fail("Illegal character name escape sequence")
-            try:
-                value = unicodedata.lookup(match.group(1))
-            except KeyError:
-                raise self.fail(
-                    f"Unknown character name [{match.group(1)}]", self.i + match.end() - 1
-                ) from None
-            self.i += match.end()
-            return value
+            return self.named_character()
         if char.isascii() and char.isalnum():
             raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
         return char
+
+    def hex_digits(self, count: int, message: str) -> int:
+        value = 0
+        for _ in range(count):
+            digit = self.eat()
+            if not (digit and digit in "0123456789abcdefABCDEF"):
+                raise self.fail(message, self.i - 1)
+            value = value * 16 + int(digit, 16)
+        return value
+
+    def hex_escape(self) -> str:
+        """After ``\\x``: two digits, or ``{digits}`` up to U+10FFFF."""
+        brace = self.i
+        if self.eat() != "{" or not (self.peek() and self.peek() in "0123456789abcdefABCDEF"):
+            self.i = brace
+            return chr(self.hex_digits(2, "Illegal hexadecimal escape sequence"))
+        value = 0
+        while (digit := self.eat()) and digit in "0123456789abcdefABCDEF":
+            value = value * 16 + int(digit, 16)
+            if value > 0x10FFFF:
+                raise self.fail("Hexadecimal codepoint is too big", self.i - 1)
+        if digit != "}":
+            raise self.fail("Unclosed hexadecimal escape sequence", self.i - 1)
+        return chr(value)
+
+    def named_character(self) -> str:
+        """After ``\\N``: ``{name}``, a character name (any case). Java 17 knows the names of Unicode 13
+        and its own names of control characters; this takes those from Python's Unicode database (so
+        also names added since Unicode 13), but no aliases and not the generated names of CJK unified
+        ideographs and Hangul syllables (Java spells those by block and code point, which is refused)."""
+        if self.eat() != "{":
+            raise self.fail("Illegal character name escape sequence", self.i - 1)
+        start = self.i
+        while self.eat() != "}":
+            if self.i >= len(self.src):
+                raise self.fail("Unclosed character name escape sequence", len(self.src) - 1)
+        raw_name = self.src[start : self.i - 1]
+        name = raw_name.strip().upper()
+        if name in _CONTROLS:
+            return _CONTROLS[name]
+        try:
+            value = unicodedata.lookup(name)
+        except KeyError:
+            value = ""
+        if len(value) != 1 or unicodedata.name(value, "") != name or name.startswith(_GENERATED_NAMES):
+            raise self.fail(f"Unknown character name [{raw_name}]", self.i - 1)
+        return value
 
     def char_class(self, consume: bool) -> str:
         """A class, as Java's ``clazz`` parses it: after ``[`` (``consume``) or, as the right operand of
@@ -920,7 +1012,6 @@ class _Parser:
                 prev = _union(prev, curr)
                 continue
             if char == "&":
-                start = self.i
                 self.i += 1
                 self.skip_comments()
                 if self.peek() == "&":
@@ -933,11 +1024,12 @@ class _Parser:
                         has_bits = False
                     prev, curr = self.intersection(prev, curr)
                     continue
+                # a literal '&', read as the character it stands on: in comments mode Java steps back
+                # onto the white space after the '&', so the '&' is lost and the next character, even a
+                # ']', is taken literally
                 self.i -= 1
-                if self.i > start:  # comments mode: Java steps back onto the white space, losing the '&'
-                    continue
             if char == "" and self.i >= len(self.src):
-                raise self.fail("Unclosed character class", len(self.src) - 1)
+                raise self.fail("Unclosed character class", max(len(self.src), self.i) - 1)
             if char == "]" and (prev is not None or has_bits):
                 if consume:
                     self.i += 1
@@ -983,9 +1075,11 @@ class _Parser:
     def class_range(self, bits: list[str]) -> _Set | None:
         """One class member: a property or class escape, a range, or a character (None when the character
         went to ``bits``)."""
+        if not self.peek():
+            raise self.fail("Unclosed character class", max(len(self.src), self.i) - 1)
         if self.peek() == "\\":
             self.i += 1
-            char = self.eat()
+            char = self.raw()
             if char == "":
                 raise self.fail("Unclosed character class", len(self.src))
             if char in "pP":
@@ -1008,7 +1102,7 @@ class _Parser:
             self.skip_comments()
             if self.peek() == "\\":
                 self.i += 1
-                char = self.eat()
+                char = self.raw()
                 if char in "pPbBAzZGRXkE123456789" and char:
                     raise self.fail("Illegal/unsupported escape sequence", self.i - 1)
                 if char in _CLASS_ESCAPES:
@@ -1017,6 +1111,7 @@ class _Parser:
             else:
                 high = self.eat()
             if not high or ord(high) < ord(low):
+                self.skip_comments()
                 raise self.fail("Illegal character range", self.i - 1)
             if not high.isascii():
                 self.non_ascii = True
@@ -1043,9 +1138,14 @@ def _translate(pattern: str) -> _Translation:
     parser = _Parser(pattern)
     try:
         python, tree = parser.parse()
+    except JavaRegexError:
+        raise
     except RecursionError:
         raise JavaRegexError("Pattern too deeply nested to check") from None
-    exact = parser.exact and not (parser.ignore_case and parser.non_ascii)
+    except (IndexError, TypeError, ValueError) as error:  # a parser bug must not look like a valid pattern
+        raise JavaRegexError(f"Pattern could not be checked ({type(error).__name__}: {error})") from None
+    # Java folds the case of non-ASCII characters with its own tables (with "u"): not translated exactly
+    exact = parser.exact and not (parser.unicode_case and parser.non_ascii)
     return _Translation(python, exact, tree)
 
 
