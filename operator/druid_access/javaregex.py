@@ -196,7 +196,7 @@ _BLOCKS = frozenset(
     for form in (name, name.replace(" ", ""), name.replace(" ", "_").replace("-", "_"))
 ) | frozenset(_names(_BLOCK_ALIASES))
 
-_LETTER = "[^\\W\\d_]"
+_LETTER = "(?u:[^\\W\\d_])"  # (?u:...): Unicode classes even where Java's i flag makes Python's ASCII
 _GENERATED_NAMES = ("CJK UNIFIED IDEOGRAPH-", "HANGUL SYLLABLE ")  # Java names these by block and code
 _NON_ASCII = "[^\\x00-\\x7f]"
 #: Java's names of the control characters U+0000-U+001F and U+007F-U+009F, in order.
@@ -227,11 +227,11 @@ def _approximation(key: str) -> tuple[str | None, str]:
     if upper in {"LL", "LOWERCASE", "LOWER", "JAVALOWERCASE"}:
         return "a-z\u00df-\u00f6\u00f8-\u00ff", "[a-z\u00df-\u00f6\u00f8-\u00ff]"
     if upper in {"N", "ND", "DIGIT", "JAVADIGIT"}:
-        return "\\d", "\\d"
+        return None, "(?u:\\d)"
     if upper in {"LD", "ALNUM", "JAVALETTERORDIGIT"}:
-        return None, "[^\\W_]"
+        return None, "(?u:[^\\W_])"
     if upper in {"Z", "ZS", "WHITE_SPACE", "WHITESPACE", "SPACE", "JAVAWHITESPACE", "JAVASPACECHAR", "BLANK"}:
-        return "\\s", "\\s"
+        return None, "(?u:\\s)"
     if upper in {"C", "CC", "CONTROL", "CNTRL", "JAVAISOCONTROL"}:
         return "\\x00-\\x1f\\x7f-\\x9f", "[\\x00-\\x1f\\x7f-\\x9f]"
     if (upper.startswith("P") and len(upper) <= 2) or upper in {"PUNCTUATION", "PUNCT"}:
@@ -239,7 +239,7 @@ def _approximation(key: str) -> tuple[str | None, str]:
     if upper == "ALL":
         return None, "(?s:.)"
     if upper == "WORD":
-        return "\\w", "\\w"
+        return None, "(?u:\\w)"
     if upper == "ASCII":
         return _POSIX["ASCII"], f"[{_POSIX['ASCII']}]"
     return None, _NON_ASCII  # scripts, blocks, symbols, marks...: "some non-ASCII character"
