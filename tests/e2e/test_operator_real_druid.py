@@ -431,7 +431,9 @@ def test_drift_made_through_the_real_api_is_corrected(
     async def tamper(c: CoordinatorClient) -> None:
         # Replace a role's permissions, unassign a role, set a password behind the operator's
         # back, delete a user from both stores, and strip a group mapping's role.
-        await c.set_permissions(AUTHZ, READERS, [_p("CONFIG", ".*", "WRITE")])
+        # (Not a security permission: while the role held one, re-assigning it to bob from this
+        # unprivileged namespace would rightly be NotPermitted.)
+        await c.set_permissions(AUTHZ, READERS, [_p("DATASOURCE", ".*", "WRITE")])
         await c.unassign_role(AUTHZ, user=ALICE, role=WRITERS)
         await c.set_password(AUTHN, ALICE, SecretStr("intruder-password"))
         await c.delete_authenticator_user(AUTHN, BOB)
