@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from druid_access.models import GROUP, VERSION
 
-# Letters and digits only: Basic auth splits on ':' (facts §0.10) and shells mangle the rest.
+# Letters and digits only: Basic auth splits on ':' and shells mangle the rest.
 _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
 ALLOW_LABEL = f"{GROUP}/allow"

@@ -3,7 +3,7 @@
 A client is rebuilt when its Secret's resourceVersion changes, so rotating the operator's
 own Druid password or Pivot token needs no restart. Writes to one Druid cluster are
 serialised by a lock: the Coordinator stores each map as one blob updated with
-compare-and-swap and gives up after five lost races (facts §0.15), so concurrent writers
+compare-and-swap and gives up after five lost races (Druid's CAS retry limit), so concurrent writers
 would fail each other; reads stay concurrent.
 """
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from druid_access import javaregex
 from druid_access.clients import CoordinatorClient, HttpOptions
 from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
 
@@ -164,3 +165,12 @@ def require_real(druid: DruidCoordinator | Exception) -> DruidCoordinator:
             pytrace=False,
         )
     return druid
+
+
+def java_compiles(pattern: str) -> bool:
+    """The product checker's verdict: would Java (and so Druid) compile ``pattern``?"""
+    try:
+        javaregex.check(pattern)
+    except javaregex.JavaRegexError:
+        return False
+    return True

@@ -11,7 +11,7 @@ on an approximate translation (it must then answer True) and where Python's ``re
 from __future__ import annotations
 
 import pytest
-from contract_support import Target, authz, ra, seg
+from contract_support import Target, authz, java_compiles, ra, seg
 
 from druid_access import javaregex
 
@@ -56,14 +56,6 @@ EXACT = [
 ]
 
 
-def _compiles(pattern: str) -> bool:
-    try:
-        javaregex.check(pattern)
-    except javaregex.JavaRegexError:
-        return False
-    return True
-
-
 async def test_checker_agrees_with_the_coordinator_on_grammar_corners(target: Target) -> None:
     role = target.unique("rxg")
     await target.make_role(role)
@@ -77,8 +69,10 @@ async def test_checker_agrees_with_the_coordinator_on_grammar_corners(target: Ta
             "error": f"Invalid permission, resource name regex[{pattern}] does not compile."
         }:
             wrong.append((pattern, "unexpected answer", response.status_code, response.text[:200]))
-        elif answer != accepted or _compiles(pattern) != accepted:
-            wrong.append((pattern, "coordinator", answer, "check", _compiles(pattern), "expected", accepted))
+        elif answer != accepted or java_compiles(pattern) != accepted:
+            wrong.append(
+                (pattern, "coordinator", answer, "check", java_compiles(pattern), "expected", accepted)
+            )
     assert len(ACCEPTED) + len(REFUSED) >= 40
     assert wrong == []
 

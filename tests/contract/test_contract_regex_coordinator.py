@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import pytest
-from contract_support import Target, authz, ra, seg
+from contract_support import Target, authz, java_compiles, ra, seg
 from test_contract_authorization import REGEXES_ACCEPTED, REGEXES_REFUSED
 
 from druid_access import javaregex
@@ -37,15 +37,7 @@ SECURITY_PROBES = [
 ]
 
 
-def _compiles(pattern: str) -> bool:
-    try:
-        javaregex.check(pattern)
-    except javaregex.JavaRegexError:
-        return False
-    return True
-
-
-async def test_checker_agrees_with_the_coordinator_on_what_compiles(target: Target) -> None:
+async def test_checker_agrees_with_the_coordinator_on_whatjava_compiles(target: Target) -> None:
     role = target.unique("rxc")
     await target.make_role(role)
     patterns = [*REGEXES_ACCEPTED, *REGEXES_REFUSED]
@@ -56,7 +48,7 @@ async def test_checker_agrees_with_the_coordinator_on_what_compiles(target: Targ
             "POST", authz(f"/roles/{role}/permissions"), json=[ra(pattern, "CONFIG", "READ")]
         )
         assert response.status_code in (200, 400), (pattern, response.status_code, response.text)
-        if _compiles(pattern) != (response.status_code == 200):
+        if java_compiles(pattern) != (response.status_code == 200):
             wrong.append((pattern, response.status_code, response.text[:200]))
     assert wrong == []
 

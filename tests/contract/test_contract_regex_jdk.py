@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from contract_support import java_compiles
 from jdk import run_oracle
 from test_contract_authorization import REGEXES_ACCEPTED, REGEXES_REFUSED
 
@@ -69,22 +70,14 @@ def java() -> dict[str, str]:
     return dict(zip(CORPUS, run_oracle("RegexCheck.java", CORPUS, args=[SUBJECT], timeout=300), strict=True))
 
 
-def _compiles(pattern: str) -> bool:
-    try:
-        javaregex.check(pattern)
-    except javaregex.JavaRegexError:
-        return False
-    return True
-
-
-def test_listed_patterns_compile_exactly_where_java_compiles(java: dict[str, str]) -> None:
-    wrong = [p for p in LISTED if _compiles(p) != (java[p] != "REFUSED")]
+def test_listed_patterns_compile_exactly_where_javajava_compiles(java: dict[str, str]) -> None:
+    wrong = [p for p in LISTED if java_compiles(p) != (java[p] != "REFUSED")]
     assert wrong == [], [(p, java[p]) for p in wrong]
     assert len(LISTED) >= 40
 
 
-def test_generated_patterns_compile_exactly_where_java_compiles(java: dict[str, str]) -> None:
-    wrong = [p for p in CORPUS if _compiles(p) != (java[p] != "REFUSED")]
+def test_generated_patterns_compile_exactly_where_javajava_compiles(java: dict[str, str]) -> None:
+    wrong = [p for p in CORPUS if java_compiles(p) != (java[p] != "REFUSED")]
     assert wrong == [], f"{len(wrong)} of {len(CORPUS)} disagree, e.g. {[(p, java[p]) for p in wrong[:10]]}"
 
 
