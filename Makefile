@@ -35,9 +35,16 @@ venv: $(BIN)/.installed
 controlplane:
 	hack/build-controlplane.sh
 
+# Every supported Druid version is built for the tests; DRUID_VERSION=x.y.z builds only that one.
+DRUID_VERSIONS ?= 27.0.0 37.0.0
 .PHONY: druid
 druid:
-	hack/build-druid.sh
+	for v in $(or $(DRUID_VERSION),$(DRUID_VERSIONS)); do DRUID_VERSION=$$v hack/build-druid.sh; done
+
+# slapd and the LDAP client tools from Debian's packages, for the LDAP tests.
+.PHONY: ldap
+ldap:
+	hack/install-slapd.sh
 
 HELM_VERSION ?= v3.19.0
 HELM := $(DRUID_ACCESS_CACHE)/helm-$(HELM_VERSION)/bin/helm
@@ -78,7 +85,7 @@ lint: venv
 	$(BIN)/mypy
 
 .PHONY: test
-test: venv controlplane druid helm lint
+test: venv controlplane druid ldap helm lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo

@@ -121,9 +121,10 @@ def _is_complete_lib(lib: Path) -> bool:
     return (lib / LAUNCHER_JAR).is_file() and any(lib.glob("druid-services-*.jar"))
 
 
-def find_druid_lib() -> Path:
-    """The directory of Coordinator jars: ``$DRUID_ACCESS_DRUID_LIB``, else the ``make druid`` cache."""
-    override = os.environ.get(LIB_ENV)
+def find_druid_lib(version: str = DRUID_VERSION) -> Path:
+    """The directory of Coordinator jars: ``$DRUID_ACCESS_DRUID_LIB`` (for the default version only),
+    else the ``make druid`` cache of ``version``."""
+    override = os.environ.get(LIB_ENV) if version == DRUID_VERSION else None
     if override:
         lib = Path(override)
         if not _is_complete_lib(lib):
@@ -132,11 +133,11 @@ def find_druid_lib() -> Path:
                 "point it at a lib dir built by hack/build-druid.sh"
             )
         return lib
-    lib = cache_dir() / "druid" / DRUID_VERSION / "lib"
+    lib = cache_dir() / "druid" / version / "lib"
     if not _is_complete_lib(lib):
         raise DruidError(
-            f"the Druid {DRUID_VERSION} Coordinator class path is not built ({lib} is missing or incomplete); "
-            f"run `make druid` (hack/build-druid.sh resolves it from Maven Central) or set ${LIB_ENV}"
+            f"the Druid {version} Coordinator class path is not built ({lib} is missing or incomplete); "
+            f"run `make druid DRUID_VERSION={version}` (hack/build-druid.sh resolves it from Maven Central)"
         )
     return lib
 
@@ -222,6 +223,8 @@ class DruidCoordinator:
         authenticator: str = "basic",
         authorizer: str = "basic",
         credential_iterations: int | None = None,
+        version: str = DRUID_VERSION,
+        extra_properties: Mapping[str, str] | None = None,
         lib: Path | None = None,
         java: Path | None = None,
         heap: str = "512m",
@@ -244,7 +247,9 @@ class DruidCoordinator:
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.credential_iterations = credential_iterations
-        self.lib = lib if lib is not None else find_druid_lib()
+        self.version = version
+        self.extra_properties = dict(extra_properties or {})
+        self.lib = lib if lib is not None else find_druid_lib(version)
         self.java = java if java is not None else find_java()
         self.heap = heap
         self.ready_timeout = ready_timeout
@@ -409,6 +414,8 @@ class DruidCoordinator:
         if self.credential_iterations is not None:
             key = f"druid.auth.authenticator.{self.authenticator}.credentialIterations"
             props[key] = str(self.credential_iterations)
+        # Further authenticators/authorizers (e.g. an LDAP pair) or overrides of the above.
+        props.update(self.extra_properties)
         return props
 
     def _prepare_directory(self) -> None:
@@ -537,7 +544,7 @@ class DruidCoordinator:
             time.sleep(POLL_INTERVAL)
 
 
-def run_foreground(directory: Path, *, admin_password: str) -> int:
+def run_foreground(directory: Path, *, admin_password: str, version: str = DRUID_VERSION) -> int:
     """Run ZooKeeper + a Coordinator until SIGINT/SIGTERM (``druid-access druid --dir DIR --admin-password PW``)."""
     stop_requested: list[int] = []
 
@@ -547,8 +554,8 @@ def run_foreground(directory: Path, *, admin_password: str) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with DruidCoordinator(directory, admin_password=admin_password) as druid:
-            print(f"Druid {DRUID_VERSION} Coordinator ready at {druid.url} in {druid.startup_seconds:.1f} s")
+        with DruidCoordinator(directory, admin_password=admin_password, version=version) as druid:
+            print(f"Druid {version} Coordinator ready at {druid.url} in {druid.startup_seconds:.1f} s")
             print(f"log: {druid.log_path}")
             print(
                 f"try: curl -u admin:PASSWORD {druid.url}/druid-ext/basic-security/authentication/db/basic/users"
