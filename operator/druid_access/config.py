@@ -126,6 +126,17 @@ class ClusterConfig(_Target):
         ),
     )
 
+    leader_hosts: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Where the Coordinator may redirect the operator, with its credentials: when several "
+            "Coordinators run behind coordinatorUrl, the others redirect to the leader's own address. "
+            "Host-name globs with an optional ':port' ('*.druid-coordinator.druid.svc', "
+            "'10.0.0.12:8281') or CIDR networks ('10.0.0.0/8'). coordinatorUrl's own host and port "
+            "are always allowed; https to http never is. Default: none."
+        ),
+    )
+
     def privileged(self, namespace: str) -> bool:
         return _matches(namespace, self.privileged_namespaces)
 

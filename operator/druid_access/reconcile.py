@@ -23,10 +23,12 @@ from druid_access import metrics
 from druid_access.clients import (
     AlreadyExists,
     ApiError,
+    CertificateNotTrusted,
     Conflict,
     Forbidden,
     Invalid,
     NotFound,
+    RedirectRefused,
     ServerError,
     Unauthorized,
     Unavailable,
@@ -54,6 +56,8 @@ RETRYABLE = frozenset(
         Reason.ROLE_NOT_FOUND,
         Reason.SECRET_NOT_FOUND,
         Reason.UNREACHABLE,
+        Reason.CERTIFICATE_NOT_TRUSTED,
+        Reason.REDIRECT_REFUSED,
         Reason.UNAUTHORIZED,
         Reason.FORBIDDEN,
         Reason.SERVER_ERROR,
@@ -469,6 +473,10 @@ def describe_api_error(error: ApiError) -> tuple[Reason, str]:
         return Reason.UNAUTHORIZED, f"{target} refused the operator's credentials (401)"
     if isinstance(error, Forbidden):
         return Reason.FORBIDDEN, f"{target} denied the operator's account (403): {error.message}"
+    if isinstance(error, CertificateNotTrusted):
+        return Reason.CERTIFICATE_NOT_TRUSTED, f"{target}: {error.message}"
+    if isinstance(error, RedirectRefused):
+        return Reason.REDIRECT_REFUSED, f"{target} {error.message}"
     if isinstance(error, Unavailable):
         return Reason.UNREACHABLE, f"{target} is unreachable: {error.message}"
     if isinstance(error, ServerError):

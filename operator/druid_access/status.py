@@ -36,6 +36,8 @@ class Reason(StrEnum):
     ROLE_NOT_FOUND = "RoleNotFound"
     DRIFTED = "Drifted"
     UNREACHABLE = "Unreachable"
+    CERTIFICATE_NOT_TRUSTED = "CertificateNotTrusted"
+    REDIRECT_REFUSED = "RedirectRefused"
     UNAUTHORIZED = "Unauthorized"
     FORBIDDEN = "Forbidden"
     REJECTED = "Rejected"

@@ -66,7 +66,7 @@ class Targets:
             cfg.coordinator_url,
             username=secret.values[ref.username_key].get_secret_value(),
             password=secret.values[ref.password_key],
-            options=_options(cfg.timeout_seconds, cfg.ca_bundle),
+            options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
         )
         remote = DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
         if cached is not None:
@@ -102,7 +102,7 @@ class Targets:
         self._pivot.clear()
 
 
-def _options(timeout: float, ca_bundle: object) -> HttpOptions:
+def _options(timeout: float, ca_bundle: object, redirect_hosts: tuple[str, ...] = ()) -> HttpOptions:
     return HttpOptions(
         connect_timeout=min(timeout, 5.0),
         read_timeout=timeout,
@@ -111,4 +111,5 @@ def _options(timeout: float, ca_bundle: object) -> HttpOptions:
         # reconciled at once (start-up, a resync) queue far longer than one request lasts.
         pool_timeout=max(60.0, 6 * timeout),
         ca_file=str(ca_bundle) if ca_bundle else None,
+        redirect_hosts=redirect_hosts,
     )

@@ -22,7 +22,15 @@ from httpx._client import UseClientDefault as _UseClientDefault
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from druid_access import __version__
-from druid_access.clients.errors import ApiError, Target, Unavailable, UnexpectedResponse, transport_error
+from druid_access.clients.errors import (
+    ApiError,
+    RedirectRefused,
+    Target,
+    Unavailable,
+    UnexpectedResponse,
+    transport_error,
+)
+from druid_access.clients.redirects import RedirectPolicy, origin
 
 __all__ = ["HttpOptions", "JsonTransport", "build_path", "reveal", "segment"]
 
@@ -33,6 +41,10 @@ M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = f"druid-access-operator/{__version__}"
 
+# A non-leader Coordinator redirects once; a second hop happens only while leadership moves.
+MAX_REDIRECTS = 2
+_REDIRECTS = (307, 308)  # the only ones that keep the method and body
+
 
 @dataclass(frozen=True, kw_only=True)
 class HttpOptions:
@@ -40,6 +52,8 @@ class HttpOptions:
 
     ``ca_file`` adds a CA bundle (PEM) to trust instead of the system store; ``verify=False``
     disables certificate checks entirely and exists only for throw-away test setups.
+    ``redirect_hosts`` are the places besides the base URL's origin that a 307/308 may lead
+    to (see ``redirects.RedirectPolicy``).
     """
 
     connect_timeout: float = 5.0
@@ -51,6 +65,7 @@ class HttpOptions:
     keepalive_expiry: float = 30.0
     verify: bool = True
     ca_file: Path | str | None = None
+    redirect_hosts: tuple[str, ...] = ()
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(
@@ -144,7 +159,7 @@ class JsonTransport:
             timeout=options.timeout(),
             limits=options.limits(),
             verify=options.ssl_context(),
-            follow_redirects=False,  # a redirect would resend credentials to another place
+            follow_redirects=False,  # followed below, only where the policy allows
             trust_env=False,  # no proxy or netrc surprises inside an operator
             transport=transport,
         )
@@ -156,6 +171,15 @@ class JsonTransport:
         # always finds a free slot in the pool at once.
         self._slots = asyncio.Semaphore(options.max_connections)
         self._queue_timeout = options.pool_timeout
+        self._redirects = RedirectPolicy(url, options.redirect_hosts)
+        # Where the last redirect led (the Coordinator leader): later requests go there directly
+        # instead of through a non-leader; forgotten when it stops answering.
+        self._leader: httpx.URL | None = None
+
+    @property
+    def leader(self) -> str | None:
+        """The origin that redirects led to last, when it is not the base URL's."""
+        return origin(self._leader) if self._leader is not None else None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -189,18 +213,58 @@ class JsonTransport:
                 path=path.split("?", 1)[0],
             ) from None
         try:
-            # json=None sends no body at all, which is what Druid's body-less POSTs expect.
-            response = await self._client.request(method, path, json=json, auth=auth)
-        except httpx.RequestError as exc:
-            raise transport_error(
-                exc, target=self.target, method=method, path=path.split("?", 1)[0], secrets=all_secrets
-            ) from None  # the cause would carry the request object into tracebacks
+            response = await self._send(method, path, json=json, auth=auth, secrets=all_secrets)
         finally:
             self._slots.release()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
         if check:
             self._check(response, secrets=all_secrets)
         return response
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        auth: httpx.Auth | _UseClientDefault | None,
+        secrets: Sequence[str],
+    ) -> httpx.Response:
+        """One request, following 307/308 where ``RedirectPolicy`` allows (credentials go along)."""
+        leader = self._leader
+        url: httpx.URL | str = leader.join(path) if leader is not None else path
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                # json=None sends no body at all, which is what Druid's body-less POSTs expect.
+                response = await self._client.request(method, url, json=json, auth=auth)
+            except httpx.RequestError as exc:
+                if leader is not None:
+                    self._leader = None  # the leader went away: ask the configured URL next time
+                raise transport_error(
+                    exc, target=self.target, method=method, path=path.split("?", 1)[0], secrets=secrets
+                ) from None  # the cause would carry the request object into tracebacks
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or not location:
+                if hop > 0:
+                    final = response.url
+                    self._leader = None if origin(final) == origin(self._redirects.base) else final
+                return response
+            target_url = response.url.join(location)
+            refusal = self._redirects.refusal(target_url)
+            if refusal is not None or hop == MAX_REDIRECTS:
+                self._leader = None
+                why = refusal or f"more than {MAX_REDIRECTS} redirects"
+                raise RedirectRefused(
+                    f"redirected to {origin(target_url)} (the Coordinator leader?), not followed: {why}; "
+                    "the credentials were not sent there",
+                    target=self.target,
+                    method=method,
+                    path=path.split("?", 1)[0],
+                    status=response.status_code,
+                )
+            log.debug("%s %s %s redirected to %s", self.target, method, path, origin(target_url))
+            url = leader = target_url
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def json_body(self, response: httpx.Response) -> Any:
         """The decoded JSON of a success response, or ``UnexpectedResponse``."""

@@ -15,8 +15,11 @@ never on status codes or message text::
      ├── Forbidden                403: authenticated, but lacks CONFIG/security (Druid)
      ├── ServerError              5xx (except 502/503/504)
      ├── UnexpectedResponse       2xx whose body is not what the API documents
+     ├── RedirectRefused          a redirect (to the Coordinator leader) that the target's
+     │                            configuration does not allow; it was not followed
      └── Unavailable              no usable answer: connection refused/reset, DNS, timeouts,
-          └── RateLimited         502/503/504; 429 (``retry_after`` set from Retry-After)
+          ├── RateLimited         502/503/504; 429 (``retry_after`` set from Retry-After)
+          └── CertificateNotTrusted  TLS: the server's certificate failed verification
 
 A plain ``ApiError`` is raised for the rest: statuses nobody documents (a 404 from a
 Coordinator without the basic-security extension, 405, 415, ...) and client-side transport
@@ -38,6 +41,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import ssl
 from collections.abc import Iterable
 from typing import Literal
 
@@ -47,11 +51,13 @@ __all__ = [
     "MESSAGE_LIMIT",
     "AlreadyExists",
     "ApiError",
+    "CertificateNotTrusted",
     "Conflict",
     "Forbidden",
     "Invalid",
     "NotFound",
     "RateLimited",
+    "RedirectRefused",
     "ServerError",
     "Target",
     "Unauthorized",
@@ -115,6 +121,10 @@ class ApiError(Exception):
         )
 
 
+class RedirectRefused(ApiError):
+    """The server redirected to a place the client may not send credentials to."""
+
+
 class NotFound(ApiError):
     """The user, role, group mapping or connection named in the request does not exist."""
 
@@ -161,6 +171,11 @@ class Unavailable(ApiError):
 
 class RateLimited(Unavailable):
     """429: slow down; ``retry_after`` holds the server's hint in seconds when it gave one."""
+
+
+class CertificateNotTrusted(Unavailable):
+    """The TLS handshake failed because the server's certificate did not verify (unknown CA,
+    wrong host name, expired). Nothing was sent."""
 
 
 # --- message handling ---------------------------------------------------------------------
@@ -365,6 +380,15 @@ def transport_error(
     Connection refused"); the request object is never rendered.
     """
     detail = _clean(str(exc), secrets)
+    verification = _certificate_error(exc)
+    if verification is not None:
+        why = verification.verify_message or verification.reason or "certificate verify failed"
+        return CertificateNotTrusted(
+            f"the server's TLS certificate is not trusted ({why}); set caBundle to the CA that signed it",
+            target=target,
+            method=method,
+            path=path,
+        )
     message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     # Scheme or header encoding mistakes are ours to fix, not the server's to recover from.
     unavailable = isinstance(exc, httpx.TransportError) and not isinstance(
@@ -372,3 +396,15 @@ def transport_error(
     )
     cls: type[ApiError] = Unavailable if unavailable else ApiError
     return cls(message, target=target, method=method, path=path)
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure under an httpx error (httpx -> httpcore -> ssl)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

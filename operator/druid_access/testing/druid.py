@@ -37,12 +37,14 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Self
@@ -59,6 +61,7 @@ JAVA_ENV = "DRUID_ACCESS_JAVA"
 MAIN_CLASS = "druidaccess.CoordinatorMain"
 LAUNCHER_JAR = "druid-access-launcher.jar"
 ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+DERBY_MAIN = "org.apache.derby.drda.NetworkServerControl"
 
 INTERNAL_USER = "druid_system"
 ADMIN_USER = "admin"
@@ -202,6 +205,51 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+# --- TLS -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A test CA and a server certificate for 127.0.0.1/localhost, as Jetty and Python need them."""
+
+    ca_pem: Path  # the CA certificate, what the operator's ``caBundle`` points at
+    keystore: Path  # PKCS#12: the server key and certificate chain (Jetty's key store)
+    keystore_password: str
+    alias: str = "druid"
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_pem))
+
+
+def make_tls_material(directory: Path, *, hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> TlsMaterial:
+    """Generate a CA (``trustme``) and a server certificate signed by it, under ``directory``."""
+    import trustme  # test-only dependency, loaded only when TLS is asked for
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509 import load_pem_x509_certificates
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="druid-access test CA")
+    server = ca.issue_cert(*hosts)
+    ca_pem = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), password=None)
+    chain = load_pem_x509_certificates(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    password = secrets.token_urlsafe(16)
+    keystore = directory / "server.p12"
+    keystore.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"druid",
+            key,  # type: ignore[arg-type]  # an EC or RSA key, both accepted by PKCS#12
+            chain[0],
+            chain[1:],
+            serialization.BestAvailableEncryption(password.encode()),
+        )
+    )
+    keystore.chmod(0o600)
+    return TlsMaterial(ca_pem=ca_pem, keystore=keystore, keystore_password=password)
+
+
 # --- the Coordinator -------------------------------------------------------------------------------------
 
 
@@ -225,6 +273,9 @@ class DruidCoordinator:
         credential_iterations: int | None = None,
         version: str = DRUID_VERSION,
         extra_properties: Mapping[str, str] | None = None,
+        tls: TlsMaterial | None = None,
+        zookeeper: str | None = None,
+        metadata_uri: str | None = None,
         lib: Path | None = None,
         java: Path | None = None,
         heap: str = "512m",
@@ -249,6 +300,11 @@ class DruidCoordinator:
         self.credential_iterations = credential_iterations
         self.version = version
         self.extra_properties = dict(extra_properties or {})
+        self.tls = tls
+        # Several Coordinators share ZooKeeper and the metadata store (see SharedState); a single
+        # one starts its own ZooKeeper and keeps its Derby database in its directory.
+        self.external_zookeeper = zookeeper
+        self.metadata_uri = metadata_uri
         self.lib = lib if lib is not None else find_druid_lib(version)
         self.java = java if java is not None else find_java()
         self.heap = heap
@@ -285,10 +341,18 @@ class DruidCoordinator:
     def url(self) -> str:
         if self._port is None:
             raise DruidError("the Coordinator is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._port}"
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise DruidError("the Coordinator is not started")
+        return self._port
 
     @property
     def zookeeper_address(self) -> str:
+        if self.external_zookeeper is not None:
+            return self.external_zookeeper
         if self._zookeeper_port is None:
             raise DruidError("ZooKeeper is not started")
         return f"127.0.0.1:{self._zookeeper_port}"
@@ -329,9 +393,12 @@ class DruidCoordinator:
         atexit.register(self.stop)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._port, self._zookeeper_port, self._derby_port = free_ports(3)
+            if self._port is None:  # a restart keeps its addresses, as a restarted pod keeps its Service
+                self._port, zookeeper_port, self._derby_port = free_ports(3)
+                self._zookeeper_port = None if self.external_zookeeper else zookeeper_port
             self._prepare_directory()
-            self._start_zookeeper()
+            if self.external_zookeeper is None:
+                self._start_zookeeper()
             coordinator_started = time.monotonic()
             self._start_coordinator()
             self._wait_ready()
@@ -354,6 +421,13 @@ class DruidCoordinator:
             self._logs.clear()
             atexit.unregister(self.stop)
 
+    def kill(self) -> None:
+        """SIGKILL the Coordinator, as a crash or a lost node would; ``start()`` may follow."""
+        if self._coordinator is not None:
+            self._coordinator.kill()
+            self._coordinator.wait(STOP_TIMEOUT)
+        self.stop()
+
     def check_alive(self) -> None:
         """Raise with the log tail if a process has exited on its own."""
         for name, process, log in (
@@ -375,16 +449,15 @@ class DruidCoordinator:
             # Without it Jetty listens on every interface although druid.host is 127.0.0.1 (checked).
             "druid.bindOnHost": "true",
             "druid.service": "druid/coordinator",
-            "druid.plaintextPort": str(self._port),
+            **self._port_properties(),
             # basic-security is on the class path: ServiceLoader finds it, nothing to load from disk.
             "druid.extensions.loadList": "[]",
             "druid.extensions.directory": str(var / "no-extensions"),
             "druid.zk.service.host": self.zookeeper_address,
             "druid.zk.paths.base": "/druid",
             "druid.metadata.storage.type": "derby",
-            "druid.metadata.storage.connector.connectURI": (
-                f"jdbc:derby://127.0.0.1:{self._derby_port}/{var / 'metadata.db'};create=true"
-            ),
+            "druid.metadata.storage.connector.connectURI": self.metadata_uri
+            or f"jdbc:derby://127.0.0.1:{self._derby_port}/{var / 'metadata.db'};create=true",
             "druid.metadata.storage.connector.host": "127.0.0.1",
             "druid.metadata.storage.connector.port": str(self._derby_port),
             "druid.storage.type": "local",
@@ -417,6 +490,19 @@ class DruidCoordinator:
         # Further authenticators/authorizers (e.g. an LDAP pair) or overrides of the above.
         props.update(self.extra_properties)
         return props
+
+    def _port_properties(self) -> dict[str, str]:
+        if self.tls is None:
+            return {"druid.plaintextPort": str(self._port)}
+        return {
+            "druid.enablePlaintextPort": "false",
+            "druid.enableTlsPort": "true",
+            "druid.tlsPort": str(self._port),
+            "druid.server.https.keyStorePath": str(self.tls.keystore),
+            "druid.server.https.keyStoreType": "pkcs12",
+            "druid.server.https.keyStorePassword": self.tls.keystore_password,
+            "druid.server.https.certAlias": self.tls.alias,
+        }
 
     def _prepare_directory(self) -> None:
         # Every start is fresh: an old Derby database would keep the old admin password (Druid never
@@ -501,8 +587,9 @@ class DruidCoordinator:
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
             request.add_header("Authorization", f"Basic {token}")
+        context = self.tls.client_context() if self.tls else None
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:  # noqa: S310
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -542,6 +629,111 @@ class DruidCoordinator:
                     f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
             time.sleep(POLL_INTERVAL)
+
+
+class SharedState:
+    """ZooKeeper and a Derby network server that several Coordinators share (high availability).
+
+    Both outlive any one Coordinator, as a real cluster's ZooKeeper ensemble and metadata database
+    do, so a leader can be killed and another take over with the same users and roles.
+    """
+
+    def __init__(self, directory: Path, *, lib: Path | None = None, java: Path | None = None) -> None:
+        self.directory = directory.resolve()
+        self.lib = lib if lib is not None else find_druid_lib()
+        self.java = java if java is not None else find_java()
+        self._processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self._logs: list[IO[bytes]] = []
+        self._zookeeper_port = 0
+        self._derby_port = 0
+
+    @property
+    def zookeeper(self) -> str:
+        return f"127.0.0.1:{self._zookeeper_port}"
+
+    @property
+    def metadata_uri(self) -> str:
+        return f"jdbc:derby://127.0.0.1:{self._derby_port}/{self.directory / 'metadata.db'};create=true"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        atexit.register(self.stop)
+        try:
+            for stale in ("zookeeper", "metadata.db", "tmp"):
+                shutil.rmtree(self.directory / stale, ignore_errors=True)
+            for sub in ("zookeeper", "tmp", "conf"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+            self._zookeeper_port, self._derby_port = free_ports(2)
+            conf = self.directory / "conf"
+            zoo_cfg = {
+                "dataDir": str(self.directory / "zookeeper"),
+                "clientPort": str(self._zookeeper_port),
+                "clientPortAddress": "127.0.0.1",
+                "tickTime": "500",  # sessions of killed Coordinators expire within seconds
+                "minSessionTimeout": "1000",
+                "admin.enableServer": "false",
+            }
+            (conf / "zoo.cfg").write_text(render_properties(zoo_cfg))
+            (conf / "log4j2.xml").write_text(LOG4J2_XML)
+            self._spawn("zookeeper", ZOOKEEPER_MAIN, [str(conf / "zoo.cfg")])
+            derby_args = ["start", "-h", "127.0.0.1", "-p", str(self._derby_port), "-noSecurityManager"]
+            self._spawn("derby", DERBY_MAIN, derby_args, [f"-Dderby.system.home={self.directory}"])
+            for port in (self._zookeeper_port, self._derby_port):
+                self._wait_listening(port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        try:
+            for _, process, _ in reversed(self._processes):
+                stop_process(process, STOP_TIMEOUT)
+        finally:
+            self._processes.clear()
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
+            atexit.unregister(self.stop)
+
+    def _spawn(self, name: str, main: str, args: Sequence[str], extra: Sequence[str] = ()) -> None:
+        conf = self.directory / "conf"
+        command = [
+            str(self.java),
+            "-Xmx128m",
+            f"-Djava.io.tmpdir={self.directory / 'tmp'}",
+            f"-Dlog4j.configurationFile={conf / 'log4j2.xml'}",
+            "-Dzookeeper.admin.enableServer=false",
+            *extra,
+            "-cp",
+            f"{conf}:{self.lib}/*",
+            main,
+            *args,
+        ]
+        log_path = self.directory / f"{name}.log"
+        log = log_path.open("ab")
+        self._logs.append(log)
+        self._processes.append((name, spawn(command, log, self.directory), log_path))
+
+    def _wait_listening(self, port: int) -> None:
+        deadline = time.monotonic() + ZOOKEEPER_READY_TIMEOUT
+        while True:
+            for name, process, log_path in self._processes:
+                if process.poll() is not None:
+                    raise DruidError(f"{name} exited with code {process.returncode}:\n{tail(log_path)}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise DruidError(f"nothing listens on 127.0.0.1:{port} after {ZOOKEEPER_READY_TIMEOUT:.0f} s")
+            time.sleep(0.1)
 
 
 def run_foreground(directory: Path, *, admin_password: str, version: str = DRUID_VERSION) -> int:

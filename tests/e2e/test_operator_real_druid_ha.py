@@ -1,0 +1,276 @@
+"""The operator against two REAL Druid Coordinators sharing ZooKeeper and the metadata store.
+
+Production Druid runs several Coordinators; only the leader serves the basic-security API and the
+others answer every request with ``307`` to the leader's own address. ZooKeeper and the Derby
+metadata server (``SharedState``) outlive either Coordinator, as a real cluster's do. Coordinator
+``a`` starts first and leads; ``b`` follows.
+
+The operator (restricted identity, namespace ``realdruid-ha``) has three clusters on them:
+``via-b`` (the follower's URL, ``leaderHosts: [127.0.0.1]``), ``via-a`` (the leader's URL, same
+list) and ``strict`` (the follower's URL, no list: the redirect must be refused and nothing
+written). Then the leader is killed while users are being created, and everything converges on
+the Coordinator that takes over; restarted, ``a`` follows and ``via-a`` converges through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
+from druid_access.testing.controlplane import ControlPlane
+from druid_access.testing.druid import DruidCoordinator, SharedState
+from druid_access.testing.environment import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    apply,
+    free_port,
+    install,
+    kubectl_json,
+    purge,
+    secret,
+    wait_for,
+    wait_reason,
+)
+
+pytestmark = pytest.mark.contract
+
+NS = "realdruid-ha"
+ADMIN_PW = "ha-Adm1n-pw"
+INTERNAL_PW = "ha-internal-pw"
+ADMIN_SECRET = "druid-admin-realdruid-ha"
+AUTHN = AuthenticatorName("basic")
+AUTHZ = AuthorizerName("basic")
+# A killed leader's ZooKeeper session, and with it its leadership, ends after this long.
+SESSION_TIMEOUT_MS = 3000
+
+
+@pytest.fixture(scope="module")
+def coordinators(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[DruidCoordinator, DruidCoordinator]]:
+    root = tmp_path_factory.mktemp("realdruid-ha")
+    with SharedState(root / "shared") as shared:
+        pair = tuple(
+            DruidCoordinator(
+                root / name,
+                admin_password=ADMIN_PW,
+                internal_password=INTERNAL_PW,
+                zookeeper=shared.zookeeper,
+                metadata_uri=shared.metadata_uri,
+                extra_properties={"druid.zk.service.sessionTimeoutMs": str(SESSION_TIMEOUT_MS)},
+            )
+            for name in ("a", "b")
+        )
+        try:
+            for coordinator in pair:  # in order: the first one takes the leadership
+                coordinator.start()
+            yield pair[0], pair[1]
+        finally:
+            for coordinator in pair:
+                coordinator.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    controlplane: ControlPlane,
+    coordinators: tuple[DruidCoordinator, DruidCoordinator],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    cp = controlplane
+    a, b = coordinators
+    install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid-ha")
+    apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
+    cp.kubectl("create", "namespace", NS)
+
+    def cluster(url: str, leader_hosts: list[str]) -> dict[str, Any]:
+        return {
+            "coordinatorUrl": url,
+            "adminSecret": {"name": ADMIN_SECRET},
+            "leaderHosts": leader_hosts,
+            "resyncSeconds": 5,
+            "timeoutSeconds": 5,
+        }
+
+    config = {
+        "namespace": OPERATOR_NAMESPACE,
+        "clusters": {
+            "via-b": cluster(b.url, ["127.0.0.1"]),
+            "via-a": cluster(a.url, ["127.0.0.1"]),
+            "strict": cluster(b.url, []),
+        },
+        "pivots": {},
+    }
+    proc = OperatorProcess(
+        config=config,
+        kubeconfig=cp.operator_kubeconfig,
+        workdir=tmp_path_factory.mktemp("realdruid-ha-operator"),
+        namespaces=[NS],
+        metrics_port=free_port(),
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        purge(cp, [NS])
+
+
+def leader_of(coordinators: tuple[DruidCoordinator, ...]) -> DruidCoordinator:
+    """The Coordinator whose ``isLeader`` says true (unauthenticated endpoint)."""
+
+    def probe() -> DruidCoordinator | None:
+        for coordinator in coordinators:
+            try:
+                response = httpx.get(f"{coordinator.url}/druid/coordinator/v1/isLeader", timeout=2)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200 and response.json().get("leader") is True:
+                return coordinator
+        return None
+
+    return wait_for(probe, timeout=60, what="a Coordinator leader")
+
+
+def roles_on(leader: DruidCoordinator, user: str) -> frozenset[str] | None:
+    async def run() -> frozenset[str] | None:
+        async with CoordinatorClient(leader.url, username="admin", password=SecretStr(ADMIN_PW)) as client:
+            try:
+                return (await client.get_authorizer_user(AUTHZ, user)).roles
+            except NotFound:
+                return None
+
+    return asyncio.run(run())
+
+
+def can_login(leader: DruidCoordinator, user: str, password: str) -> bool:
+    async def run() -> bool:
+        async with CoordinatorClient(leader.url, username="admin", password=SecretStr(ADMIN_PW)) as client:
+            return await client.check_login(user, SecretStr(password))
+
+    return asyncio.run(run())
+
+
+def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+
+
+def user(name: str, cluster: str, role: str) -> dict[str, Any]:
+    return doc(
+        "DruidUser",
+        name,
+        {
+            "cluster": cluster,
+            "roles": [role],
+            "password": {"secretKeyRef": {"name": "ha-pw", "key": "password"}},
+        },
+    )
+
+
+def test_every_kind_syncs_through_the_follower_and_the_leader(
+    controlplane: ControlPlane,
+    coordinators: tuple[DruidCoordinator, DruidCoordinator],
+    operator: OperatorProcess,
+) -> None:
+    cp = controlplane
+    a, b = coordinators
+    assert leader_of(coordinators) is a
+    # The follower really redirects (the failure this module exists for).
+    follower = httpx.get(
+        f"{b.url}/druid-ext/basic-security/authentication/db/basic/users", auth=("admin", ADMIN_PW), timeout=5
+    )
+    assert follower.status_code == 307
+    assert follower.headers["location"].startswith(a.url)
+
+    apply(cp, secret("ha-pw", {"password": "ha-user-pw-1"}, NS))
+    objects = []
+    for cluster in ("via-b", "via-a"):
+        role, mapping = f"ha-readers-{cluster}", f"ha-mapping-{cluster}"
+        objects += [
+            doc(
+                "DruidRole",
+                role,
+                {
+                    "cluster": cluster,
+                    "permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}],
+                },
+            ),
+            user(f"ha-user-{cluster}", cluster, role),
+            doc(
+                "DruidGroupMapping",
+                mapping,
+                {"cluster": cluster, "groupPattern": f"cn={cluster},ou=groups", "roles": [role]},
+            ),
+        ]
+    apply(cp, objects)
+    for obj in objects:
+        wait_reason(cp, obj["kind"].lower(), NS, obj["metadata"]["name"], "Synced", timeout=90)
+    for cluster in ("via-b", "via-a"):
+        assert roles_on(a, f"ha-user-{cluster}") == frozenset({f"ha-readers-{cluster}"})
+        assert can_login(a, f"ha-user-{cluster}", "ha-user-pw-1")
+
+
+def test_a_redirect_outside_leader_hosts_is_refused_and_nothing_is_written(
+    controlplane: ControlPlane,
+    coordinators: tuple[DruidCoordinator, DruidCoordinator],
+    operator: OperatorProcess,
+) -> None:
+    cp = controlplane
+    a, b = coordinators
+    apply(
+        cp,
+        [
+            doc("DruidRole", "ha-strict-role", {"cluster": "strict", "permissions": []}),
+            user("ha-strict-user", "strict", "ha-strict-role"),
+        ],
+    )
+    obj = wait_reason(cp, "druiduser", NS, "ha-strict-user", "RedirectRefused", timeout=60)
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert "leaderHosts" in ready["message"]
+    assert a.url.removeprefix("http://") in ready["message"]
+    assert "credentials were not sent" in ready["message"]
+    assert roles_on(a, "ha-strict-user") is None
+    events = kubectl_json(
+        cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.name=ha-strict-user"
+    )
+    assert {e["reason"] for e in events["items"]} >= {"RedirectRefused"}
+
+
+def test_the_leader_killed_mid_run_and_everything_converges(
+    controlplane: ControlPlane,
+    coordinators: tuple[DruidCoordinator, DruidCoordinator],
+    operator: OperatorProcess,
+) -> None:
+    cp = controlplane
+    a, b = coordinators
+    names = [f"ha-failover-{i}" for i in range(10)]
+    apply(cp, [user(name, "via-b", "ha-readers-via-b") for name in names])
+    a.kill()  # while those users are being created, through the follower, on the leader
+    assert leader_of((b,)) is b
+    for name in names:
+        wait_reason(cp, "druiduser", NS, name, "Synced", timeout=120)
+        assert roles_on(b, name) == frozenset({"ha-readers-via-b"})
+    assert can_login(b, names[-1], "ha-user-pw-1")
+
+    # "via-a" lost its Coordinator: its objects say so, and nothing is lost.
+    apply(cp, user("ha-after-kill", "via-a", "ha-readers-via-a"))
+    wait_reason(cp, "druiduser", NS, "ha-after-kill", "Unreachable", timeout=60)
+
+    # Restarted at the same address, "a" now follows and redirects to "b": "via-a" converges.
+    a.start()
+    assert leader_of(coordinators) is b
+    obj = wait_reason(cp, "druiduser", NS, "ha-after-kill", "Synced", timeout=120)
+    assert obj["status"]["owned"] is True
+    assert roles_on(b, "ha-after-kill") == frozenset({"ha-readers-via-a"})
+    # What was made through "a" before the kill is still there: the metadata store outlived it.
+    assert roles_on(b, "ha-user-via-a") == frozenset({"ha-readers-via-a"})
