@@ -226,7 +226,7 @@ def test_a_redirect_outside_leader_hosts_is_refused_and_nothing_is_written(
     operator: OperatorProcess,
 ) -> None:
     cp = controlplane
-    a, b = coordinators
+    a, _ = coordinators
     apply(
         cp,
         [

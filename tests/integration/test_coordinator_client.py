@@ -23,6 +23,7 @@ from druid_access.clients import (
     ApiError,
     AuthenticatorName,
     AuthorizerName,
+    CertificateNotTrusted,
     Conflict,
     CoordinatorClient,
     Forbidden,
@@ -630,9 +631,10 @@ async def test_tls_with_ca_bundle(self_signed: tuple[Path, Path]) -> None:
             assert "admin" in await c.list_roles(AUTHZ)
         # The system trust store does not know the self-signed certificate.
         async with CoordinatorClient(url, username="admin", password=ADMIN_PASSWORD, options=FAST) as c:
-            with pytest.raises(Unavailable) as info:
+            with pytest.raises(CertificateNotTrusted) as info:
                 await c.health()
-        assert "ConnectError" in info.value.message
+        assert "TLS certificate is not trusted" in info.value.message
+        assert "caBundle" in info.value.message
         insecure = HttpOptions(verify=False, connect_timeout=2.0, read_timeout=5.0)
         async with CoordinatorClient(url, username="admin", password=ADMIN_PASSWORD, options=insecure) as c:
             assert await c.health() is True

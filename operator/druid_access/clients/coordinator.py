@@ -260,6 +260,11 @@ class CoordinatorClient:
     def base_url(self) -> str:
         return str(self._http.client.base_url)
 
+    @property
+    def leader(self) -> str | None:
+        """The leader's origin when a non-leader Coordinator redirected there (see ``redirects``)."""
+        return self._http.leader
+
     async def __aenter__(self) -> Self:
         return self
 
