@@ -92,6 +92,7 @@ def test_public_surface_is_stable() -> None:
         "AuthorizerName",
         "AuthorizerUser",
         "Conflict",
+        "CertificateNotTrusted",
         "ConnectionProtocol",
         "ConnectionType",
         "CoordinatorClient",
@@ -105,6 +106,7 @@ def test_public_surface_is_stable() -> None:
         "PivotClient",
         "PivotConnection",
         "RateLimited",
+        "RedirectRefused",
         "Role",
         "ServerError",
         "StoredCredentials",
@@ -328,3 +330,61 @@ def test_timeout_without_text_still_names_the_exception() -> None:
 def test_unsupported_scheme_is_not_unavailable() -> None:
     err = transport_error(httpx.UnsupportedProtocol("ftp"), target="pivot", method="GET", path="/")
     assert type(err) is ApiError
+
+
+def _wrapped_verification_error(message: str) -> httpx.ConnectError:
+    """What httpx raises for a failed handshake: ConnectError <- httpcore error <- ssl error."""
+    import ssl
+
+    cause = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    cause.verify_message = message
+    try:
+        try:
+            raise cause
+        except ssl.SSLError as inner:
+            raise OSError("httpcore.ConnectError") from inner
+    except OSError as middle:
+        error = httpx.ConnectError(str(cause))
+        error.__cause__ = middle
+        return error
+
+
+def test_a_failed_certificate_check_is_its_own_error_and_reason() -> None:
+    from druid_access.reconcile import describe_api_error
+    from druid_access.status import Reason
+
+    error = errors.transport_error(
+        _wrapped_verification_error("unable to get local issuer certificate"),
+        target="coordinator",
+        method="GET",
+        path="/x",
+    )
+    assert isinstance(error, errors.CertificateNotTrusted)
+    assert isinstance(error, errors.Unavailable)  # retried like any unreachable target
+    reason, message = describe_api_error(error)
+    assert reason is Reason.CERTIFICATE_NOT_TRUSTED
+    assert "not trusted (unable to get local issuer certificate)" in message
+    assert "caBundle" in message
+    # A plain connection failure stays Unreachable.
+    refused = errors.transport_error(
+        httpx.ConnectError("[Errno 111] refused"), target="pivot", method="GET", path="/"
+    )
+    assert describe_api_error(refused)[0] is Reason.UNREACHABLE
+
+
+def test_a_refused_redirect_has_its_reason() -> None:
+    from druid_access.reconcile import RETRYABLE, describe_api_error
+    from druid_access.status import Reason
+
+    error = errors.RedirectRefused(
+        "redirected to http://10.0.0.9:8081 (the Coordinator leader?), not followed: its host is not in the "
+        "cluster's leaderHosts; the credentials were not sent there",
+        target="coordinator",
+        method="POST",
+        path="/druid-ext/x",
+        status=307,
+    )
+    reason, message = describe_api_error(error)
+    assert reason is Reason.REDIRECT_REFUSED
+    assert message.startswith("Druid redirected to http://10.0.0.9:8081")
+    assert reason in RETRYABLE

@@ -42,7 +42,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The operator configuration file, rendered from values. Chart-only keys (caSecret) become
 what the operator reads (caBundle, a mounted file); the delegation lists (privilegedNamespaces,
-adoptionNamespaces) are rendered only when non-empty: left out, they mean "no namespace". */}}
+adoptionNamespaces) and leaderHosts are rendered only when non-empty: left out, they mean "none". */}}
 {{- define "dao.config" -}}
 namespace: {{ .Release.Namespace }}
 clusters:
@@ -50,7 +50,7 @@ clusters:
 {{- range $name, $c := .Values.clusters }}
   {{ $name }}:
     {{- $cfg := omit $c "caSecret" }}
-    {{- range $key := list "privilegedNamespaces" "adoptionNamespaces" }}
+    {{- range $key := list "privilegedNamespaces" "adoptionNamespaces" "leaderHosts" }}
     {{- if not (get $cfg $key) }}
     {{- $cfg = omit $cfg $key }}
     {{- end }}
