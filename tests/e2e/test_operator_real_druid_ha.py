@@ -5,8 +5,9 @@ others answer every request with ``307`` to the leader's own address. ZooKeeper 
 metadata server (``SharedState``) outlive either Coordinator, as a real cluster's do. Coordinator
 ``a`` starts first and leads; ``b`` follows.
 
-The operator (restricted identity, namespace ``realdruid-ha``) has three clusters on them:
+The operator (restricted identity, namespace ``realdruid-ha``) has four clusters on them:
 ``via-b`` (the follower's URL, ``leaderHosts: [127.0.0.1]``), ``via-a`` (the leader's URL, same
+list), ``via-service`` (a round-robin proxy over both, standing in for a Kubernetes Service, same
 list) and ``strict`` (the follower's URL, no list: the redirect must be refused and nothing
 written). Then the leader is killed while users are being created, and everything converges on
 the Coordinator that takes over; restarted, ``a`` follows and ``via-a`` converges through it.
@@ -37,6 +38,7 @@ from druid_access.testing.environment import (
     wait_for,
     wait_reason,
 )
+from druid_access.testing.service import RoundRobinService
 
 pytestmark = pytest.mark.contract
 
@@ -46,6 +48,7 @@ INTERNAL_PW = "ha-internal-pw"
 ADMIN_SECRET = "druid-admin-realdruid-ha"
 AUTHN = AuthenticatorName("basic")
 AUTHZ = AuthorizerName("basic")
+CLUSTERS = ("via-b", "via-a", "via-service")
 # A killed leader's ZooKeeper session, and with it its leadership, ends after this long.
 SESSION_TIMEOUT_MS = 3000
 
@@ -77,9 +80,16 @@ def coordinators(
 
 
 @pytest.fixture(scope="module")
+def service(coordinators: tuple[DruidCoordinator, DruidCoordinator]) -> Iterator[RoundRobinService]:
+    with RoundRobinService([("127.0.0.1", c.port) for c in coordinators]) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
 def operator(
     controlplane: ControlPlane,
     coordinators: tuple[DruidCoordinator, DruidCoordinator],
+    service: RoundRobinService,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     cp = controlplane
@@ -102,6 +112,7 @@ def operator(
         "clusters": {
             "via-b": cluster(b.url, ["127.0.0.1"]),
             "via-a": cluster(a.url, ["127.0.0.1"]),
+            "via-service": cluster(service.url, ["127.0.0.1"]),
             "strict": cluster(b.url, []),
         },
         "pivots": {},
@@ -194,7 +205,7 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
 
     apply(cp, secret("ha-pw", {"password": "ha-user-pw-1"}, NS))
     objects = []
-    for cluster in ("via-b", "via-a"):
+    for cluster in CLUSTERS:
         role, mapping = f"ha-readers-{cluster}", f"ha-mapping-{cluster}"
         objects += [
             doc(
@@ -215,7 +226,7 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
     apply(cp, objects)
     for obj in objects:
         wait_reason(cp, obj["kind"].lower(), NS, obj["metadata"]["name"], "Synced", timeout=90)
-    for cluster in ("via-b", "via-a"):
+    for cluster in CLUSTERS:
         assert roles_on(a, f"ha-user-{cluster}") == frozenset({f"ha-readers-{cluster}"})
         assert can_login(a, f"ha-user-{cluster}", "ha-user-pw-1")
 
@@ -261,6 +272,10 @@ def test_the_leader_killed_mid_run_and_everything_converges(
         wait_reason(cp, "druiduser", NS, name, "Synced", timeout=120)
         assert roles_on(b, name) == frozenset({"ha-readers-via-b"})
     assert can_login(b, names[-1], "ha-user-pw-1")
+    # Through the Service, the dead Coordinator's endpoint is skipped and "b" leads.
+    apply(cp, user("ha-service-after-kill", "via-service", "ha-readers-via-service"))
+    wait_reason(cp, "druiduser", NS, "ha-service-after-kill", "Synced", timeout=60)
+    assert roles_on(b, "ha-service-after-kill") == frozenset({"ha-readers-via-service"})
 
     # "via-a" lost its Coordinator: its objects say so, and nothing is lost.
     apply(cp, user("ha-after-kill", "via-a", "ha-readers-via-a"))
