@@ -7,8 +7,12 @@
 # mirrors every repository to Central, because Druid's parent pom names repositories that are not reachable
 # here (DRUID_ACCESS_MAVEN_SETTINGS=FILE uses other settings). A small launcher (druid/launcher) is compiled
 # with javac into lib/druid-access-launcher.jar: see its source for why Druid's own Main cannot be used.
+# Versions: 27.0.0 (the pom's default) and 37.0.0. For 37.x the pom's profile "druid-37" (activated by
+# -Ddruid.version=37.0.0) leaves out druid-sql and druid-multi-stage-query, which Central does not serve,
+# and the empty MSQ Guice modules under druid/launcher/msq-stubs are compiled into the launcher jar in
+# their place (docs/druid-versions.md). Other versions are attempted with the plain pom.
 # The lib dir is built in a dot-prefixed temp dir and renamed into place only when complete; a build whose
-# inputs (pom, settings, launcher) differ from the cached ones replaces it.
+# inputs (pom, settings, launcher and, for 37.x, the MSQ stubs) differ from the cached ones replaces it.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,8 +31,8 @@ for tool in mvn java javac jar; do
 done
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p')
 if [[ $java_major != 17 ]]; then
-    # Druid 27 supports Java 8, 11 and 17; the launcher flags in druid.py are the Java 17 ones.
-    echo "warning: java on PATH is Java ${java_major:-?}; Druid 27 is tested here with Java 17" >&2
+    # Druid 27 supports Java 8, 11 and 17, Druid 37 11 and 17; the launcher flags in druid.py are the Java 17 ones.
+    echo "warning: java on PATH is Java ${java_major:-?}; Druid is tested here with Java 17" >&2
 fi
 
 version="${DRUID_VERSION:-$(sed -n 's:.*<druid\.version>\(.*\)</druid\.version>.*:\1:p' "$pom" | head -n1)}"
@@ -37,7 +41,12 @@ if [[ ! $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
     exit 1
 fi
 dest="$cache_root/$version"
-stamp=$(cat "$pom" "$settings" "$launcher_src" | sha256sum | cut -c1-16)
+# Sources compiled into the launcher jar besides CoordinatorMain.java, by version.
+extra_src=()
+case $version in
+    37.*) mapfile -t extra_src < <(find "$druid_dir/launcher/msq-stubs" -name '*.java' | LC_ALL=C sort) ;;
+esac
+stamp=$(cat "$pom" "$settings" "$launcher_src" "${extra_src[@]}" | sha256sum | cut -c1-16)
 
 report() {
     local jars size
@@ -79,8 +88,8 @@ if ! mvn "${mvn_args[@]}" dependency:copy-dependencies -DincludeScope=runtime \
 fi
 resolved=$SECONDS
 
-echo "compiling the Coordinator launcher..."
-javac -nowarn -d "$tmp/classes" -cp "$tmp/lib/*" "$launcher_src"
+echo "compiling the Coordinator launcher${extra_src[*]:+ and ${#extra_src[@]} MSQ stand-ins}..."
+javac -nowarn -d "$tmp/classes" -cp "$tmp/lib/*" "$launcher_src" "${extra_src[@]}"
 jar cf "$tmp/lib/druid-access-launcher.jar" -C "$tmp/classes" .
 rm -rf "$tmp/classes" "$tmp/pom.xml" "$tmp/mvn.log"
 printf '%s\n' "$stamp" >"$tmp/.inputs"

@@ -34,7 +34,8 @@ def _cmd_controlplane(args: argparse.Namespace) -> int:
 def _cmd_druid(args: argparse.Namespace) -> int:
     from druid_access.testing import druid
 
-    return druid.run_foreground(Path(args.dir), admin_password=args.admin_password)
+    version = args.druid_version or druid.DRUID_VERSION
+    return druid.run_foreground(Path(args.dir), admin_password=args.admin_password, version=version)
 
 
 def _cmd_fake_coordinator(args: argparse.Namespace) -> int:
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--dir", required=True, help="directory for data, certificates and kubeconfigs")
     cp.set_defaults(func=_cmd_controlplane)
 
+    from druid_access.testing.druid import SUPPORTED_VERSIONS as druid_versions  # stdlib-only module
+
     dr = sub.add_parser(
         "druid", help="run a real Druid Coordinator (+ ZooKeeper) with basic security until interrupted"
     )
@@ -116,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", required=True, help="directory for configuration, data and logs (data reset on start)"
     )
     dr.add_argument("--admin-password", required=True, help="password of the bootstrapped admin user")
+    dr.add_argument(
+        "--druid-version",
+        choices=druid_versions,
+        default=None,
+        help="Druid release to run, as built by `make druid` (default: the tests' pinned version, "
+        "druid_access.testing.druid.DRUID_VERSION)",
+    )
     dr.set_defaults(func=_cmd_druid)
 
     fc = sub.add_parser("fake-coordinator", help="serve a fake Druid Coordinator (basic-security API)")

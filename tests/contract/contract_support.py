@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from druid_access import javaregex
 from druid_access.clients import CoordinatorClient, HttpOptions
-from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
+from druid_access.testing.druid import DruidCoordinator
 
 # Characters that need escaping in runtime.properties (\\ = # ! space, non-ASCII, non-BMP) prove the
 # launcher's property encoding: the admin could not log in if any of them were mangled.
@@ -106,7 +106,13 @@ class Target:
     kind: str
     url: str
     http: httpx.AsyncClient
+    version: str = "27.0.0"
+    """The Druid version the target answers like (the real one's, or the fake's ``druid_version``)."""
     admin: tuple[str, str] = ("admin", ADMIN_PASSWORD)
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -160,8 +166,9 @@ KNOWN_TYPES = ("CONFIG", "QUERY_CONTEXT", "SYSTEM_TABLE", "EXTERNAL", "DATASOURC
 
 def require_real(druid: DruidCoordinator | Exception) -> DruidCoordinator:
     if isinstance(druid, Exception):
+        notes = " ".join(getattr(druid, "__notes__", []))
         pytest.fail(
-            f"the real Druid {DRUID_VERSION} Coordinator could not start: {type(druid).__name__}: {druid}",
+            f"the real Druid Coordinator ({notes}) could not start: {type(druid).__name__}: {druid}",
             pytrace=False,
         )
     return druid

@@ -1,6 +1,6 @@
 """The operator's whole lifecycle against a REAL Apache Druid Coordinator (not the fakes).
 
-One ZooKeeper + Druid 27.0.0 Coordinator (``druid_access.testing.druid``) and one operator process
+One ZooKeeper + Druid Coordinator (``druid_access.testing.druid``) and one operator process
 (``druid-access run`` under the restricted ``operator.kubeconfig``, namespace ``realdruid`` only)
 serve the module. Every assertion on the remote side reads the real Coordinator's API as its
 admin: users in both stores, role assignments, permissions, group mappings, and the stored
@@ -10,6 +10,11 @@ of the managed user against the Coordinator.
 The tests run in file order and share the objects they create (a lifecycle):
 create -> update -> drift on the real API -> password rotation -> delete. ``-x`` stops at the
 first broken step.
+
+The module runs once per supported Druid version (27.0.0, then 37.0.0): the module-scoped ``druid``
+fixture is parametrized, so the operator and every test follow it. Between the two runs the operator's
+teardown deletes the managed objects and the namespace's events (the local control plane has no namespace
+controller, so the namespace itself is kept and reused).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from druid_access.clients import (
 )
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import DruidCoordinator
+from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator
 from druid_access.testing.environment import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -88,9 +93,14 @@ WRITERS_PERMS = [_perm("DATASOURCE", "edits", "WRITE")]
 # ------------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def druid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
-    coordinator = DruidCoordinator(tmp_path_factory.mktemp("realdruid-druid"), admin_password=ADMIN_PW)
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def druid(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DruidCoordinator]:
+    version: str = request.param
+    coordinator = DruidCoordinator(
+        tmp_path_factory.mktemp(f"realdruid-druid-{version}"), admin_password=ADMIN_PW, version=version
+    )
     coordinator.start()
     try:
         yield coordinator
@@ -105,7 +115,8 @@ def operator(
     cp = controlplane
     install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid")
     apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", NS)
+    if cp.kubectl("get", "namespace", NS, check=False).returncode != 0:  # kept from an earlier version's run
+        cp.kubectl("create", "namespace", NS)
     config = {
         "namespace": OPERATOR_NAMESPACE,
         "clusters": {
@@ -140,6 +151,8 @@ def operator(
             check=False,
         )
         code = proc.stop()
+        # The next version's run reuses the namespace: its event assertions must not see these.
+        cp.kubectl("delete", "events", "--all", "-n", NS, check=False)
     assert code == 0, proc.log()[-3000:]
 
 

@@ -1214,3 +1214,46 @@ async def test_standalone_cli_serves_until_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# ------------------------------------------------------------------------- druid_version (27 vs 37)
+
+
+def test_druid_version_is_checked_and_reported() -> None:
+    assert FakeCoordinator(admin_password=ADMIN_PW).druid_version == "27.0.0"
+    assert FakeCoordinator(admin_password=ADMIN_PW, druid_version="37.0.0").major == 37
+    with pytest.raises(ValueError, match="druid_version must be one of"):
+        FakeCoordinator(admin_password=ADMIN_PW, druid_version="30.0.0")
+
+
+@pytest.mark.parametrize("version", ["27.0.0", "37.0.0"])
+async def test_version_switch_changes_basic_auth_403_and_bodies(version: str) -> None:
+    """The differences the contract suite pins to the real Coordinators, in one place per version."""
+    new = version == "37.0.0"
+    async with FakeCoordinator(
+        admin_password=ADMIN_PW, credential_iterations=1, druid_version=version
+    ) as server:
+        server.add_user("colon", password="a:b", roles=["reader"])
+        server.add_role("reader", [Permission("DATASOURCE", "x", "READ")])
+        async with client_for(server, "admin", ADMIN_PW) as admin:
+            status = await admin.get("/status")
+            assert status.json()["version"] == version
+            # 37 splits Basic credentials on the first ':' only.
+            colon = await admin.get(f"{AUTHZ}/loadStatus", auth=("colon", "a:b"))
+            assert colon.status_code == (403 if new else 401)
+            if new:
+                assert colon.text == "Access-Check-Result: Unauthorized"
+            # 37 reads past the first JSON value.
+            await admin.post(f"{AUTHN}/db/basic/users/u1")
+            trailing = await admin.post(
+                f"{AUTHN}/db/basic/users/u1/credentials",
+                content=b'{"password":"x"} {}',
+                headers={"Content-Type": "application/json"},
+            )
+            assert trailing.status_code == (400 if new else 200)
+            if new:
+                assert "FAIL_ON_TRAILING_TOKENS" in trailing.json()["error"]
+            # 37's 400 messages carry no location.
+            empty = await admin.post(f"{AUTHN}/db/basic/users/u1/credentials", json={"password": ""})
+            assert empty.status_code == 400
+            assert ("[Source:" in empty.json()["error"]) is not new

@@ -27,7 +27,7 @@ import httpx
 
 from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, PivotClient
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
+from druid_access.testing.druid import NEWEST_VERSION, DruidCoordinator
 from druid_access.testing.environment import (
     FakesInThread,
     OperatorProcess,
@@ -242,9 +242,12 @@ def run(keep: bool, workdir: Path, druid: str) -> int:
         coordinator = Coordinator(fakes.coordinator.url, admin_password)
         if druid == "real":
             say(
-                f"Starting a real Apache Druid {DRUID_VERSION} Coordinator + ZooKeeper (from Maven Central, cached)"
+                f"Starting a real Apache Druid {NEWEST_VERSION} Coordinator + ZooKeeper (from Maven Central, cached)"
             )
-            real = stack.enter_context(DruidCoordinator(workdir / "druid", admin_password=admin_password))
+            # The newest supported release (the tests run every one; the demo shows the current one).
+            real = stack.enter_context(
+                DruidCoordinator(workdir / "druid", admin_password=admin_password, version=NEWEST_VERSION)
+            )
             coordinator = Coordinator(real.url, admin_password)
         print(
             f"  kube-apiserver {cp.url}; Druid Coordinator {coordinator.url} ({druid}); fake Pivot {fakes.pivot.url}"

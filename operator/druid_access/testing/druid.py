@@ -12,18 +12,22 @@ inside one directory:
 
 Every start is fresh: the ZooKeeper data and the Derby database left by an earlier run are removed.
 
-Why Druid 27.0.0: the project needs a release that runs on Java 17 (27.0.0 up to 37.x; 38 drops it).
-The Maven Central that this project's machines reach serves ``druid-basic-security`` only as 0.20.0,
-27.0.0 and 37.0.0, and 37.0.0's Coordinator needs ``druid-multi-stage-query`` and ``druid-sql`` 37.0.0,
-which are not served (it dies with ``NoClassDefFoundError: org/apache/druid/msq/guice/MSQIndexingModule``).
-27.0.0 is the first release with full Java 17 support and runs Jetty 9.4 (as Druid up to 34 does). Its
-``druid-indexing-hadoop`` jar is not served either; only Druid's ``Main`` needs it (airline reflects over
-the Hadoop indexer command's fields), so the Coordinator is started through a trimmed copy of ``Main``
-(``druid/launcher/CoordinatorMain.java``, main class ``druidaccess.CoordinatorMain``).
+Versions: 27.0.0 (the default) and 37.0.0 (``SUPPORTED_VERSIONS``), the releases of
+``druid-basic-security`` that the Maven Central reachable here serves and that run on Java 17. Neither
+can use Druid's own ``Main``: 27.0.0's ``druid-indexing-hadoop`` jar is not served, and ``Main`` reflects
+over the Hadoop indexer command's fields, so the Coordinator is started through a trimmed copy of
+``Main`` (``druid/launcher/CoordinatorMain.java``, main class ``druidaccess.CoordinatorMain``). 37.0.0's
+``druid-sql`` and ``druid-multi-stage-query`` are not served either; ``druid/pom.xml`` leaves them out
+and ``druid/launcher/msq-stubs`` supplies the three empty MSQ Guice modules its Coordinator
+instantiates. How the two versions answer differently is in ``docs/druid-versions.md``.
 
-Observed on this 27.0.0 build: the user, credential, role and permission endpoints tried so far behave as
-the facts file says, including ``?full&simplifyPermissions``; an authenticator/authorizer name
-failing ``IdUtils.validateId`` (e.g. ``.x``) is answered with a 500 HTML error page, not a 400 JSON one.
+Beyond one plain Coordinator: ``tls=`` (``make_tls_material``) serves HTTPS only with a certificate of
+a generated CA; ``zookeeper=`` / ``metadata_uri=`` join a ``SharedState`` (ZooKeeper and a Derby network
+server that outlive any one Coordinator) so that several Coordinators form one cluster with a leader;
+``extra_properties=`` adds e.g. an LDAP authenticator/authorizer pair (``testing/ldap.py``).
+
+Observed: an authenticator/authorizer name failing ``IdUtils.validateId`` (e.g. ``.x``) is answered
+with a 500 HTML error page, not a 400 JSON one.
 """
 
 from __future__ import annotations
@@ -52,7 +56,12 @@ from typing import IO, Self
 from druid_access.testing.processes import free_ports, spawn, stop_process, tail, write_private
 
 DRUID_VERSION = "27.0.0"
-"""Keep in sync with ``druid.version`` in ``druid/pom.xml`` (a contract test checks it)."""
+"""The default version; keep in sync with ``druid.version`` in ``druid/pom.xml`` (a contract test checks it)."""
+SUPPORTED_VERSIONS = ("27.0.0", "37.0.0")
+"""The versions ``make druid`` builds and the suite runs (Makefile ``DRUID_VERSIONS``): the releases
+of ``druid-basic-security`` that Maven Central here serves and that run on Java 17."""
+NEWEST_VERSION = SUPPORTED_VERSIONS[-1]
+"""What ``make demo`` runs."""
 
 CACHE_ENV = "DRUID_ACCESS_CACHE"
 LIB_ENV = "DRUID_ACCESS_DRUID_LIB"
@@ -71,7 +80,7 @@ ZOOKEEPER_READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 POLL_INTERVAL = 0.25
 
-# What Druid's bin/run-java adds on Java 11+ (the facts file, §7.2).
+# What Druid's bin/run-java adds on Java 11+.
 JAVA17_FLAGS = (
     "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
     "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
@@ -288,7 +297,7 @@ class DruidCoordinator:
                 )
         for kind, password in (("admin", admin_password), ("internal", internal_password)):
             if password is not None and (not password or ":" in password):
-                # Druid refuses empty passwords and cannot log in with one containing ':' (facts §0.10).
+                # Druid refuses empty passwords; 27 cannot log in with one containing ':' (docs/druid-versions.md).
                 raise ValueError(f"the {kind} password must be non-empty and must not contain ':'")
         if credential_iterations is not None and credential_iterations < 1:
             raise ValueError("credential_iterations must be positive")
@@ -442,7 +451,7 @@ class DruidCoordinator:
     # configuration
 
     def runtime_properties(self) -> dict[str, str]:
-        """The Coordinator's ``runtime.properties`` (the facts file, §7.4, bound to 127.0.0.1)."""
+        """The Coordinator's ``runtime.properties`` (a single-node Coordinator bound to 127.0.0.1)."""
         var = self.directory / "var"
         props = {
             "druid.host": "127.0.0.1",

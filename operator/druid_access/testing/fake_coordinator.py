@@ -1,4 +1,4 @@
-"""A fake Druid 27.0.0 Coordinator serving the druid-basic-security REST API.
+"""A fake Druid 27.0.0 (or 37.0.0) Coordinator serving the druid-basic-security REST API.
 
 Real HTTP on 127.0.0.1 (aiohttp), one ``basic`` authenticator and one ``basic`` authorizer, state in
 memory. It mirrors **Apache Druid 27.0.0** (Jetty 9.4.51, Jersey 1.19.4, Jackson 2.10.5) as verified by
@@ -31,6 +31,14 @@ from /work/shared/druid-api-facts.md, the fake follows 27.0.0:
 - Resource-name regexes are Java's (``druid_access.javaregex``); ``cachedSerialized*`` answer Smile
   (``druidwire.smile``).
 
+**Druid 37.0.0** (``druid_version="37.0.0"``; Jetty 12.1, Jackson 2.20): the same API and path handling
+(``%2F``, ``%2E%2E`` and matrix parameters still decode as above), with the differences the contract
+suite found (docs/druid-versions.md): Basic credentials split on the first ``:`` only (a password may
+contain colons; ``admin:`` is a wrong password, "User authentication failed."); a 403 says
+``Access-Check-Result: Unauthorized``; request bodies follow Jackson 2.20 (``_read_entity_220``): 400
+messages without location or reference chain and partly reworded, REDACTED sources in 500 pages,
+trailing content after the JSON value rejected, an array/object ``action`` a 400.
+
 Not reproduced: list endpoints return names sorted (Druid: Java hash order); Java stack traces in 500
 pages (see ``druidwire.jetty``); ``HEAD``/``OPTIONS``.
 
@@ -46,6 +54,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -58,14 +67,23 @@ from aiohttp.typedefs import Middleware
 
 from druid_access.javaregex import JavaRegexError, java_regex
 from druid_access.passwords import DEFAULT_ITERATIONS, StoredCredentials, hash_password, verify_password
+from druid_access.testing.druid import DRUID_VERSION, SUPPORTED_VERSIONS
 from druid_access.testing.druidwire.jackson import (
+    _ACTION,
     _CREDENTIAL_UPDATE,
     _CREDENTIAL_UPDATE_BEAN,
     _GROUP_MAPPING,
     _GROUP_MAPPING_BEAN,
     _RESOURCE,
     _RESOURCE_ACTION,
+    _SOURCE,
     ACTIONS,
+    END_ARRAY,
+    FIELD_NAME,
+    START_ARRAY,
+    START_OBJECT,
+    VALUE_NULL,
+    VALUE_STRING,
     CredentialUpdateBody,
     GroupMappingBody,
     JacksonError,
@@ -95,7 +113,8 @@ from druid_access.testing.faults import run_foreground as _run_foreground
 
 AUTHN = "/druid-ext/basic-security/authentication"
 AUTHZ = "/druid-ext/basic-security/authorization"
-DRUID_VERSION = "27.0.0"
+#: The Druid versions the fake can answer like (``druid_version=``); the contract suite checks each.
+VERSIONS = SUPPORTED_VERSIONS
 #: ResourceType's known types in Druid 27, in the order the superuser roles list them.
 KNOWN_RESOURCE_TYPES = ("CONFIG", "QUERY_CONTEXT", "SYSTEM_TABLE", "EXTERNAL", "DATASOURCE", "STATE", "VIEW")
 UNSECURED_PATHS = frozenset({"/status/health"})
@@ -272,8 +291,13 @@ class FakeCoordinator(FakeServer):
         port: int = 0,
         host: str = "127.0.0.1",
         reject_ambiguous_uris: bool = False,
+        druid_version: str = DRUID_VERSION,
     ) -> None:
+        if druid_version not in VERSIONS:
+            raise ValueError(f"druid_version must be one of {', '.join(VERSIONS)}, not {druid_version!r}")
         super().__init__(host=host, port=port)
+        self.druid_version = druid_version
+        self.major = int(druid_version.split(".", 1)[0])
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.credential_iterations = credential_iterations
@@ -421,7 +445,12 @@ class FakeCoordinator(FakeServer):
             # No authenticator claimed the request: PreResponseAuthorizationCheckFilter's 401.
             return None, self._unauthorized_json()
         decoded = _decode_basic(header[6:])
-        parts = _java_split_colon(decoded) if decoded is not None else []
+        if decoded is None:
+            parts = []
+        elif self.major >= 37:  # split(":", 2): the password keeps its colons
+            parts = decoded.split(":", 1) if ":" in decoded else [decoded]
+        else:
+            parts = _java_split_colon(decoded)
         if len(parts) != 2:
             return None, jetty_page(401, "Unauthorized", _uri(request))
         user, password = parts
@@ -466,7 +495,7 @@ class FakeCoordinator(FakeServer):
             if not _accepts(request.headers.get("Accept"), guard.produces):
                 return empty(406)
             if guard.resource_type is not None and not self._allowed(request, guard):
-                return self._forbidden(guard)
+                return self._forbidden(guard, self.major)
             if guard.entity and not content_type:
                 return empty(415)  # no MessageBodyReader for application/octet-stream
             try:
@@ -493,8 +522,9 @@ class FakeCoordinator(FakeServer):
         return False
 
     @staticmethod
-    def _forbidden(guard: _Guard) -> web.Response:
-        message = "Allowed:false, Message:"
+    def _forbidden(guard: _Guard, major: int) -> web.Response:
+        # 27 prints the Access object (allowed flag and an empty message); 37 a fixed "Unauthorized".
+        message = "Unauthorized" if major >= 37 else "Allowed:false, Message:"
         if guard.json_forbidden:
             return json_response({"Access-Check-Result": message}, status=403)
         body = f"Access-Check-Result: {message}".encode()
@@ -545,11 +575,19 @@ class FakeCoordinator(FakeServer):
             raise bad_request(f"Group mapping [{name}] does not exist.")
         return self.group_mappings[name]
 
-    @staticmethod
-    async def _entity(request: web.Request, reader: Callable[[_Lexer], object]) -> object:
-        """Read the JSON entity the way Jersey + Jackson 2.10 do (before the resource method runs)."""
+    async def _entity(
+        self, request: web.Request, reader: Callable[[_Lexer], object], bound_as: str
+    ) -> object:
+        """Read the JSON entity the way Jersey + Jackson do (before the resource method runs): Jackson
+        2.10 for Druid 27, for 37 Jackson 2.20's differences on top (see ``_read_entity_220``)."""
+        data = await request.read()
         try:
-            return read_entity(await request.read(), reader)
+            if self.major < 37:
+                return read_entity(data, reader)
+            try:
+                return _read_entity_220(data, reader, bound_as)
+            except JacksonError as exc:
+                raise _to_jackson_220(exc, data) from None
         except JacksonError as exc:
             if exc.kind == "mapping":
                 raise bad_request(exc.text()) from None
@@ -609,7 +647,9 @@ class FakeCoordinator(FakeServer):
         return ok_empty()
 
     async def _authn_set_credentials(self, request: web.Request) -> web.Response:
-        update = await self._entity(request, lambda p: _read_bean(p, _CREDENTIAL_UPDATE_BEAN))
+        update = await self._entity(
+            request, lambda p: _read_bean(p, _CREDENTIAL_UPDATE_BEAN), _CREDENTIAL_UPDATE
+        )
         self._authn_name(request)  # the handler checks the name before the updater touches the body
         if update is None:
             raise _npe(request, f'"{_CREDENTIAL_UPDATE}.getIterations()" because "update" is null')
@@ -712,7 +752,7 @@ class FakeCoordinator(FakeServer):
         return json_response({"name": name, "groupPattern": mapping.group_pattern, "roles": _roles(mapping)})
 
     async def _create_group_mapping(self, request: web.Request) -> web.Response:
-        body = await self._entity(request, lambda p: _read_bean(p, _GROUP_MAPPING_BEAN))
+        body = await self._entity(request, lambda p: _read_bean(p, _GROUP_MAPPING_BEAN), _GROUP_MAPPING)
         self._validate(request, "authorizerName", _path_params(request)["z"])
         if body is None:  # the resource calls groupMapping.getGroupPattern() before the handler
             raise _npe(request, f'"{_GROUP_MAPPING}.getGroupPattern()" because "groupMapping" is null')
@@ -815,7 +855,7 @@ class FakeCoordinator(FakeServer):
         return ok_empty()
 
     async def _set_permissions(self, request: web.Request) -> web.Response:
-        raw = await self._entity(request, _read_permission_list)
+        raw = await self._entity(request, _read_permission_list, "java.util.List")
         self._authz_name(request)
         role = _path_params(request)["r"]
         self._need_role(role)  # checked before the permissions
@@ -867,6 +907,171 @@ class FakeCoordinator(FakeServer):
 
     def _role_map(self) -> dict[str, object]:
         return {r: self._role_plain(r) for r in sorted(self.roles)}
+
+
+# ------------------------------------------------------------------------- Jackson 2.20 (Druid 37)
+# Druid 37 reads entities with Jackson 2.20 (27: 2.10). The 2.10 emulation (druidwire.jackson) decides
+# *where* a body fails; these helpers rewrite *what* 37 answers, as recorded by the contract suite
+# (tests/contract/test_contract_http.py, BODIES_37): 400 messages lose location and reference chain,
+# several texts are reworded, sources are REDACTED, "Unexpected character/close marker" columns point at
+# the character itself (2.10: one past it), trailing content is read (FAIL_ON_TRAILING_TOKENS) and a
+# structured ``action`` is an error instead of a null.
+
+_SOURCE_220 = (
+    "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {0}, column: {1}]"
+)
+_SOURCE_210_PREFIX = _SOURCE.split("line:", 1)[0]
+_SOURCE_220_PREFIX = _SOURCE_220.split("line:", 1)[0]
+_SHAPES = {
+    "START_ARRAY": "Array",
+    "START_OBJECT": "Object",
+    "VALUE_STRING": "String",
+    "VALUE_NUMBER_INT": "Integer",
+    "VALUE_NUMBER_FLOAT": "Floating-point",
+    "VALUE_TRUE": "Boolean",
+    "VALUE_FALSE": "Boolean",
+    "VALUE_NULL": "Null",
+}
+_NO_STRING_CREATOR = "(although at least one Creator exists): no String-argument constructor/factory method"
+
+
+class _Jackson220Error(JacksonError):
+    def text(self) -> str:
+        out = self.base
+        if self.location is not None:
+            out += "\n at " + _SOURCE_220.format(*self.location)
+        if self.chain:
+            out += " (through reference chain: " + "->".join(self.chain) + ")"
+        return out
+
+
+def _string_at(data: bytes, location: tuple[int, int] | None) -> str:
+    """The JSON string token that starts at a (line, byte column) location."""
+    if location is None:
+        return ""
+    line, column = location
+    start = 0
+    for _ in range(line - 1):
+        start = data.index(b"\n", start) + 1
+    lexer = _Lexer(data[start + column - 1 :])
+    return lexer.text() if lexer.next_token() == VALUE_STRING else ""
+
+
+def _reword_220(message: str, exc: JacksonError, data: bytes) -> str:
+    match = re.fullmatch(r"Cannot deserialize instance of `(.+)` out of (\w+) token", message)
+    if match:
+        java_type, token = match.groups()
+        if java_type == "java.util.HashSet<java.lang.Object>":
+            if token == VALUE_STRING:
+                value = _string_at(data, exc.location)
+                return (
+                    f"Cannot construct instance of `java.util.HashSet` {_NO_STRING_CREATOR} "
+                    f"to deserialize from String value ('{value}')"
+                )
+            java_type = "java.util.HashSet<java.lang.String>"
+        shape = _SHAPES.get(token, token)
+        return (
+            f"Cannot deserialize value of type `{java_type}` from {shape} value (token `JsonToken.{token}`)"
+        )
+    if message.startswith(f"Cannot construct instance of `java.util.ArrayList` {_NO_STRING_CREATOR}"):
+        java_type = f"java.util.ArrayList<{_RESOURCE_ACTION}>"
+        return f"Cannot deserialize value of type `{java_type}` from String value (token `JsonToken.VALUE_STRING`)"
+    message = message.replace(": not a valid Integer value", ": not a valid `java.lang.Integer` value")
+    message = message.replace(
+        "out of range of Integer (-2147483648 - 2147483647)",
+        "out of range of `java.lang.Integer` (-2147483648 -2147483647)",
+    )
+    return message.replace(_SOURCE_210_PREFIX, _SOURCE_220_PREFIX)
+
+
+def _to_jackson_220(exc: JacksonError, data: bytes) -> JacksonError:
+    """A 2.10 error as 2.20 words it (errors built by ``_read_entity_220`` pass through)."""
+    if isinstance(exc, _Jackson220Error):
+        return exc
+    if exc.kind == "mapping":
+        # Druid 37 answers getOriginalMessage(): no location and no reference chain (a wrapped parse
+        # error carried its location inside the text), except for the "No fallback setter" problem.
+        message = _reword_220(exc.base.split("\n at ", 1)[0], exc, data)
+        if message.startswith("No fallback setter/field defined for creator property") and exc.chain:
+            owner = exc.chain[-1].split("[", 1)[0]
+            return _Jackson220Error(f"{message} (of `{owner}`)", None, "mapping", exc.chain)
+        return _Jackson220Error(message, None, "mapping")
+    message, location = exc.base, exc.location
+    if location is not None and message.startswith(("Unexpected character", "Unexpected close marker")):
+        location = (location[0], location[1] - 1)  # 2.20 points at the character, 2.10 one past it
+    root_close = re.fullmatch(
+        r"Unexpected close marker '(.)': expected '.' \(for root starting at .*\)", message
+    )
+    if root_close:
+        kind = "Array" if root_close.group(1) == "]" else "Object"
+        message = f"Unexpected close marker '{root_close.group(1)}': no open {kind} to close"
+    message = message.replace(
+        "enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS",
+        "enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS`",
+    )
+    return _Jackson220Error(message.replace(_SOURCE_210_PREFIX, _SOURCE_220_PREFIX), location, exc.kind)
+
+
+def _structured_action(data: bytes) -> _Jackson220Error | None:
+    """A permission list whose ``action`` is an array or object: 2.20's error for the first one, with
+    its location (2.10 reads such an action as null and stays inside the structure)."""
+    p = _Lexer(data)
+    try:
+        if p.next_token() != START_ARRAY:
+            return None
+        while (item := p.next_token()) not in (None, END_ARRAY):
+            if item != START_OBJECT:
+                p.skip_children()
+                continue
+            while p.next_token() == FIELD_NAME:
+                name = p.name
+                value = p.next_token()
+                if name == "action" and value in (START_ARRAY, START_OBJECT):
+                    if value == START_ARRAY:
+                        creator = f"[method {_ACTION}#fromString(java.lang.String)]"
+                        message = (
+                            f"Input mismatch reading Enum `{_ACTION}`: properties-based `@JsonCreator` "
+                            f"({creator}) expects String Value, got Array value (`JsonToken.START_ARRAY`)"
+                        )
+                    else:
+                        message = (
+                            f"Cannot deserialize value of type `{_ACTION}` from Object value "
+                            "(token `JsonToken.START_OBJECT`)"
+                        )
+                    return _Jackson220Error(message, p.location(), "mapping")
+                p.skip_children()
+    except JacksonError:
+        return None
+    return None
+
+
+def _read_entity_220(data: bytes, reader: Callable[[_Lexer], object], bound_as: str) -> object:
+    """``read_entity`` with 2.20's behaviour: structured actions fail, and trailing content is read
+    (a further token is a 400 "Trailing token", a syntax error there a 500)."""
+    action = _structured_action(data) if reader is _read_permission_list else None
+    at = action.location if action is not None and action.location is not None else (0, 0)
+    if action is not None:
+        action.location = None  # the 400 message carries none; ``at`` orders it against other errors
+    p = _Lexer(data)
+    try:
+        token = p.next_token()
+        value = None if token is None or token == VALUE_NULL else reader(p)
+    except JacksonError as exc:
+        # Whichever the parser meets first; a wrapped error (no location) comes from further in.
+        if action is not None and (exc.location is None or at < exc.location):
+            raise action from None
+        raise
+    if action is not None:
+        raise action
+    trailing = p.next_token()
+    if trailing is not None:
+        raise _Jackson220Error(
+            f"Trailing token (of type {trailing}) found after value (bound as `{bound_as}`): "
+            "not allowed as per `DeserializationFeature.FAIL_ON_TRAILING_TOKENS`",
+            None,
+            "mapping",
+        )
+    return value
 
 
 def _roles(mapping: GroupMapping) -> list[str | None]:
