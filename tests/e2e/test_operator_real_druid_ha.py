@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import DruidCoordinator, SharedState
+from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator, SharedState
 from druid_access.testing.environment import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -42,7 +42,6 @@ from druid_access.testing.service import RoundRobinService
 
 pytestmark = pytest.mark.contract
 
-NS = "realdruid-ha"
 ADMIN_PW = "ha-Adm1n-pw"
 INTERNAL_PW = "ha-internal-pw"
 ADMIN_SECRET = "druid-admin-realdruid-ha"
@@ -53,12 +52,24 @@ CLUSTERS = ("via-b", "via-a", "via-service")
 SESSION_TIMEOUT_MS = 3000
 
 
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture(scope="module")
+def ns(version: str) -> str:
+    """One namespace per Druid version: the local control plane deletes no namespace."""
+    return f"realdruid-ha-{version.split('.')[0]}"
+
+
 @pytest.fixture(scope="module")
 def coordinators(
-    tmp_path_factory: pytest.TempPathFactory,
+    version: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DruidCoordinator, DruidCoordinator]]:
-    root = tmp_path_factory.mktemp("realdruid-ha")
-    with SharedState(root / "shared") as shared:
+    root = tmp_path_factory.mktemp(f"realdruid-ha-{version}")
+    with SharedState(root / "shared", version=version) as shared:
         pair = tuple(
             DruidCoordinator(
                 root / name,
@@ -66,6 +77,7 @@ def coordinators(
                 internal_password=INTERNAL_PW,
                 zookeeper=shared.zookeeper,
                 metadata_uri=shared.metadata_uri,
+                version=version,
                 extra_properties={"druid.zk.service.sessionTimeoutMs": str(SESSION_TIMEOUT_MS)},
             )
             for name in ("a", "b")
@@ -91,12 +103,13 @@ def operator(
     coordinators: tuple[DruidCoordinator, DruidCoordinator],
     service: RoundRobinService,
     tmp_path_factory: pytest.TempPathFactory,
+    ns: str,
 ) -> Iterator[OperatorProcess]:
     cp = controlplane
     a, b = coordinators
     install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid-ha")
     apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", NS)
+    cp.kubectl("create", "namespace", ns)
 
     def cluster(url: str, leader_hosts: list[str]) -> dict[str, Any]:
         return {
@@ -121,7 +134,7 @@ def operator(
         config=config,
         kubeconfig=cp.operator_kubeconfig,
         workdir=tmp_path_factory.mktemp("realdruid-ha-operator"),
-        namespaces=[NS],
+        namespaces=[ns],
         metrics_port=free_port(),
     )
     proc.start()
@@ -129,7 +142,7 @@ def operator(
         yield proc
     finally:
         proc.stop()
-        purge(cp, [NS])
+        purge(cp, [ns])
 
 
 def leader_of(coordinators: tuple[DruidCoordinator, ...]) -> DruidCoordinator:
@@ -167,17 +180,18 @@ def can_login(leader: DruidCoordinator, user: str, password: str) -> bool:
     return asyncio.run(run())
 
 
-def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def doc(ns: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "druidaccess.io/v1alpha1",
         "kind": kind,
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
 
 
-def user(name: str, cluster: str, role: str) -> dict[str, Any]:
+def user(ns: str, name: str, cluster: str, role: str) -> dict[str, Any]:
     return doc(
+        ns,
         "DruidUser",
         name,
         {
@@ -192,6 +206,7 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
     controlplane: ControlPlane,
     coordinators: tuple[DruidCoordinator, DruidCoordinator],
     operator: OperatorProcess,
+    ns: str,
 ) -> None:
     cp = controlplane
     a, b = coordinators
@@ -203,12 +218,13 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
     assert follower.status_code == 307
     assert follower.headers["location"].startswith(a.url)
 
-    apply(cp, secret("ha-pw", {"password": "ha-user-pw-1"}, NS))
+    apply(cp, secret("ha-pw", {"password": "ha-user-pw-1"}, ns))
     objects = []
     for cluster in CLUSTERS:
         role, mapping = f"ha-readers-{cluster}", f"ha-mapping-{cluster}"
         objects += [
             doc(
+                ns,
                 "DruidRole",
                 role,
                 {
@@ -216,8 +232,9 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
                     "permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}],
                 },
             ),
-            user(f"ha-user-{cluster}", cluster, role),
+            user(ns, f"ha-user-{cluster}", cluster, role),
             doc(
+                ns,
                 "DruidGroupMapping",
                 mapping,
                 {"cluster": cluster, "groupPattern": f"cn={cluster},ou=groups", "roles": [role]},
@@ -225,7 +242,7 @@ def test_every_kind_syncs_through_the_follower_and_the_leader(
         ]
     apply(cp, objects)
     for obj in objects:
-        wait_reason(cp, obj["kind"].lower(), NS, obj["metadata"]["name"], "Synced", timeout=90)
+        wait_reason(cp, obj["kind"].lower(), ns, obj["metadata"]["name"], "Synced", timeout=90)
     for cluster in CLUSTERS:
         assert roles_on(a, f"ha-user-{cluster}") == frozenset({f"ha-readers-{cluster}"})
         assert can_login(a, f"ha-user-{cluster}", "ha-user-pw-1")
@@ -235,24 +252,25 @@ def test_a_redirect_outside_leader_hosts_is_refused_and_nothing_is_written(
     controlplane: ControlPlane,
     coordinators: tuple[DruidCoordinator, DruidCoordinator],
     operator: OperatorProcess,
+    ns: str,
 ) -> None:
     cp = controlplane
     a, _ = coordinators
     apply(
         cp,
         [
-            doc("DruidRole", "ha-strict-role", {"cluster": "strict", "permissions": []}),
-            user("ha-strict-user", "strict", "ha-strict-role"),
+            doc(ns, "DruidRole", "ha-strict-role", {"cluster": "strict", "permissions": []}),
+            user(ns, "ha-strict-user", "strict", "ha-strict-role"),
         ],
     )
-    obj = wait_reason(cp, "druiduser", NS, "ha-strict-user", "RedirectRefused", timeout=60)
+    obj = wait_reason(cp, "druiduser", ns, "ha-strict-user", "RedirectRefused", timeout=60)
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert "leaderHosts" in ready["message"]
     assert a.url.removeprefix("http://") in ready["message"]
     assert "credentials were not sent" in ready["message"]
     assert roles_on(a, "ha-strict-user") is None
     events = kubectl_json(
-        cp, "get", "events", "-n", NS, "--field-selector", "involvedObject.name=ha-strict-user"
+        cp, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=ha-strict-user"
     )
     assert {e["reason"] for e in events["items"]} >= {"RedirectRefused"}
 
@@ -261,30 +279,31 @@ def test_the_leader_killed_mid_run_and_everything_converges(
     controlplane: ControlPlane,
     coordinators: tuple[DruidCoordinator, DruidCoordinator],
     operator: OperatorProcess,
+    ns: str,
 ) -> None:
     cp = controlplane
     a, b = coordinators
     names = [f"ha-failover-{i}" for i in range(10)]
-    apply(cp, [user(name, "via-b", "ha-readers-via-b") for name in names])
+    apply(cp, [user(ns, name, "via-b", "ha-readers-via-b") for name in names])
     a.kill()  # while those users are being created, through the follower, on the leader
     assert leader_of((b,)) is b
     for name in names:
-        wait_reason(cp, "druiduser", NS, name, "Synced", timeout=120)
+        wait_reason(cp, "druiduser", ns, name, "Synced", timeout=120)
         assert roles_on(b, name) == frozenset({"ha-readers-via-b"})
     assert can_login(b, names[-1], "ha-user-pw-1")
     # Through the Service, the dead Coordinator's endpoint is skipped and "b" leads.
-    apply(cp, user("ha-service-after-kill", "via-service", "ha-readers-via-service"))
-    wait_reason(cp, "druiduser", NS, "ha-service-after-kill", "Synced", timeout=60)
+    apply(cp, user(ns, "ha-service-after-kill", "via-service", "ha-readers-via-service"))
+    wait_reason(cp, "druiduser", ns, "ha-service-after-kill", "Synced", timeout=60)
     assert roles_on(b, "ha-service-after-kill") == frozenset({"ha-readers-via-service"})
 
     # "via-a" lost its Coordinator: its objects say so, and nothing is lost.
-    apply(cp, user("ha-after-kill", "via-a", "ha-readers-via-a"))
-    wait_reason(cp, "druiduser", NS, "ha-after-kill", "Unreachable", timeout=60)
+    apply(cp, user(ns, "ha-after-kill", "via-a", "ha-readers-via-a"))
+    wait_reason(cp, "druiduser", ns, "ha-after-kill", "Unreachable", timeout=60)
 
     # Restarted at the same address, "a" now follows and redirects to "b": "via-a" converges.
     a.start()
     assert leader_of(coordinators) is b
-    obj = wait_reason(cp, "druiduser", NS, "ha-after-kill", "Synced", timeout=120)
+    obj = wait_reason(cp, "druiduser", ns, "ha-after-kill", "Synced", timeout=120)
     assert obj["status"]["owned"] is True
     assert roles_on(b, "ha-after-kill") == frozenset({"ha-readers-via-a"})
     # What was made through "a" before the kill is still there: the metadata store outlived it.

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from druid_access.clients import AuthorizerName, CoordinatorClient, HttpOptions, NotFound
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import DruidCoordinator, TlsMaterial, make_tls_material
+from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator, TlsMaterial, make_tls_material
 from druid_access.testing.environment import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -32,10 +32,21 @@ from druid_access.testing.environment import (
 
 pytestmark = pytest.mark.contract
 
-NS = "realdruid-tls"
 ADMIN_PW = "tls-Adm1n-pw"
 ADMIN_SECRET = "druid-admin-realdruid-tls"
 AUTHZ = AuthorizerName("basic")
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture(scope="module")
+def ns(version: str) -> str:
+    """One namespace per Druid version: the local control plane deletes no namespace."""
+    return f"realdruid-tls-{version.split('.')[0]}"
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +55,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 
 
 @pytest.fixture(scope="module")
-def druid(tls: TlsMaterial, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
+def druid(
+    version: str, tls: TlsMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DruidCoordinator]:
     with DruidCoordinator(
-        tmp_path_factory.mktemp("realdruid-tls"), admin_password=ADMIN_PW, tls=tls
+        tmp_path_factory.mktemp(f"realdruid-tls-{version}"), admin_password=ADMIN_PW, tls=tls, version=version
     ) as coordinator:
         yield coordinator
 
@@ -57,6 +70,7 @@ def operator(
     druid: DruidCoordinator,
     tls: TlsMaterial,
     tmp_path_factory: pytest.TempPathFactory,
+    ns: str,
 ) -> Iterator[OperatorProcess]:
     cp = controlplane
     workdir = tmp_path_factory.mktemp("realdruid-tls-operator")
@@ -64,7 +78,7 @@ def operator(
     trustme.CA().cert_pem.write_to_path(str(other_ca))
     install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid-tls")
     apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", NS)
+    cp.kubectl("create", "namespace", ns)
 
     def cluster(ca_bundle: str | None) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -90,16 +104,16 @@ def operator(
         config=config,
         kubeconfig=cp.operator_kubeconfig,
         workdir=workdir,
-        namespaces=[NS],
+        namespaces=[ns],
         metrics_port=free_port(),
     )
     proc.start()
     try:
         yield proc
     finally:
-        cp.kubectl("delete", "druidusers,druidroles", "--all", "-n", NS, "--timeout=60s", check=False)
+        cp.kubectl("delete", "druidusers,druidroles", "--all", "-n", ns, "--timeout=60s", check=False)
         proc.stop()
-        purge(cp, [NS])
+        purge(cp, [ns])
 
 
 def roles_on(druid: DruidCoordinator, tls: TlsMaterial, user: str) -> frozenset[str] | None:
@@ -116,11 +130,11 @@ def roles_on(druid: DruidCoordinator, tls: TlsMaterial, user: str) -> frozenset[
     return asyncio.run(run())
 
 
-def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def doc(ns: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "druidaccess.io/v1alpha1",
         "kind": kind,
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
 
@@ -133,13 +147,14 @@ def test_the_coordinator_serves_https_only(druid: DruidCoordinator) -> None:
 
 
 def test_with_the_ca_bundle_every_kind_syncs(
-    controlplane: ControlPlane, druid: DruidCoordinator, tls: TlsMaterial, operator: OperatorProcess
+    controlplane: ControlPlane, druid: DruidCoordinator, tls: TlsMaterial, operator: OperatorProcess, ns: str
 ) -> None:
     cp = controlplane
-    apply(cp, secret("tls-pw", {"password": "tls-user-pw"}, NS))
+    apply(cp, secret("tls-pw", {"password": "tls-user-pw"}, ns))
     objects = [
-        doc("DruidRole", "tls-readers", {"cluster": "tls", "permissions": []}),
+        doc(ns, "DruidRole", "tls-readers", {"cluster": "tls", "permissions": []}),
         doc(
+            ns,
             "DruidUser",
             "tls-user",
             {
@@ -149,6 +164,7 @@ def test_with_the_ca_bundle_every_kind_syncs(
             },
         ),
         doc(
+            ns,
             "DruidGroupMapping",
             "tls-mapping",
             {"cluster": "tls", "groupPattern": "cn=tls,ou=groups", "roles": ["tls-readers"]},
@@ -156,7 +172,7 @@ def test_with_the_ca_bundle_every_kind_syncs(
     ]
     apply(cp, objects)
     for obj in objects:
-        wait_reason(cp, obj["kind"].lower(), NS, obj["metadata"]["name"], "Synced", timeout=90)
+        wait_reason(cp, obj["kind"].lower(), ns, obj["metadata"]["name"], "Synced", timeout=90)
     assert roles_on(druid, tls, "tls-user") == frozenset({"tls-readers"})
 
 
@@ -166,12 +182,13 @@ def test_an_untrusted_certificate_is_reported_and_nothing_is_written(
     druid: DruidCoordinator,
     tls: TlsMaterial,
     operator: OperatorProcess,
+    ns: str,
     cluster: str,
 ) -> None:
     cp = controlplane
     name = f"tls-user-{cluster}"
-    apply(cp, doc("DruidUser", name, {"cluster": cluster, "roles": []}))
-    obj = wait_reason(cp, "druiduser", NS, name, "CertificateNotTrusted", timeout=60)
+    apply(cp, doc(ns, "DruidUser", name, {"cluster": cluster, "roles": []}))
+    obj = wait_reason(cp, "druiduser", ns, name, "CertificateNotTrusted", timeout=60)
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert "TLS certificate is not trusted" in ready["message"]

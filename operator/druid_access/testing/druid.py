@@ -647,9 +647,16 @@ class SharedState:
     do, so a leader can be killed and another take over with the same users and roles.
     """
 
-    def __init__(self, directory: Path, *, lib: Path | None = None, java: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        version: str = DRUID_VERSION,
+        lib: Path | None = None,
+        java: Path | None = None,
+    ) -> None:
         self.directory = directory.resolve()
-        self.lib = lib if lib is not None else find_druid_lib()
+        self.lib = lib if lib is not None else find_druid_lib(version)
         self.java = java if java is not None else find_java()
         self._processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
         self._logs: list[IO[bytes]] = []
