@@ -12,7 +12,7 @@ import fnmatch
 import os
 import unicodedata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -126,6 +126,14 @@ class ClusterConfig(_Target):
         ),
     )
 
+    credentials_validator: Literal["metadata", "ldap"] = Field(
+        default="metadata",
+        description=(
+            "How the authenticator checks passwords (Druid's credentialsValidator.type). With 'ldap' "
+            "passwords live in the directory: a DruidUser with spec.password is InvalidSpec, since "
+            "Druid would store the password and never use it."
+        ),
+    )
     leader_hosts: tuple[str, ...] = Field(
         default=(),
         description=(

@@ -457,6 +457,9 @@ def admission(
             f"namespace {namespace!r} may not grant {', '.join(grants)} on {what}: "
             "only the cluster's privilegedNamespaces may",
         )
+    unsupported = kind.unsupported(spec, target)
+    if unsupported is not None:
+        return Reason.INVALID_SPEC, unsupported
     if spec.adoption_policy is AdoptionPolicy.ADOPT and not owned and not target.allows_adoption(namespace):
         return (
             Reason.ADOPTION_NOT_ALLOWED,

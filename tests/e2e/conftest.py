@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from druid_access.testing.controlplane import ControlPlane
+from druid_access.testing.druid import SUPPORTED_VERSIONS
 
 E2E_DIR = Path(__file__).parent
 
@@ -31,3 +32,10 @@ def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPl
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def druid_version(request: pytest.FixtureRequest) -> str:
+    """A module that asks for it runs once per supported Druid release."""
+    version: str = request.param
+    return version

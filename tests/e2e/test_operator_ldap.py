@@ -30,17 +30,15 @@ import pytest
 from druid_access.testing.controlplane import ControlPlane, KubectlError
 from druid_access.testing.druid import DruidCoordinator
 from druid_access.testing.environment import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
-    install,
     kubectl_json,
+    operator_on_real_druid,
     secret,
     wait_for,
     wait_reason,
 )
 from druid_access.testing.ldap import Slapd, slapd_available
-from druid_access.testing.processes import free_port
 
 pytestmark = pytest.mark.contract
 
@@ -101,60 +99,29 @@ def druid(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dr
         coordinator.stop()
 
 
-def ldap_cluster_config(druid: DruidCoordinator) -> dict[str, Any]:
-    """The operator configuration: one cluster whose authorizer is the LDAP authorizer.
-
-    (``environment.operator_config`` builds a configuration around the fakes; this one needs only the
-    real Coordinator, so it is written out here.)
-    """
-    return {
-        "namespace": OPERATOR_NAMESPACE,
-        "clusters": {
-            CLUSTER: {
-                "coordinatorUrl": druid.url,
-                "authenticator": AUTHN,
-                "authorizer": AUTHZ,
-                "adminSecret": {"name": ADMIN_SECRET},
-                "allowedNamespaces": [NS],
-                "resyncSeconds": RESYNC,
-                "timeoutSeconds": 10,
-            }
-        },
-        "pivots": {},
-    }
-
-
 @pytest.fixture(scope="module")
 def operator(
     controlplane: ControlPlane, druid: DruidCoordinator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    cp = controlplane
-    install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-ldap-e2e")
-    apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", NS)
-    proc = OperatorProcess(
-        config=ldap_cluster_config(druid),
-        kubeconfig=cp.operator_kubeconfig,
+    """The operator with one cluster whose authorizer is the LDAP authorizer (same Coordinator)."""
+    cluster = {
+        "coordinatorUrl": druid.url,
+        "authenticator": AUTHN,
+        "authorizer": AUTHZ,
+        "credentialsValidator": "ldap",
+        "allowedNamespaces": [NS],
+        "resyncSeconds": RESYNC,
+        "timeoutSeconds": 10,
+    }
+    with operator_on_real_druid(
+        controlplane,
+        clusters={CLUSTER: cluster},
+        namespace=NS,
+        admin_secret=ADMIN_SECRET,
+        admin_password=ADMIN_PW,
         workdir=tmp_path_factory.mktemp("ldap-e2e-operator"),
-        namespaces=[NS],
-        metrics_port=free_port(),
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        # Release every finalizer while the operator still runs, so nothing hangs for later modules.
-        cp.kubectl(
-            "delete",
-            "druidusers,druidroles,druidgroupmappings",
-            "--all",
-            "-n",
-            NS,
-            "--timeout=60s",
-            check=False,
-        )
-        code = proc.stop()
-    assert code == 0, proc.log()[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +316,26 @@ def test_a_password_less_druid_user_gives_roles_to_an_ldap_user(
     wait_access(druid, DAVE, DAVE_PW, (403, 403))
 
 
+def test_a_password_on_the_ldap_cluster_is_refused_before_reaching_druid(
+    controlplane: ControlPlane, druid: DruidCoordinator, operator: OperatorProcess, admin: httpx.Client
+) -> None:
+    cp = controlplane
+    apply(cp, secret("erin-pw", {"password": "erin-metadata-pw"}, NS))
+    spec = {
+        "name": "erin",
+        "roles": [CONFIG_ROLE],
+        "password": {"secretKeyRef": {"name": "erin-pw", "key": "password"}},
+    }
+    apply(cp, _doc("DruidUser", "erin", spec))
+    obj = wait_reason(cp, "druiduser", NS, "erin", "InvalidSpec")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert "credentialsValidator: ldap" in ready["message"]
+    assert remote(admin, "/users/erin") is None
+    authn_users = admin.get(f"/druid-ext/basic-security/authentication/db/{AUTHN}/users").json()
+    assert "erin" not in authn_users
+    cp.kubectl("delete", "druiduser", "erin", "-n", NS, "--timeout=60s")
+
+
 def test_ldap_membership_changes_apply_once_the_login_cache_expires(
     druid: DruidCoordinator, slapd: Slapd, operator: OperatorProcess
 ) -> None:
@@ -366,7 +353,7 @@ def test_no_failures_and_no_secrets_in_the_log(controlplane: ControlPlane, opera
     failures = [
         (e["reason"], e["involvedObject"]["name"], e.get("message"))
         for e in events
-        if e.get("type") == "Warning" and e["involvedObject"]["name"] != "broken"
+        if e.get("type") == "Warning" and e["involvedObject"]["name"] not in ("broken", "erin")
     ]
     assert failures == [], json.dumps(failures, indent=1)
     log = operator.log()

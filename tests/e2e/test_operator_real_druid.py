@@ -39,14 +39,12 @@ from druid_access.clients import (
 )
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator
+from druid_access.testing.druid import DruidCoordinator
 from druid_access.testing.environment import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
-    free_port,
-    install,
     kubectl_json,
+    operator_on_real_druid,
     secret,
     wait_for,
     wait_reason,
@@ -93,67 +91,32 @@ WRITERS_PERMS = [_perm("DATASOURCE", "edits", "WRITE")]
 # ------------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
-def druid(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DruidCoordinator]:
-    version: str = request.param
-    coordinator = DruidCoordinator(
-        tmp_path_factory.mktemp(f"realdruid-druid-{version}"), admin_password=ADMIN_PW, version=version
-    )
-    coordinator.start()
-    try:
+@pytest.fixture(scope="module")
+def druid(druid_version: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
+    with DruidCoordinator(
+        tmp_path_factory.mktemp(f"realdruid-druid-{druid_version}"),
+        admin_password=ADMIN_PW,
+        version=druid_version,
+    ) as coordinator:
         yield coordinator
-    finally:
-        coordinator.stop()
 
 
 @pytest.fixture(scope="module")
 def operator(
     controlplane: ControlPlane, druid: DruidCoordinator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    cp = controlplane
-    install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid")
-    apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    if cp.kubectl("get", "namespace", NS, check=False).returncode != 0:  # kept from an earlier version's run
-        cp.kubectl("create", "namespace", NS)
-    config = {
-        "namespace": OPERATOR_NAMESPACE,
-        "clusters": {
-            "default": {
-                "coordinatorUrl": druid.url,
-                "adminSecret": {"name": ADMIN_SECRET},
-                "resyncSeconds": RESYNC,
-                "timeoutSeconds": 10,
-            }
-        },
-        "pivots": {},
-    }
-    proc = OperatorProcess(
-        config=config,
-        kubeconfig=cp.operator_kubeconfig,
+    cluster = {"coordinatorUrl": druid.url, "resyncSeconds": RESYNC, "timeoutSeconds": 10}
+    with operator_on_real_druid(
+        controlplane,
+        clusters={"default": cluster},
+        namespace=NS,
+        admin_secret=ADMIN_SECRET,
+        admin_password=ADMIN_PW,
         workdir=tmp_path_factory.mktemp("realdruid-operator"),
-        namespaces=[NS],
-        metrics_port=free_port(),
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        # Release every finalizer while the operator still runs, so nothing hangs for later modules.
-        cp.kubectl(
-            "delete",
-            "druidusers,druidroles,druidgroupmappings",
-            "--all",
-            "-n",
-            NS,
-            "--timeout=60s",
-            check=False,
-        )
-        code = proc.stop()
-        # The next version's run reuses the namespace: its event assertions must not see these.
-        cp.kubectl("delete", "events", "--all", "-n", NS, check=False)
-    assert code == 0, proc.log()[-3000:]
+    # The next release's run reuses the namespace: its event assertions must not see these.
+    controlplane.kubectl("delete", "events", "--all", "-n", NS, check=False)
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -25,15 +25,12 @@ from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator, SharedState
+from druid_access.testing.druid import DruidCoordinator, SharedState
 from druid_access.testing.environment import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
-    free_port,
-    install,
     kubectl_json,
-    purge,
+    operator_on_real_druid,
     secret,
     wait_for,
     wait_reason,
@@ -52,24 +49,18 @@ CLUSTERS = ("via-b", "via-a", "via-service")
 SESSION_TIMEOUT_MS = 3000
 
 
-@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
-def version(request: pytest.FixtureRequest) -> str:
-    value: str = request.param
-    return value
-
-
 @pytest.fixture(scope="module")
-def ns(version: str) -> str:
+def ns(druid_version: str) -> str:
     """One namespace per Druid version: the local control plane deletes no namespace."""
-    return f"realdruid-ha-{version.split('.')[0]}"
+    return f"realdruid-ha-{druid_version.split('.')[0]}"
 
 
 @pytest.fixture(scope="module")
 def coordinators(
-    version: str, tmp_path_factory: pytest.TempPathFactory
+    druid_version: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DruidCoordinator, DruidCoordinator]]:
-    root = tmp_path_factory.mktemp(f"realdruid-ha-{version}")
-    with SharedState(root / "shared", version=version) as shared:
+    root = tmp_path_factory.mktemp(f"realdruid-ha-{druid_version}")
+    with SharedState(root / "shared", version=druid_version) as shared:
         pair = tuple(
             DruidCoordinator(
                 root / name,
@@ -77,7 +68,7 @@ def coordinators(
                 internal_password=INTERNAL_PW,
                 zookeeper=shared.zookeeper,
                 metadata_uri=shared.metadata_uri,
-                version=version,
+                version=druid_version,
                 extra_properties={"druid.zk.service.sessionTimeoutMs": str(SESSION_TIMEOUT_MS)},
             )
             for name in ("a", "b")
@@ -105,44 +96,26 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
     ns: str,
 ) -> Iterator[OperatorProcess]:
-    cp = controlplane
     a, b = coordinators
-    install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid-ha")
-    apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", ns)
 
     def cluster(url: str, leader_hosts: list[str]) -> dict[str, Any]:
-        return {
-            "coordinatorUrl": url,
-            "adminSecret": {"name": ADMIN_SECRET},
-            "leaderHosts": leader_hosts,
-            "resyncSeconds": 5,
-            "timeoutSeconds": 5,
-        }
+        return {"coordinatorUrl": url, "leaderHosts": leader_hosts, "resyncSeconds": 5, "timeoutSeconds": 5}
 
-    config = {
-        "namespace": OPERATOR_NAMESPACE,
-        "clusters": {
-            "via-b": cluster(b.url, ["127.0.0.1"]),
-            "via-a": cluster(a.url, ["127.0.0.1"]),
-            "via-service": cluster(service.url, ["127.0.0.1"]),
-            "strict": cluster(b.url, []),
-        },
-        "pivots": {},
+    clusters = {
+        "via-b": cluster(b.url, ["127.0.0.1"]),
+        "via-a": cluster(a.url, ["127.0.0.1"]),
+        "via-service": cluster(service.url, ["127.0.0.1"]),
+        "strict": cluster(b.url, []),
     }
-    proc = OperatorProcess(
-        config=config,
-        kubeconfig=cp.operator_kubeconfig,
+    with operator_on_real_druid(
+        controlplane,
+        clusters=clusters,
+        namespace=ns,
+        admin_secret=ADMIN_SECRET,
+        admin_password=ADMIN_PW,
         workdir=tmp_path_factory.mktemp("realdruid-ha-operator"),
-        namespaces=[ns],
-        metrics_port=free_port(),
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-        purge(cp, [ns])
 
 
 def leader_of(coordinators: tuple[DruidCoordinator, ...]) -> DruidCoordinator:

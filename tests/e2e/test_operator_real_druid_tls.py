@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +19,11 @@ from pydantic import SecretStr
 
 from druid_access.clients import AuthorizerName, CoordinatorClient, HttpOptions, NotFound
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.druid import SUPPORTED_VERSIONS, DruidCoordinator, TlsMaterial, make_tls_material
+from druid_access.testing.druid import DruidCoordinator, TlsMaterial, make_tls_material
 from druid_access.testing.environment import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
-    free_port,
-    install,
-    purge,
+    operator_on_real_druid,
     secret,
     wait_reason,
 )
@@ -37,16 +35,10 @@ ADMIN_SECRET = "druid-admin-realdruid-tls"
 AUTHZ = AuthorizerName("basic")
 
 
-@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
-def version(request: pytest.FixtureRequest) -> str:
-    value: str = request.param
-    return value
-
-
 @pytest.fixture(scope="module")
-def ns(version: str) -> str:
+def ns(druid_version: str) -> str:
     """One namespace per Druid version: the local control plane deletes no namespace."""
-    return f"realdruid-tls-{version.split('.')[0]}"
+    return f"realdruid-tls-{druid_version.split('.')[0]}"
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +48,13 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 
 @pytest.fixture(scope="module")
 def druid(
-    version: str, tls: TlsMaterial, tmp_path_factory: pytest.TempPathFactory
+    druid_version: str, tls: TlsMaterial, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DruidCoordinator]:
     with DruidCoordinator(
-        tmp_path_factory.mktemp(f"realdruid-tls-{version}"), admin_password=ADMIN_PW, tls=tls, version=version
+        tmp_path_factory.mktemp(f"realdruid-tls-{druid_version}"),
+        admin_password=ADMIN_PW,
+        tls=tls,
+        version=druid_version,
     ) as coordinator:
         yield coordinator
 
@@ -72,48 +67,26 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
     ns: str,
 ) -> Iterator[OperatorProcess]:
-    cp = controlplane
     workdir = tmp_path_factory.mktemp("realdruid-tls-operator")
     other_ca = workdir / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
-    install(cp, admin_user="admin", admin_password=ADMIN_PW, pivot_token="unused-realdruid-tls")
-    apply(cp, secret(ADMIN_SECRET, {"username": "admin", "password": ADMIN_PW}, OPERATOR_NAMESPACE))
-    cp.kubectl("create", "namespace", ns)
 
-    def cluster(ca_bundle: str | None) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "coordinatorUrl": druid.url,
-            "adminSecret": {"name": ADMIN_SECRET},
-            "resyncSeconds": 5,
-            "timeoutSeconds": 5,
-        }
-        if ca_bundle:
-            config["caBundle"] = ca_bundle
+    def cluster(ca_bundle: Path | None) -> dict[str, Any]:
+        config: dict[str, Any] = {"coordinatorUrl": druid.url, "resyncSeconds": 5, "timeoutSeconds": 5}
+        if ca_bundle is not None:
+            config["caBundle"] = str(ca_bundle)
         return config
 
-    config = {
-        "namespace": OPERATOR_NAMESPACE,
-        "clusters": {
-            "tls": cluster(str(tls.ca_pem)),
-            "no-ca": cluster(None),
-            "wrong-ca": cluster(str(other_ca)),
-        },
-        "pivots": {},
-    }
-    proc = OperatorProcess(
-        config=config,
-        kubeconfig=cp.operator_kubeconfig,
+    clusters = {"tls": cluster(tls.ca_pem), "no-ca": cluster(None), "wrong-ca": cluster(other_ca)}
+    with operator_on_real_druid(
+        controlplane,
+        clusters=clusters,
+        namespace=ns,
+        admin_secret=ADMIN_SECRET,
+        admin_password=ADMIN_PW,
         workdir=workdir,
-        namespaces=[ns],
-        metrics_port=free_port(),
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        cp.kubectl("delete", "druidusers,druidroles", "--all", "-n", ns, "--timeout=60s", check=False)
-        proc.stop()
-        purge(cp, [ns])
 
 
 def roles_on(druid: DruidCoordinator, tls: TlsMaterial, user: str) -> frozenset[str] | None:

@@ -173,3 +173,34 @@ def test_order_tenancy_before_privilege() -> None:
         Reason.TARGET_NOT_FOUND,
         "Druid cluster 'default' is not in the operator configuration",
     )
+
+
+def test_a_password_on_a_cluster_that_checks_passwords_against_ldap_is_invalid() -> None:
+    ldap = ClusterConfig.model_validate(
+        {
+            "coordinatorUrl": "http://c:8081",
+            "adminSecret": {"name": "druid-admin"},
+            "authenticator": "ldap",
+            "authorizer": "ldapauth",
+            "credentialsValidator": "ldap",
+        }
+    )
+    password = {"secretKeyRef": {"name": "pw", "key": "password"}}
+    with_password = USER.spec_model({"cluster": "ldap", "roles": ["readers"], "password": password})
+    refused = admission(USER, with_password, {"namespace": "team", "name": "u"}, ldap, owned=False)
+    assert refused is not None
+    reason, message = refused
+    assert reason is Reason.INVALID_SPEC
+    assert "credentialsValidator: ldap" in message and "spec.password" in message
+    # Roles only (the LDAP user's authorization) are fine there, and passwords on a metadata cluster.
+    roles_only = USER.spec_model({"cluster": "ldap", "roles": ["readers"]})
+    assert admission(USER, roles_only, {"namespace": "team", "name": "u"}, ldap, owned=False) is None
+    assert _admit(USER, "team", {"roles": ["readers"], "password": password}) is None
+    with pytest.raises(ValueError, match="credentialsValidator"):
+        ClusterConfig.model_validate(
+            {
+                "coordinatorUrl": "http://c:8081",
+                "adminSecret": {"name": "a"},
+                "credentialsValidator": "kerberos",
+            }
+        )

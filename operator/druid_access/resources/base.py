@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
-from druid_access.config import ProtectedPrincipals
+from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
 
 R = TypeVar("R", contravariant=True)
@@ -104,6 +104,8 @@ class Kind(Protocol[R, S, D, O]):
 
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]: ...
 
+    def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None: ...
+
     def desired(self, spec: S, name: str, secrets: SecretValues) -> D: ...
 
     async def observe(self, remote: R, name: str, desired: D) -> O: ...
@@ -179,6 +181,10 @@ class KindBase(Generic[S]):
 
     def role_refs(self, spec: S) -> frozenset[str]:
         return frozenset()
+
+    def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None:
+        """What in the spec the target cannot honour, in a sentence (None: nothing)."""
+        return None
 
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]:
         """What in the spec only a privileged namespace may grant, each said in a few words.

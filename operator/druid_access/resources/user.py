@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorUser, AuthorizerUser
-from druid_access.config import ProtectedPrincipals
+from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import DRUID_USER, DruidUserSpec
 from druid_access.passwords import verify_password
 from druid_access.resources.base import (
@@ -157,6 +157,19 @@ class UserKind(KindBase[DruidUserSpec]):
         if spec.password is None:
             return ()
         return (SecretNeed(spec.password.secret_key_ref, generate=spec.password.generate),)
+
+    def unsupported(self, spec: DruidUserSpec, target: ClusterConfig | PivotConfig) -> str | None:
+        if (
+            spec.password is not None
+            and isinstance(target, ClusterConfig)
+            and target.credentials_validator == "ldap"
+        ):
+            # Druid would store the password in the authenticator and never read it: logins go to LDAP.
+            return (
+                f"cluster {spec.cluster!r} checks passwords against LDAP (credentialsValidator: ldap), "
+                "so spec.password would never log in: remove it (the user's roles still apply)"
+            )
+        return None
 
     def role_refs(self, spec: DruidUserSpec) -> frozenset[str]:
         return frozenset(spec.roles)

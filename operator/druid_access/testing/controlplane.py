@@ -33,12 +33,12 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Self
+from types import FrameType
+from typing import IO
 
 import yaml
 
-from druid_access.testing.processes import free_ports, spawn, stop_process, tail, write_private
+from druid_access.testing.processes import Launched, free_ports, spawn, stop_process, tail, write_private
 
 CACHE_ENV = "DRUID_ACCESS_CACHE"
 KUBE_APISERVER_ENV = "DRUID_ACCESS_KUBE_APISERVER"
@@ -250,7 +250,7 @@ def _pem_certificates(text: str) -> list[str]:
 # --- the control plane ---------------------------------------------------------------------------------
 
 
-class ControlPlane:
+class ControlPlane(Launched):
     """etcd + kube-apiserver on 127.0.0.1, with everything in ``directory``.
 
     Use as a context manager or call ``start()`` / ``stop()``. ``stop()`` is idempotent and also runs at
@@ -321,18 +321,6 @@ class ControlPlane:
         return tuple(proc.pid for proc in (self._apiserver, self._etcd) if proc is not None)
 
     # lifecycle
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._etcd is not None or self._apiserver is not None:

@@ -50,10 +50,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Self
+from types import FrameType
+from typing import IO
 
-from druid_access.testing.processes import free_ports, spawn, stop_process, tail, write_private
+from druid_access.testing.processes import Launched, free_ports, spawn, stop_process, tail, write_private
 
 DRUID_VERSION = "27.0.0"
 """The default version; keep in sync with ``druid.version`` in ``druid/pom.xml`` (a contract test checks it)."""
@@ -262,7 +262,7 @@ def make_tls_material(directory: Path, *, hosts: Sequence[str] = ("127.0.0.1", "
 # --- the Coordinator -------------------------------------------------------------------------------------
 
 
-class DruidCoordinator:
+class DruidCoordinator(Launched):
     """ZooKeeper + one Druid Coordinator on 127.0.0.1, with everything in ``directory``.
 
     Use as a context manager or call ``start()`` / ``stop()``. ``stop()`` is idempotent and also runs at
@@ -382,18 +382,6 @@ class DruidCoordinator:
         return {name: rss_bytes(pid) for name, pid in self.pids.items()}
 
     # lifecycle
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._zookeeper is not None or self._coordinator is not None:
@@ -640,7 +628,7 @@ class DruidCoordinator:
             time.sleep(POLL_INTERVAL)
 
 
-class SharedState:
+class SharedState(Launched):
     """ZooKeeper and a Derby network server that several Coordinators share (high availability).
 
     Both outlive any one Coordinator, as a real cluster's ZooKeeper ensemble and metadata database
@@ -670,13 +658,6 @@ class SharedState:
     @property
     def metadata_uri(self) -> str:
         return f"jdbc:derby://127.0.0.1:{self._derby_port}/{self.directory / 'metadata.db'};create=true"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         atexit.register(self.stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,6 +250,49 @@ def install(cp: ControlPlane, *, admin_user: str, admin_password: str, pivot_tok
 
 
 PLURALS = ("druidusers", "druidroles", "druidgroupmappings", "druidconnections")
+
+
+@contextlib.contextmanager
+def operator_on_real_druid(
+    cp: ControlPlane,
+    *,
+    clusters: Mapping[str, Mapping[str, Any]],
+    namespace: str,
+    admin_secret: str,
+    admin_password: str,
+    workdir: Path,
+) -> Iterator[OperatorProcess]:
+    """The operator (restricted identity) watching ``namespace``, managing real Coordinators.
+
+    Every cluster signs in as ``admin`` with the password in ``admin_secret`` (a Secret of its own,
+    not ``install()``'s shared one, which other modules rewrite). ``namespace`` is created unless it
+    exists. On exit, every resource is deleted while the operator still runs (so no finalizer is
+    left for later modules), then it must stop cleanly.
+    """
+    install(cp, admin_user="admin", admin_password=admin_password, pivot_token=f"unused-{namespace}")
+    apply(cp, secret(admin_secret, {"username": "admin", "password": admin_password}, OPERATOR_NAMESPACE))
+    if cp.kubectl("get", "namespace", namespace, check=False).returncode != 0:
+        cp.kubectl("create", "namespace", namespace)
+    config = {
+        "namespace": OPERATOR_NAMESPACE,
+        "clusters": {name: {"adminSecret": {"name": admin_secret}, **c} for name, c in clusters.items()},
+        "pivots": {},
+    }
+    proc = OperatorProcess(
+        config=config,
+        kubeconfig=cp.operator_kubeconfig,
+        workdir=workdir,
+        namespaces=[namespace],
+        metrics_port=free_port(),
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        cp.kubectl("delete", ",".join(PLURALS), "--all", "-n", namespace, "--timeout=60s", check=False)
+        code = proc.stop()
+        purge(cp, [namespace])  # what the operator could not finalize (e.g. its target is gone)
+    assert code == 0, proc.log()[-3000:]
 
 
 def purge(cp: ControlPlane, namespaces: Sequence[str]) -> None:

@@ -32,10 +32,9 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
-from druid_access.testing.processes import free_port, spawn, stop_process, tail, write_private
+from druid_access.testing.processes import Launched, free_port, spawn, stop_process, tail, write_private
 
 SLAPD = Path("/usr/sbin/slapd")
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -148,7 +147,7 @@ def parse_ldif(text: str) -> list[dict[str, list[str]]]:
 # --- the server ---------------------------------------------------------------------------------------
 
 
-class Slapd:
+class Slapd(Launched):
     """One OpenLDAP server on 127.0.0.1 with everything (configuration, database, log) in ``directory``.
 
     Use as a context manager or call ``start()`` / ``stop()``; ``stop()`` is idempotent and also runs at
@@ -239,18 +238,6 @@ class Slapd:
         return self._process.pid if self._process is not None else None
 
     # lifecycle
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._process is not None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 
 def free_ports(count: int) -> list[int]:
@@ -67,3 +68,21 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.kill()
     # Reap after SIGKILL too; the bound only matters if the kernel cannot kill it.
     process.wait(timeout=10)
+
+
+class Launched(ABC):
+    """A launcher of local processes: ``start()`` / ``stop()``, or a ``with`` block around them.
+    ``stop()`` must be safe to call twice and after a failed ``start()``."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
