@@ -34,7 +34,7 @@ def _cmd_controlplane(args: argparse.Namespace) -> int:
 def _cmd_druid(args: argparse.Namespace) -> int:
     from druid_access.testing import druid
 
-    version = args.druid_version or druid.DRUID_VERSION
+    version = args.druid_version or druid.NEWEST_VERSION  # what `make demo` runs
     if version not in druid.SUPPORTED_VERSIONS:
         supported = ", ".join(druid.SUPPORTED_VERSIONS)
         print(f"druid-access druid: --druid-version must be one of {supported}", file=sys.stderr)
@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument(
         "--druid-version",
         default=None,
-        help="Druid release to run, as built by `make druid` (default: the tests' pinned version, "
-        "druid_access.testing.druid.DRUID_VERSION)",
+        help="Druid release to run, as built by `make druid`: 27.0.0 or 37.0.0 (default: the newest, "
+        "as `make demo` runs)",
     )
     dr.set_defaults(func=_cmd_druid)
 

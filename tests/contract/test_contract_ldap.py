@@ -55,7 +55,8 @@ def _perm(type_: str, action: str = "READ") -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+def slapd(druid_version: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """A fresh directory per Druid release (the tests change memberships)."""
     if not slapd_available():
         pytest.fail("slapd / ldap-utils are not installed: run `make ldap` (hack/install-slapd.sh)")
     server = Slapd(tmp_path_factory.mktemp("ldap-contract-slapd"))
@@ -75,10 +76,13 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 @pytest.fixture(scope="module")
-def druid(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
+def druid(
+    druid_version: str, slapd: Slapd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DruidCoordinator]:
     coordinator = DruidCoordinator(
-        tmp_path_factory.mktemp("ldap-contract-druid"),
+        tmp_path_factory.mktemp(f"ldap-contract-druid-{druid_version}"),
         admin_password=ADMIN_PW,
+        version=druid_version,
         extra_properties=slapd.druid_properties(
             AUTHN, AUTHZ, credential_verify_seconds=VERIFY_SECONDS, credential_max_seconds=MAX_SECONDS
         ),

@@ -68,7 +68,8 @@ SUFFIX = "dc=example,dc=org"
 
 
 @pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+def slapd(druid_version: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """A fresh directory per Druid release (the tests change memberships)."""
     if not slapd_available():
         pytest.fail("slapd / ldap-utils are not installed: run `make ldap` (hack/install-slapd.sh)")
     server = Slapd(tmp_path_factory.mktemp("ldap-e2e-slapd"), suffix=SUFFIX)
@@ -84,10 +85,13 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 @pytest.fixture(scope="module")
-def druid(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DruidCoordinator]:
+def druid(
+    druid_version: str, slapd: Slapd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DruidCoordinator]:
     coordinator = DruidCoordinator(
-        tmp_path_factory.mktemp("ldap-e2e-druid"),
+        tmp_path_factory.mktemp(f"ldap-e2e-druid-{druid_version}"),
         admin_password=ADMIN_PW,
+        version=druid_version,
         extra_properties=slapd.druid_properties(
             AUTHN, AUTHZ, credential_verify_seconds=VERIFY_SECONDS, credential_max_seconds=MAX_SECONDS
         ),

@@ -115,8 +115,6 @@ def operator(
         workdir=tmp_path_factory.mktemp("realdruid-operator"),
     ) as proc:
         yield proc
-    # The next release's run reuses the namespace: its event assertions must not see these.
-    controlplane.kubectl("delete", "events", "--all", "-n", NS, check=False)
 
 
 # ------------------------------------------------------------------------------------- helpers
