@@ -5,8 +5,8 @@ Usage (from the repository root; needs ``make druid`` and ``make controlplane`` 
     .venv/bin/python bench/contention.py [--users 200] [--out bench/results/contention.md]
 
 The Coordinator stores each basic-security map (authenticator users, authorizer users and roles) as
-one blob in the metadata store, updated with compare-and-swap and given up after 5 lost races
-(facts §0.15): concurrent writers to one cluster fail each other with a 500 "concurrent update
+one blob in the metadata store, updated with compare-and-swap and given up after 5 lost races:
+concurrent writers to one cluster fail each other with a 500 "concurrent update
 contention". The operator serialises its writes per target (``Targets.write_lock``); this
 benchmark measures both sides in one run, each against a FRESH Coordinator (Druid 27.0.0, embedded
 Derby, started by ``druid_access.testing.druid.DruidCoordinator``):

@@ -10,7 +10,7 @@
 # Versions: 27.0.0 (the pom's default) and 37.0.0. For 37.x the pom's profile "druid-37" (activated by
 # -Ddruid.version=37.0.0) leaves out druid-sql and druid-multi-stage-query, which Central does not serve,
 # and the empty MSQ Guice modules under druid/launcher/msq-stubs are compiled into the launcher jar in
-# their place (docs/druid-versions.md). Other versions are attempted with the plain pom.
+# their place (docs/druid-versions.md); both apply to exactly 37.0.0. Other versions get the plain pom.
 # The lib dir is built in a dot-prefixed temp dir and renamed into place only when complete; a build whose
 # inputs (pom, settings, launcher and, for 37.x, the MSQ stubs) differ from the cached ones replaces it.
 set -euo pipefail
@@ -44,7 +44,7 @@ dest="$cache_root/$version"
 # Sources compiled into the launcher jar besides CoordinatorMain.java, by version.
 extra_src=()
 case $version in
-    37.*) mapfile -t extra_src < <(find "$druid_dir/launcher/msq-stubs" -name '*.java' | LC_ALL=C sort) ;;
+    37.0.0) mapfile -t extra_src < <(find "$druid_dir/launcher/msq-stubs" -name '*.java' | LC_ALL=C sort) ;;
 esac
 stamp=$(cat "$pom" "$settings" "$launcher_src" "${extra_src[@]}" | sha256sum | cut -c1-16)
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
+
+from druid_access.clients.redirects import parse_host_rule
 
 DEFAULT_PROTECTED_USERS = ("admin", "druid_system")
 DEFAULT_PROTECTED_ROLES = ("admin", "druid_system")
@@ -144,6 +146,13 @@ class ClusterConfig(_Target):
             "are always allowed; https to http never is. Default: none."
         ),
     )
+
+    @field_validator("leader_hosts")
+    @classmethod
+    def _host_rules(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            parse_host_rule(entry)  # a mistyped entry would never match: refuse it at start-up
+        return entries
 
     def privileged(self, namespace: str) -> bool:
         return _matches(namespace, self.privileged_namespaces)

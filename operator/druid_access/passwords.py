@@ -2,7 +2,7 @@
 
 Druid stores ``{"salt": <b64 32 bytes>, "hash": <b64 64 bytes>, "iterations": N}`` per user and
 recomputes PBKDF2 on login. Knowing the plaintext, a client can therefore check a stored credential
-without changing anything (see the facts file, §3). The operator and the fake Coordinator share this
+without changing anything (``tests/contract`` checks it against the real Coordinator). The operator and the fake Coordinator share this
 module so both sides hash exactly alike.
 """
 

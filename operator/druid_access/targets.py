@@ -1,7 +1,8 @@
 """Clients for the configured targets, built from their credential Secrets and cached.
 
-A client is rebuilt when its Secret's resourceVersion changes, so rotating the operator's
-own Druid password or Pivot token needs no restart. Writes to one Druid cluster are
+A client is rebuilt when its Secret's resourceVersion or its CA bundle file changes, so
+rotating the operator's own Druid password or Pivot token, or a CA (a mounted Secret is
+updated in place), needs no restart. Writes to one Druid cluster are
 serialised by a lock: the Coordinator stores each map as one blob updated with
 compare-and-swap and gives up after five lost races (Druid's CAS retry limit), so concurrent writers
 would fail each other; reads stay concurrent.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from druid_access.clients import (
@@ -56,8 +58,9 @@ class Targets:
         secret = await self.kube.read_secret(self.config.namespace, ref.name)
         if secret is None:
             raise SecretMissing(self.config.namespace, ref.name)
+        version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
         cached = self._druid.get(name)
-        if cached is not None and cached.version == secret.resource_version:
+        if cached is not None and cached.version == version:
             return cached.client
         for key in (ref.username_key, ref.password_key):
             if key not in secret.values:
@@ -71,7 +74,7 @@ class Targets:
         remote = DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
         if cached is not None:
             await cached.client.client.aclose()
-        self._druid[name] = _Cached(secret.resource_version, remote)
+        self._druid[name] = _Cached(version, remote)
         return remote
 
     async def pivot(self, name: str) -> PivotClient:
@@ -80,8 +83,9 @@ class Targets:
         secret = await self.kube.read_secret(self.config.namespace, ref.name)
         if secret is None:
             raise SecretMissing(self.config.namespace, ref.name)
+        version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
         cached = self._pivot.get(name)
-        if cached is not None and cached.version == secret.resource_version:
+        if cached is not None and cached.version == version:
             return cached.client
         if ref.key not in secret.values:
             raise SecretMissing(self.config.namespace, ref.name, ref.key)
@@ -90,7 +94,7 @@ class Targets:
         )
         if cached is not None:
             await cached.client.aclose()
-        self._pivot[name] = _Cached(secret.resource_version, client)
+        self._pivot[name] = _Cached(version, client)
         return client
 
     async def close(self) -> None:
@@ -100,6 +104,17 @@ class Targets:
             await pivot.client.aclose()
         self._druid.clear()
         self._pivot.clear()
+
+
+def _file_stamp(path: Path | None) -> str:
+    """What changes when a file is replaced (a kubelet swaps a mounted Secret's symlink)."""
+    if path is None:
+        return "-"
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
 
 
 def _options(timeout: float, ca_bundle: object, redirect_hosts: tuple[str, ...] = ()) -> HttpOptions:

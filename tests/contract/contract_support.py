@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from druid_access import javaregex
 from druid_access.clients import CoordinatorClient, HttpOptions
-from druid_access.testing.druid import DruidCoordinator
+from druid_access.testing.druid import DRUID_VERSION, DruidCoordinator
 
 # Characters that need escaping in runtime.properties (\\ = # ! space, non-ASCII, non-BMP) prove the
 # launcher's property encoding: the admin could not log in if any of them were mangled.
@@ -106,7 +106,7 @@ class Target:
     kind: str
     url: str
     http: httpx.AsyncClient
-    version: str = "27.0.0"
+    version: str = DRUID_VERSION
     """The Druid version the target answers like (the real one's, or the fake's ``druid_version``)."""
     admin: tuple[str, str] = ("admin", ADMIN_PASSWORD)
 

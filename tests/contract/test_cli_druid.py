@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from druid_access.testing.druid import NEWEST_VERSION, SUPPORTED_VERSIONS
+from druid_access.testing.environment import wait_for
 
 READY = re.compile(r"Druid (\S+) Coordinator ready at (http://127\.0\.0\.1:\d+)")
 
@@ -34,26 +35,30 @@ def druid_command(directory: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize("asked", [None, SUPPORTED_VERSIONS[0]])
 def test_runs_the_release_asked_for_until_sigterm(asked: str | None, tmp_path: Path) -> None:
     command = druid_command(tmp_path / "druid", *(["--druid-version", asked] if asked else []))
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        try:
-            assert process.stdout is not None
-            deadline = time.monotonic() + 180
-            match = None
-            while match is None and time.monotonic() < deadline:
-                line = process.stdout.readline()
-                if not line:
-                    break
-                match = READY.search(line)
-            assert match is not None, "the Coordinator never said it was ready"
-            assert match.group(1) == (asked or NEWEST_VERSION)
-            status = httpx.get(f"{match.group(2)}/status", auth=("admin", "cli-pw"), timeout=10).json()
-            assert status["version"] == match.group(1)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
+    output = tmp_path / "output.txt"
+    with output.open("wb") as sink:
+        # Its own process group: a failed test kills the command's Java children along with it.
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        match = wait_for(
+            lambda: READY.search(output.read_text(errors="replace")) or _exited(process),
+            timeout=180,
+            what="the Coordinator to say it is ready",
+        )
+        assert isinstance(match, re.Match), output.read_text(errors="replace")[-2000:]
+        assert match.group(1) == (asked or NEWEST_VERSION)
+        status = httpx.get(f"{match.group(2)}/status", auth=("admin", "cli-pw"), timeout=10).json()
+        assert status["version"] == match.group(1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _exited(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is not None
 
 
 def test_an_unsupported_release_is_refused_without_starting_anything(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """200 DruidUsers applied at once against a REAL Druid Coordinator: all Synced, nothing failed.
 
 The Coordinator stores each basic-security map as one blob updated with compare-and-swap and gives
-up after 5 lost races (facts §0.15): 200 unserialised user creations lose ~half of them with 500
+up after 5 lost races: 200 unserialised user creations lose ~half of them with 500
 "concurrent update contention" (``bench/contention.py`` measures it). The operator serialises its
 writes per target, so here every user must reach Synced with no reconcile ending in a failure
 reason, exactly 4 Druid writes per user (no write repeated after a failure), no Warning Event, no

@@ -1,4 +1,4 @@
-"""The operator end to end with LDAP: a REAL OpenLDAP directory, a REAL Druid 27 Coordinator, the operator.
+"""The operator end to end with LDAP: a REAL OpenLDAP directory, REAL Druid 27 and 37 Coordinators.
 
 - slapd (``druid_access.testing.ldap.Slapd``) with the ``memberof`` overlay holds the users and groups;
 - one ZooKeeper + Coordinator with two authenticator/authorizer pairs: ``basic`` (metadata store, the
@@ -362,5 +362,5 @@ def test_no_failures_and_no_secrets_in_the_log(controlplane: ControlPlane, opera
     assert failures == [], json.dumps(failures, indent=1)
     log = operator.log()
     assert "reconcile failed" not in log
-    for secret_value in (ADMIN_PW, ALICE_PW, BOB_PW, DAVE_PW):
+    for secret_value in (ADMIN_PW, ALICE_PW, BOB_PW, DAVE_PW, "erin-metadata-pw"):
         assert secret_value not in log

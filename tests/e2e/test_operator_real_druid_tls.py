@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 from pydantic import SecretStr
@@ -77,7 +78,14 @@ def operator(
             config["caBundle"] = str(ca_bundle)
         return config
 
-    clusters = {"tls": cluster(tls.ca_pem), "no-ca": cluster(None), "wrong-ca": cluster(other_ca)}
+    rotating = workdir / "rotating-ca.pem"  # starts with the wrong CA; a test puts the right one in
+    rotating.write_bytes(other_ca.read_bytes())
+    clusters = {
+        "tls": cluster(tls.ca_pem),
+        "no-ca": cluster(None),
+        "wrong-ca": cluster(other_ca),
+        "rotating": cluster(rotating),
+    }
     with operator_on_real_druid(
         controlplane,
         clusters=clusters,
@@ -112,11 +120,12 @@ def doc(ns: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_the_coordinator_serves_https_only(druid: DruidCoordinator) -> None:
+def test_the_coordinator_serves_https_only(druid: DruidCoordinator, tls: TlsMaterial) -> None:
     assert druid.url.startswith("https://127.0.0.1:")
-    props = druid.runtime_properties()
-    assert props["druid.enablePlaintextPort"] == "false"
-    assert props["druid.enableTlsPort"] == "true"
+    https = httpx.get(f"{druid.url}/status/health", verify=tls.client_context(), timeout=10)
+    assert https.status_code == 200
+    with pytest.raises(httpx.HTTPError):  # plain HTTP on the same port is no answer
+        httpx.get(f"http://127.0.0.1:{druid.port}/status/health", timeout=10)
 
 
 def test_with_the_ca_bundle_every_kind_syncs(
@@ -169,3 +178,22 @@ def test_an_untrusted_certificate_is_reported_and_nothing_is_written(
     assert "caBundle" in ready["message"]
     assert obj["status"].get("owned") is not True
     assert roles_on(druid, tls, name) is None
+
+
+def test_a_ca_bundle_replaced_in_place_is_used_without_a_restart(
+    controlplane: ControlPlane,
+    druid: DruidCoordinator,
+    tls: TlsMaterial,
+    operator: OperatorProcess,
+    ns: str,
+) -> None:
+    """As when the kubelet updates a mounted CA Secret: same path, new content."""
+    cp = controlplane
+    apply(cp, doc(ns, "DruidUser", "tls-rotating", {"cluster": "rotating", "roles": []}))
+    wait_reason(cp, "druiduser", ns, "tls-rotating", "CertificateNotTrusted", timeout=60)
+    rotating = operator.workdir / "rotating-ca.pem"
+    replacement = rotating.with_suffix(".new")
+    replacement.write_bytes(tls.ca_pem.read_bytes())
+    replacement.replace(rotating)
+    wait_reason(cp, "druiduser", ns, "tls-rotating", "Synced", timeout=90)
+    assert roles_on(druid, tls, "tls-rotating") == frozenset()

@@ -390,8 +390,8 @@ async def test_names_round_trip(
 async def test_slash_is_encoded_and_reaches_the_name(
     coordinator_client: CoordinatorClient, fake_coordinator: FakeCoordinator
 ) -> None:
-    # Druid 27 (Jetty 9.4) decodes %2F into the name, as the contract suite shows; Jetty 12
-    # (Druid 35+) refuses it: FakeCoordinator(reject_ambiguous_uris=True). The CRDs forbid '/'.
+    # Druid 27 and 37 decode %2F into the name, as the contract suite shows; a Jetty that refuses
+    # it is FakeCoordinator(reject_ambiguous_uris=True). The CRDs forbid '/'.
     await coordinator_client.create_role(AUTHZ, "team/ingest")
     assert fake_coordinator.requests.records[-1].raw_path.endswith("/roles/team%2Fingest")
     assert "team/ingest" in fake_coordinator.roles

@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 from aiohttp import web
 from pydantic import SecretStr
 
 from druid_access.clients import (
+    ApiError,
     AuthenticatorName,
     AuthorizerName,
     CertificateNotTrusted,
@@ -40,10 +42,12 @@ class Follower:
     leader: str | None
     url: str = ""
     seen: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, had credentials
+    location: str | None = None  # a fixed Location header instead
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.method, request.path, "Authorization" in request.headers))
-        raise web.HTTPTemporaryRedirect(f"{self.leader or self.url}{request.path_qs}")
+        location = self.location or f"{self.leader or self.url}{request.path_qs}"
+        return web.Response(status=307, headers={"Location": location})
 
 
 async def serve(follower: Follower, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
@@ -198,5 +202,98 @@ async def test_an_untrusted_certificate_names_the_fix(
             assert "unable to get local issuer certificate" in info.value.message
             assert "caBundle" in info.value.message
         assert follower.seen == []  # the handshake failed: no request, no credentials
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_malformed_location_is_refused_not_unreachable(leader: FakeCoordinator) -> None:
+    broken = Follower(None, location="http://[::1")
+    runner = await serve(broken)
+    try:
+        async with CoordinatorClient(
+            broken.url, username="admin", password=ADMIN_PASSWORD, options=options("*")
+        ) as client:
+            with pytest.raises(RedirectRefused, match="not a valid URL") as info:
+                await client.list_roles(AUTHZ)
+        assert "[::1" not in info.value.message  # the header is not quoted
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_leader_is_forgotten_when_it_fails_or_time_passes(
+    leader: FakeCoordinator, follower: Follower, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from druid_access.clients import _http
+    from druid_access.testing.faults import Fault
+
+    async with CoordinatorClient(
+        follower.url, username="admin", password=ADMIN_PASSWORD, options=options("127.0.0.1")
+    ) as client:
+        await client.list_roles(AUTHZ)
+        assert client.leader == leader.url
+        # A 5xx from the remembered leader: perhaps it is not the leader any more.
+        leader.faults.add(Fault(method="GET", path=r"/roles$", status=500, times=1))
+        with pytest.raises(ApiError):
+            await client.list_roles(AUTHZ)
+        assert client.leader is None
+        await client.list_roles(AUTHZ)  # through the follower again
+        assert client.leader == leader.url
+        assert len(follower.seen) == 2
+        # Memory runs out: the next request asks the configured URL again.
+        monkeypatch.setattr(_http, "LEADER_MEMORY_SECONDS", 0.0)
+        await client.list_roles(AUTHZ)
+        assert len(follower.seen) == 3
+
+
+async def test_a_leader_redirecting_back_to_the_configured_url_is_forgotten(leader: FakeCoordinator) -> None:
+    """The configured URL itself leads now (e.g. the Service reached the new leader)."""
+    async with CoordinatorClient(
+        leader.url, username="admin", password=ADMIN_PASSWORD, options=options("127.0.0.1")
+    ) as direct:
+        await direct.list_roles(AUTHZ)
+    old_leader = Follower(leader.url)
+    runner = await serve(old_leader)
+    try:
+        async with CoordinatorClient(
+            leader.url, username="admin", password=ADMIN_PASSWORD, options=options("127.0.0.1")
+        ) as client:
+            client._http._remember(httpx.URL(old_leader.url))  # as if it had been the leader
+            assert client.leader == old_leader.url
+            await client.list_roles(AUTHZ)
+            assert client.leader is None
+            assert len(old_leader.seen) == 1
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("problem", ["wrong host name", "expired"])
+async def test_other_certificate_failures_are_certificate_not_trusted(
+    leader: FakeCoordinator, ca: trustme.CA, tmp_path: Path, problem: str
+) -> None:
+    import datetime
+
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if problem == "wrong host name":
+        ca.issue_cert("coordinator.example").configure_cert(context)
+        expected = "IP address mismatch, certificate is not valid for '127.0.0.1'"
+    else:
+        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+        ca.issue_cert(
+            "127.0.0.1", not_before=past, not_after=past + datetime.timedelta(days=1)
+        ).configure_cert(context)
+        expected = "certificate has expired"
+    server = Follower(leader.url)
+    runner = await serve(server, context)
+    try:
+        async with CoordinatorClient(
+            server.url, username="admin", password=ADMIN_PASSWORD, options=options(ca=bundle)
+        ) as client:
+            with pytest.raises(CertificateNotTrusted) as info:
+                await client.list_roles(AUTHZ)
+        assert expected in info.value.message
+        assert "caBundle" not in info.value.message  # the CA is trusted: the hint says what is wrong
+        assert server.seen == []
     finally:
         await runner.cleanup()

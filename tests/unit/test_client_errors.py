@@ -338,6 +338,7 @@ def _wrapped_verification_error(message: str) -> httpx.ConnectError:
 
     cause = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
     cause.verify_message = message
+    cause.verify_code = 20  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
     try:
         try:
             raise cause
@@ -378,7 +379,7 @@ def test_a_refused_redirect_has_its_reason() -> None:
 
     error = errors.RedirectRefused(
         "redirected to http://10.0.0.9:8081 (the Coordinator leader?), not followed: its host is not in the "
-        "cluster's leaderHosts; the credentials were not sent there",
+        "leaderHosts; the request was not sent there",
         target="coordinator",
         method="POST",
         path="/druid-ext/x",

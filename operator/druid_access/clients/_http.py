@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ USER_AGENT = f"druid-access-operator/{__version__}"
 
 # A non-leader Coordinator redirects once; a second hop happens only while leadership moves.
 MAX_REDIRECTS = 2
+LEADER_MEMORY_SECONDS = 60.0
 _REDIRECTS = (307, 308)  # the only ones that keep the method and body
 
 
@@ -114,7 +116,7 @@ def build_path(*parts: str, flags: Sequence[str] = ()) -> str:
     """Join already-encoded ``parts`` and append presence-only query flags (``?full&x``).
 
     The query is written by hand: httpx ``params`` would render ``full=``, and Druid tests
-    only whether a flag is present, so ``full=false`` would still mean *full* (facts §0.4).
+    only whether a flag is present, so ``full=false`` would still mean *full*.
     """
     path = "/" + "/".join(p.strip("/") for p in parts)
     return f"{path}?{'&'.join(flags)}" if flags else path
@@ -171,10 +173,14 @@ class JsonTransport:
         # always finds a free slot in the pool at once.
         self._slots = asyncio.Semaphore(options.max_connections)
         self._queue_timeout = options.pool_timeout
-        self._redirects = RedirectPolicy(url, options.redirect_hosts)
+        self._redirects = RedirectPolicy(
+            url, options.redirect_hosts, setting="leaderHosts" if target == "coordinator" else None
+        )
         # Where the last redirect led (the Coordinator leader): later requests go there directly
-        # instead of through a non-leader; forgotten when it stops answering.
+        # instead of through a non-leader; forgotten when it fails, answers 401 or 5xx, or after
+        # LEADER_MEMORY_SECONDS.
         self._leader: httpx.URL | None = None
+        self._leader_since = 0.0
 
     @property
     def leader(self) -> str | None:
@@ -231,40 +237,74 @@ class JsonTransport:
         secrets: Sequence[str],
     ) -> httpx.Response:
         """One request, following 307/308 where ``RedirectPolicy`` allows (credentials go along)."""
-        leader = self._leader
+        clean_path = path.split("?", 1)[0]
+        leader = self._current_leader()
         url: httpx.URL | str = leader.join(path) if leader is not None else path
         for hop in range(MAX_REDIRECTS + 1):
             try:
                 # json=None sends no body at all, which is what Druid's body-less POSTs expect.
                 response = await self._client.request(method, url, json=json, auth=auth)
-            except httpx.RequestError as exc:
-                if leader is not None:
-                    self._leader = None  # the leader went away: ask the configured URL next time
+            except httpx.RemoteProtocolError as exc:
+                if "location header" in str(exc).lower():  # httpx could not parse a redirect's target
+                    self._forget(leader)
+                    raise self._refused(method, clean_path, None, "its Location is not a valid URL") from None
+                self._forget(leader)
                 raise transport_error(
-                    exc, target=self.target, method=method, path=path.split("?", 1)[0], secrets=secrets
+                    exc, target=self.target, method=method, path=clean_path, secrets=secrets
+                ) from None
+            except httpx.RequestError as exc:
+                self._forget(leader)  # the leader went away: ask the configured URL next time
+                raise transport_error(
+                    exc, target=self.target, method=method, path=clean_path, secrets=secrets
                 ) from None  # the cause would carry the request object into tracebacks
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or not location:
                 if hop > 0:
                     final = response.url
-                    self._leader = None if origin(final) == origin(self._redirects.base) else final
+                    self._remember(None if origin(final) == origin(self._redirects.base) else final)
+                elif leader is not None and (response.status_code == 401 or response.status_code >= 500):
+                    self._forget(leader)  # perhaps no longer the leader, or no longer a Coordinator
                 return response
-            target_url = response.url.join(location)
-            refusal = self._redirects.refusal(target_url)
+            try:
+                target_url = response.url.join(location)
+            except httpx.InvalidURL:
+                self._forget(leader)
+                raise self._refused(method, clean_path, None, "its Location is not a valid URL") from None
+            refusal = self._redirects.refusal(target_url, current=response.url)
             if refusal is not None or hop == MAX_REDIRECTS:
-                self._leader = None
-                why = refusal or f"more than {MAX_REDIRECTS} redirects"
-                raise RedirectRefused(
-                    f"redirected to {origin(target_url)} (the Coordinator leader?), not followed: {why}; "
-                    "the credentials were not sent there",
-                    target=self.target,
-                    method=method,
-                    path=path.split("?", 1)[0],
-                    status=response.status_code,
+                self._forget(leader)
+                raise self._refused(
+                    method, clean_path, target_url, refusal or f"more than {MAX_REDIRECTS} redirects"
                 )
-            log.debug("%s %s %s redirected to %s", self.target, method, path, origin(target_url))
-            url = leader = target_url
+            log.debug("%s %s %s redirected to %s", self.target, method, clean_path, origin(target_url))
+            url = target_url
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _current_leader(self) -> httpx.URL | None:
+        if self._leader is not None and time.monotonic() - self._leader_since > LEADER_MEMORY_SECONDS:
+            self._leader = None  # leadership moves: ask the configured URL again now and then
+        return self._leader
+
+    def _remember(self, leader: httpx.URL | None) -> None:
+        self._leader = leader
+        self._leader_since = time.monotonic()
+
+    def _forget(self, leader: httpx.URL | None) -> None:
+        # Only the leader this request used: a concurrent request may have learnt a newer one.
+        if leader is not None and self._leader is leader:
+            self._leader = None
+
+    def _refused(self, method: str, path: str, target_url: httpx.URL | None, why: str) -> RedirectRefused:
+        where = f"redirected to {origin(target_url)}" if target_url is not None else "redirected"
+        if self.target == "coordinator":
+            where += " (the Coordinator leader?)"
+        return RedirectRefused(
+            f"{where}, not followed: {why}; the request was not sent there",
+            target=self.target,
+            method=method,
+            path=path,
+            status=307,
+        )
 
     def json_body(self, response: httpx.Response) -> Any:
         """The decoded JSON of a success response, or ``UnexpectedResponse``."""

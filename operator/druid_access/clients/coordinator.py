@@ -5,7 +5,7 @@ DruidGroupMapping) and the ``export``/``diff`` commands. It has no policy: no re
 diffing, no protected-name rules; it turns each endpoint into one typed method and every
 failure into the error tree of ``druid_access.clients.errors``.
 
-Facts this client encodes (see /work/shared/druid-api-facts.md):
+What this client encodes (each point held to the real Coordinator by ``tests/contract``):
 
 - Authentication (users + credentials) and authorization (users, roles, permissions, group
   mappings) are separate stores addressed by *different* names. ``AuthenticatorName`` and
@@ -227,7 +227,7 @@ class GroupMapping(WireModel):
 class CoordinatorClient:
     """Async client of one Coordinator, authenticated with HTTP Basic as an admin-like user.
 
-    The account needs READ and WRITE on ``CONFIG``/``security`` (facts §6). Use as
+    The account needs READ and WRITE on ``CONFIG``/``security``. Use as
     ``async with CoordinatorClient(url, username=..., password=...) as c:`` or call
     ``aclose()``. Every method raises ``druid_access.clients.errors.ApiError`` subclasses.
     """

@@ -26,8 +26,8 @@ Coordinator without the basic-security extension, 405, 415, ...) and client-side
 misuse (an unsupported URL scheme). It is deliberately *not* ``NotFound``: "delete treats
 not-found as done" must never fire because the endpoint itself is missing.
 
-Druid reports nearly every handler error as **400** ``{"error": "<message>"}`` (facts §0.1),
-so ``check_coordinator_response`` sorts by the message texts of facts §1.2/§1.4. Pivot uses
+Druid reports nearly every handler error as **400** ``{"error": "<message>"}``, so
+``check_coordinator_response`` sorts by the handlers' message texts (as ``tests/contract`` records them). Pivot uses
 404/400 with ``{"error": ...}``; ``check_pivot_response`` sorts by status and text.
 
 Secrets: an error never carries a request body or header. Messages come from the response
@@ -384,7 +384,7 @@ def transport_error(
     if verification is not None:
         why = verification.verify_message or verification.reason or "certificate verify failed"
         return CertificateNotTrusted(
-            f"the server's TLS certificate is not trusted ({why}); set caBundle to the CA that signed it",
+            f"the server's TLS certificate is not trusted ({why}); {_certificate_hint(verification)}",
             target=target,
             method=method,
             path=path,
@@ -408,3 +408,20 @@ def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | Non
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+# OpenSSL's X509_V_ERR_* codes that mean "signed by a CA we do not trust".
+_UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
+_EXPIRED = 10
+_HOST_MISMATCH = {62, 64}  # host name, IP address
+
+
+def _certificate_hint(error: ssl.SSLCertVerificationError) -> str:
+    code = error.verify_code
+    if code in _UNKNOWN_ISSUER:
+        return "set caBundle to the CA that signed it"
+    if code in _HOST_MISMATCH:
+        return "the certificate must name the host of the configured URL (or the leader's address)"
+    if code == _EXPIRED:
+        return "the certificate has expired: renew it"
+    return "check caBundle and the server's certificate"

@@ -6,23 +6,36 @@ leader's own address. Following it re-sends the operator's credentials, so a red
 followed only to a place the target's configuration names:
 
 - the configured URL's own origin (scheme, host and port), always;
-- a host in ``allowed_hosts``: a host-name glob (``*.druid-coordinator.druid.svc``), optionally
-  with ``:port`` (also a glob), or a network in CIDR form (``10.0.0.0/8``) that an IP address
-  must fall in;
-- never from ``https`` to ``http``, whatever the list says.
+- a host matching one of ``allowed_hosts`` (a cluster's ``leaderHosts``), each entry being
+  - a network in CIDR form (``10.0.0.0/8``, ``fd00::/8``), which only an IP address falls in;
+  - an IP address, or an IPv4 glob (``10.0.0.*``), which only an IP address matches;
+  - a host-name glob (``*.druid-coordinator.druid.svc``) matched label by label, so ``*``
+    stands for one DNS label and never spans a dot;
+  - any of the last three with ``:port`` (a port may be a glob: ``82*``);
+- never to a lower scheme than the hop it comes from (``https`` to ``http``), nor to a
+  location with credentials in it or without a host.
+
+Entries are checked when the configuration loads (``parse_host_rule``), so a mistyped one
+fails start-up instead of never matching.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["RedirectPolicy", "origin"]
+__all__ = ["HostRule", "RedirectPolicy", "origin", "parse_host_rule"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_IP_LABEL = re.compile(r"[0-9*?\[\]!-]+")
+_LABEL_GLOB = re.compile(r"[a-z0-9*?\[\]!_-]+")
+_PORT_GLOB = re.compile(r"[0-9*?\[\]!-]+")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def origin(url: httpx.URL) -> str:
@@ -33,42 +46,117 @@ def origin(url: httpx.URL) -> str:
 
 
 @dataclass(frozen=True)
+class HostRule:
+    """One ``leaderHosts`` entry: a network, or a host glob, with an optional port glob."""
+
+    network: IPNetwork | None = None
+    host: str | None = None  # lower case; an IP address, an IPv4 glob or a host-name glob
+    port: str | None = None
+
+    def matches(self, host: str, port: int) -> bool:
+        if self.port is not None and not fnmatch.fnmatchcase(str(port), self.port):
+            return False
+        address = _ip(host)
+        if self.network is not None:
+            return address is not None and address in self.network
+        assert self.host is not None
+        if _is_ip_pattern(self.host):
+            # An IP (glob) matches IP addresses only: "10.0.0.*" must not match "10.0.0.evil.example".
+            if address is None:
+                return False
+            if ":" in self.host:
+                return address == ipaddress.ip_address(self.host)
+            return address.version == 4 and _labels_match(str(address), self.host)
+        return address is None and _labels_match(host.lower().rstrip("."), self.host)
+
+
+def parse_host_rule(entry: str) -> HostRule:
+    """Parse one entry; ``ValueError`` says what is wrong with it."""
+    text = entry.strip().lower()
+    if not text:
+        raise ValueError("an empty entry")
+    if "/" in text:
+        try:
+            return HostRule(network=ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise ValueError(
+                f"{entry!r} is not a network in CIDR form ({exc}); a network takes no port"
+            ) from None
+    host, port = _split_port(text)
+    if port is not None and not _PORT_GLOB.fullmatch(port):
+        raise ValueError(f"{entry!r}: the port {port!r} is not a number or a glob of digits")
+    if _ip(host) is not None:
+        return HostRule(host=host, port=port)
+    labels = host.rstrip(".").split(".")
+    if _looks_like_ip(labels):
+        if len(labels) != 4:
+            raise ValueError(f"{entry!r}: an IPv4 address or glob has four parts (10.0.0.*)")
+        return HostRule(host=host, port=port)
+    if not all(_LABEL_GLOB.fullmatch(label) for label in labels):
+        raise ValueError(f"{entry!r} is not a host name, IP address, glob or CIDR network")
+    return HostRule(host=".".join(labels), port=port)
+
+
+@dataclass(frozen=True)
 class RedirectPolicy:
     base: httpx.URL
     allowed_hosts: tuple[str, ...] = ()
+    setting: str | None = None  # the configuration key of allowed_hosts, for messages
+    rules: tuple[HostRule, ...] = field(init=False, repr=False)
 
-    def refusal(self, location: httpx.URL) -> str | None:
-        """None when a redirect to ``location`` may be followed, else why not."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(parse_host_rule(entry) for entry in self.allowed_hosts))
+
+    def refusal(self, location: httpx.URL, *, current: httpx.URL | None = None) -> str | None:
+        """None when a redirect from ``current`` (default: the base URL) to ``location`` may be
+        followed, else why not."""
+        scheme_now = (current or self.base).scheme
         if location.scheme not in ("http", "https"):
-            return f"scheme {location.scheme!r} is not http(s)"
-        if self.base.scheme == "https" and location.scheme == "http":
+            return f"its scheme {location.scheme!r} is not http(s)"
+        if scheme_now == "https" and location.scheme == "http":
             return "it would leave TLS (https to http)"
         if location.userinfo:
-            return "the location embeds credentials"
+            return "its location embeds credentials"
+        if not location.host:
+            return "its location has no host"
         if origin(location) == origin(self.base):
             return None
-        if any(_host_matches(location, entry) for entry in self.allowed_hosts):
+        port = location.port or _DEFAULT_PORTS[location.scheme]
+        if any(rule.matches(location.host, port) for rule in self.rules):
             return None
-        return "its host is not in the cluster's leaderHosts"
+        if self.setting is None:
+            return "it leaves the configured URL's origin"
+        return f"its host is not in the {self.setting}"
 
 
-def _host_matches(url: httpx.URL, entry: str) -> bool:
-    host = url.host.lower()
-    port = str(url.port or _DEFAULT_PORTS.get(url.scheme, 0))
-    if "/" in entry:
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-            return ipaddress.ip_address(host) in network
-        except ValueError:  # not an IP address, or not a network
-            return False
-    pattern_host, _, pattern_port = (
-        entry.lower().rpartition(":") if _has_port(entry) else (entry.lower(), "", "")
+def _split_port(text: str) -> tuple[str, str | None]:
+    if text.startswith("["):  # [v6] or [v6]:port
+        host, _, rest = text[1:].partition("]")
+        return host, (rest[1:] if rest.startswith(":") else None)
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, None  # a name, an IPv4 glob, or a bare IPv6 address
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _looks_like_ip(labels: list[str]) -> bool:
+    # Digits and glob characters only, with a digit somewhere ("*" alone is a one-label name glob).
+    return all(_IP_LABEL.fullmatch(label) for label in labels) and any(c.isdigit() for c in "".join(labels))
+
+
+def _is_ip_pattern(pattern: str) -> bool:
+    return ":" in pattern or _looks_like_ip(pattern.split("."))
+
+
+def _labels_match(host: str, pattern: str) -> bool:
+    labels, patterns = host.split("."), pattern.split(".")
+    return len(labels) == len(patterns) and all(
+        fnmatch.fnmatchcase(label, glob) for label, glob in zip(labels, patterns, strict=True)
     )
-    return fnmatch.fnmatchcase(host, pattern_host.strip("[]")) and (
-        not pattern_port or fnmatch.fnmatchcase(port, pattern_port)
-    )
-
-
-def _has_port(entry: str) -> bool:
-    # "host:port"; a bare IPv6 address has several colons and no port.
-    return entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry)

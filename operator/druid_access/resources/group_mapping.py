@@ -1,6 +1,6 @@
 """DruidGroupMapping: an LDAP group pattern mapped to roles in the authorizer.
 
-Druid has no update for group mappings (facts §0.13): a changed pattern means delete and
+Druid has no update for group mappings: a changed pattern means delete and
 re-create; changed roles are assigned and removed one by one. Druid would store role
 names that do not exist; the plan leaves them out and reports RoleNotFound instead, so a
 mapping never silently grants a role created later by someone else.

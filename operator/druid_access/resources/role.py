@@ -1,6 +1,6 @@
 """DruidRole: an authorizer role and its complete permission list.
 
-Druid replaces a role's permission list on every POST (facts §0.5), so the plan sends the
+Druid replaces a role's permission list on every POST, so the plan sends the
 whole desired list once when the sets differ and nothing when they are equal. Resource
 names are Java regexes; they are checked here with Java's grammar before any call, because
 Druid refuses the whole list for one bad pattern.

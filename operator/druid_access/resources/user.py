@@ -1,6 +1,6 @@
 """DruidUser: an authenticator user with credentials and an authorizer user with roles.
 
-Druid keeps the two in independent stores (facts §0.2), so a user with a password exists
+Druid keeps the two in independent stores, so a user with a password exists
 in both and one without (LDAP) only in the authorizer. Role assignment is not idempotent
 (§0.8): the plan assigns exactly the missing roles and removes exactly the extra ones.
 The password is compared locally by PBKDF2 over Druid's stored salt (§3), so a correct

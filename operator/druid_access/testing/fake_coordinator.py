@@ -4,11 +4,11 @@ Real HTTP on 127.0.0.1 (aiohttp), one ``basic`` authenticator and one ``basic`` 
 memory. It mirrors **Apache Druid 27.0.0** (Jetty 9.4.51, Jersey 1.19.4, Jackson 2.10.5) as verified by
 the contract suite (``tests/contract``), which runs the same cases against this fake and a real 27.0.0
 Coordinator: status codes, exact error messages and check order, presence-based query flags, response
-shapes, content types, Basic auth (401) and CONFIG/``security`` authorization (403). Where 27.0.0 differs
-from /work/shared/druid-api-facts.md, the fake follows 27.0.0:
+shapes, content types, Basic auth (401) and CONFIG/``security`` authorization (403). Notable behaviour
+(``docs/druid-versions.md`` lists how 37.0.0 differs):
 
 - ``%2F`` in a name is decoded into the name (``a%2Fb`` addresses ``a/b``), ``%2E%2E`` is the name ``..``
-  (Jetty 9.4; only Jetty 12 / Druid 35+ rejects them: opt in with ``reject_ambiguous_uris=True``).
+  (so on 37.0.0 too, despite its Jetty 12; ``reject_ambiguous_uris=True`` models a Jetty that refuses them).
   A literal ``;`` starts a matrix parameter that Jersey drops (``x;y=z`` addresses ``x``).
 - Bodies are read by the Jackson 2.10 emulation in ``druidwire.jackson`` (which says how its errors
   answer). An empty body is a null entity: an NPE 500 for credentials/group mappings (the group

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
+
+from druid_access.testing.processes import Launched
 
 CONNECT_TIMEOUT = 2.0
 
 
-class RoundRobinService:
+class RoundRobinService(Launched):
     def __init__(self, backends: Sequence[tuple[str, int]]) -> None:
         if not backends:
             raise ValueError("a Service needs at least one backend")
@@ -32,19 +32,19 @@ class RoundRobinService:
 
     @property
     def url(self) -> str:
+        """For plain-HTTP backends (bytes pass unchanged, so https://127.0.0.1:port works for TLS ones)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._accept, "127.0.0.1", 0), self._loop
         ).result(timeout=10)
         self.port = self._server.sockets[0].getsockname()[1]
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
