@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build (or reuse) kube-apiserver and etcd for the local test control plane, from the Go module in
-# controlplane/, into a cache outside the checkout:
-#   ${DRUID_ACCESS_CACHE:-$HOME/.cache/druid-access}/controlplane/<key>/bin/{kube-apiserver,etcd[,kubectl]}
+# Build (or reuse) kube-apiserver, etcd and kube-controller-manager for the local test control plane,
+# from the Go module in controlplane/, into a cache outside the checkout:
+#   ${DRUID_ACCESS_CACHE:-$HOME/.cache/druid-access}/controlplane/<key>/bin/{kube-apiserver,etcd,kube-controller-manager[,kubectl]}
 # <key> = Kubernetes version + a hash of go.mod, go.sum, the cmd/ sources and the link flags, so a change
 # of pins rebuilds while an unchanged checkout reuses. Builds go to a dot-prefixed temp dir that is
 # renamed into place only when complete (the Python side ignores dot-prefixed dirs), so an interrupted
@@ -73,7 +73,7 @@ build() { # build OUT_DIR PACKAGE...
 
 report() {
     echo "binaries in $dest/bin:"
-    (cd "$dest/bin" && for f in *; do printf '  %-15s %6s MiB\n' "$f" "$(($(stat -c %s "$f") / 1048576))"; done)
+    (cd "$dest/bin" && for f in *; do printf '  %-24s %6s MiB\n' "$f" "$(($(stat -c %s "$f") / 1048576))"; done)
 }
 
 tmp=""
@@ -82,7 +82,7 @@ trap cleanup EXIT
 trap 'exit 130' INT # turn signals into a normal exit so the EXIT trap removes the temp dir
 trap 'exit 143' TERM
 
-if [[ -x $dest/bin/kube-apiserver && -x $dest/bin/etcd ]]; then
+if [[ -x $dest/bin/kube-apiserver && -x $dest/bin/etcd && -x $dest/bin/kube-controller-manager ]]; then
     echo "reusing $dest (key $key)"
     if kubectl_needed && [[ ! -x $dest/bin/kubectl ]]; then
         echo "kubectl on PATH is missing or outside the +-1 minor skew of $k8s_version"
@@ -98,7 +98,7 @@ mkdir -p "$cache_root"
 # Temp dirs left by a killed build (EXIT traps do not run on SIGKILL).
 find "$cache_root" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +1440 -exec rm -rf {} +
 
-packages=(./cmd/kube-apiserver ./cmd/etcd)
+packages=(./cmd/kube-apiserver ./cmd/etcd ./cmd/kube-controller-manager)
 if kubectl_needed; then
     echo "kubectl on PATH is missing or outside the +-1 minor skew of $k8s_version; building it too"
     packages+=(./cmd/kubectl)

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from druid_access.kube import KubeError
 from druid_access.loops import Loops, ObjectKey, backoff
 from druid_access.models import GROUP, VERSION
 from druid_access.reconcile import AnyKind, Claimant, ClaimLookup, DeletionBlocked, Emit, Engine, admission
@@ -40,6 +41,9 @@ DEFAULT_RESYNC = 300.0
 class App:
     engine: Engine
     loops: Loops = field(default_factory=Loops)
+    # Namespaces being deleted (from a watch): nothing is reconciled and no Event is posted there,
+    # since the API server refuses new objects in them and their resources are on their way out.
+    terminating: set[str] = field(default_factory=set)
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
         cfg = self.engine.target_config(kind, target or "")
@@ -56,6 +60,28 @@ def _emitter(body: kopf.Body) -> Emit:
         kopf.event(body, type=type_, reason=reason, message=message)
 
     return emit
+
+
+async def _deletion_emitter(app: App, body: kopf.Body) -> Emit:
+    """Events as usual, unless the namespace itself is being deleted: the API server refuses
+    new objects there, and kopf would log each refused Event as an error and retry it. Asked of
+    the API server when the watch has not said (a deletion handled just after start-up)."""
+    namespace = body["metadata"]["namespace"]
+    terminating = namespace in app.terminating
+    if not terminating:
+        try:
+            terminating = await app.engine.kube.namespace_terminating(namespace)
+        except KubeError as error:
+            log.debug("namespace %s: %s; posting Events as usual", namespace, error)
+    if not terminating:
+        return _emitter(body)
+
+    def logged(type_: str, reason: str, message: str) -> None:
+        log.info(
+            "%s/%s (namespace terminating): %s: %s", namespace, body["metadata"]["name"], reason, message
+        )
+
+    return logged
 
 
 def _lookup(index: Any) -> ClaimLookup:
@@ -84,6 +110,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
     for kind in KINDS:
         _register_kind(registry, app, kind)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    def namespace_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        name = body["metadata"]["name"]
+        if type == "DELETED" or not body["metadata"].get("deletionTimestamp"):
+            app.terminating.discard(name)
+        else:
+            app.terminating.add(name)
 
 
 def secret_changed(app: App, namespace: str, name: str) -> None:
@@ -132,8 +166,9 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
     async def delete(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         snapshot = _snapshot(body)
         lookup = _lookup(kwargs[index_id])
+        emit = await _deletion_emitter(app, body)
         try:
-            done = await app.engine.finalize(kind, snapshot, lookup, _emitter(body))
+            done = await app.engine.finalize(kind, snapshot, lookup, emit)
         except DeletionBlocked as blocked:
             outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
             await app.engine.write_status(kind, snapshot, outcome, deletion_blocked=blocked.message)
@@ -172,6 +207,9 @@ async def _run_loop(
             snapshot = _snapshot(body)
             if snapshot["metadata"].get("deletionTimestamp"):
                 return
+            if snapshot["metadata"]["namespace"] in app.terminating:
+                await loop.sleep(app.resync_seconds(kind, None), stopped.wait)  # the deletion comes
+                continue
             if written is not None:
                 snapshot["status"] = written
             loop.generation = snapshot["metadata"].get("generation")

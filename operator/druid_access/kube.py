@@ -150,6 +150,16 @@ class Kube:
     async def close(self) -> None:
         await self._api.close()
 
+    async def namespace_terminating(self, namespace: str) -> bool:
+        """Is the namespace being deleted (or gone)? Nothing new, an Event included, can be made there."""
+        try:
+            found = await self._core.read_namespace(namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise _error(f"reading namespace {namespace}", error) from None
+        return found.metadata.deletion_timestamp is not None
+
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)

@@ -58,6 +58,10 @@ async def run(
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: object) -> None:
         configure(settings)
+        # Watching named namespaces: watch exactly those. With scanning, kopf leaves out a namespace
+        # that is already being deleted when it starts, so the resources there, waiting for their
+        # finalizers, would never be released and the namespace would never go.
+        settings.scanning.disabled = not all_namespaces
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

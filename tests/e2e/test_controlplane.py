@@ -79,6 +79,45 @@ def test_admin_can_create_a_namespace(controlplane: ControlPlane) -> None:
     assert got["metadata"]["name"] == name
 
 
+def test_deleted_namespaces_go_and_orphans_are_collected(controlplane: ControlPlane) -> None:
+    """kube-controller-manager's namespace controller and garbage collector, as on a real cluster."""
+    assert controlplane.controller_manager_startup_seconds is not None
+    print(
+        f"kube-controller-manager healthy {controlplane.controller_manager_startup_seconds:.1f} s after start"
+    )
+    name = f"e2e-gc-{uuid.uuid4().hex[:8]}"
+    kubectl = controlplane.kubectl
+    kubectl("create", "namespace", name)
+    kubectl("create", "configmap", "owner", "-n", name)
+    owner = json.loads(kubectl("get", "configmap", "owner", "-n", name, "-o", "json").stdout)
+    child = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "child",
+            "namespace": name,
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(child))
+    kubectl("delete", "configmap", "owner", "-n", name)
+    _wait(
+        lambda: kubectl("get", "configmap", "child", "-n", name, check=False).returncode != 0, 60, "the child"
+    )
+    kubectl("create", "configmap", "left", "-n", name)
+    kubectl("delete", "namespace", name, "--wait=false")
+    _wait(lambda: kubectl("get", "namespace", name, check=False).returncode != 0, 60, "the namespace")
+
+
+def _wait(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what} still there after {timeout:.0f} s"
+        time.sleep(0.25)
+
+
 def test_operator_identity_is_the_service_account(controlplane: ControlPlane) -> None:
     review = json.loads(
         controlplane.kubectl(
@@ -173,8 +212,8 @@ def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     plane = ControlPlane(tmp_path / "cp")
     with plane:
         pids, ports = plane.pids, plane.ports
-        assert len(pids) == 2
-        assert len(ports) == 3
+        assert len(pids) == 3  # kube-controller-manager, kube-apiserver, etcd
+        assert len(ports) == 4
         assert _port_open(int(plane.url.rsplit(":", 1)[1]))
     assert plane.pids == ()
     for pid in pids:
@@ -186,7 +225,7 @@ def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
 
 def test_find_binaries_says_how_to_build_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "empty-cache"))
-    for name in (cp.KUBE_APISERVER_ENV, cp.ETCD_ENV, cp.KUBECTL_ENV):
+    for name in (cp.KUBE_APISERVER_ENV, cp.ETCD_ENV, cp.KUBECTL_ENV, cp.KUBE_CONTROLLER_MANAGER_ENV):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ControlPlaneError, match=r"run `make controlplane`"):
         cp.find_binaries()

@@ -31,8 +31,8 @@ def cluster(controlplane: ControlPlane) -> Iterator[ControlPlane]:
         controlplane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{info.crd_name}")
     controlplane.kubectl("create", "namespace", NS)
     yield controlplane
-    # No namespace controller runs here, so a deleted namespace stays Terminating with its
-    # objects: delete them first so that later operators watching all namespaces see nothing.
+    # The objects first, so that later operators watching all namespaces never see them while the
+    # namespace controller empties the namespace.
     controlplane.kubectl("delete", "druid", "--all", "-n", NS, "--wait=false")
     controlplane.kubectl("delete", "namespace", NS, "--wait=false")
 

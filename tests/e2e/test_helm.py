@@ -24,20 +24,32 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chart_support import (
+    CHART,
+    CHART_NAME,
+    MAKEFILE,
+    ROOT,
+    ChartOperator,
+    Helm,
+    Release,
+    helm_path,
+    install_release,
+    make_vars,
+    operator_container,
+    read_back,
+    sa_kubeconfig,
+)
 
 from druid_access.config import (
     ClusterConfig,
@@ -47,21 +59,16 @@ from druid_access.config import (
     TokenSecret,
     parse,
 )
-from druid_access.testing.controlplane import ControlPlane, cache_dir
+from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
     apply,
-    free_port,
     kubectl_json,
-    repo_root,
     secret,
     wait_for,
     wait_reason,
 )
 
-ROOT = repo_root()
-CHART = ROOT / "helm" / "druid-access-operator"
-MAKEFILE = ROOT / "Makefile"
 KINDS_CRDS = (
     "druidaccess.io_druidconnections.yaml",
     "druidaccess.io_druidgroupmappings.yaml",
@@ -78,59 +85,10 @@ ADMIN_PW = "admin-pw-helm-chart"
 TOKEN = "pivot-token-helm-chart"
 ADMIN_SECRET = "helm-druid-admin"
 PIVOT_SECRET = "helm-pivot-token"
-CHART_NAME = "druid-access-operator"
 GROUP = "druidaccess.io"
 
 
 # --- helm ----------------------------------------------------------------------------------------------
-
-
-def _make_vars() -> dict[str, str]:
-    """Simple ``NAME := value`` / ``NAME ?= value`` assignments of the Makefile."""
-    out = {}
-    for line in MAKEFILE.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^(?:export\s+)?([A-Z_]+)\s*(?::|\?)?=\s*(.*?)\s*$", line)
-        if match:
-            out[match.group(1)] = match.group(2)
-    return out
-
-
-def helm_path() -> Path:
-    override = os.environ.get("HELM")
-    if override:
-        return Path(override)
-    version = os.environ.get("HELM_VERSION") or _make_vars()["HELM_VERSION"]
-    return cache_dir() / f"helm-{version}" / "bin" / "helm"
-
-
-@dataclass
-class Helm:
-    binary: Path
-    home: Path
-
-    def run(
-        self, *args: str, kubeconfig: Path | None = None, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        env = self.env()
-        env.pop("KUBECONFIG", None)
-        command = [str(self.binary), *args]
-        if kubeconfig is not None:
-            command.append(f"--kubeconfig={kubeconfig}")
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{shlex.join(command)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    def env(self) -> dict[str, str]:
-        # Keep helm's caches and repository config out of $HOME and away from other runs.
-        return {
-            **os.environ,
-            "HELM_CACHE_HOME": str(self.home / "cache"),
-            "HELM_CONFIG_HOME": str(self.home / "config"),
-            "HELM_DATA_HOME": str(self.home / "data"),
-        }
 
 
 @pytest.fixture(scope="module")
@@ -192,12 +150,6 @@ def _one(docs: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) 
     found = _find(docs, kind, name)
     assert len(found) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
     return found[0]
-
-
-def _container(deployment: Mapping[str, Any]) -> dict[str, Any]:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return dict(containers[0])
 
 
 def _rules(role: Mapping[str, Any]) -> list[tuple[str, str, frozenset[str]]]:
@@ -268,7 +220,7 @@ def _ca_mounts(deployment: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     spec = deployment["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     out = {}
-    for mount in _container(deployment)["volumeMounts"]:
+    for mount in operator_container(deployment)["volumeMounts"]:
         source = volumes[mount["name"]].get("secret")
         if source is None:
             continue
@@ -280,7 +232,7 @@ def _ca_mounts(deployment: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 def _check_pod_hardening(deployment: Mapping[str, Any]) -> None:
     pod = deployment["spec"]["template"]["spec"]
-    container = _container(deployment)
+    container = operator_container(deployment)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -298,7 +250,7 @@ def _check_pod_hardening(deployment: Mapping[str, Any]) -> None:
 
 
 def _check_probes_match_args(deployment: Mapping[str, Any]) -> None:
-    container = _container(deployment)
+    container = operator_container(deployment)
     args = container["args"]
     health = next(a.split("=", 1)[1] for a in args if a.startswith("--health="))
     url = urllib.parse.urlsplit(health)
@@ -333,10 +285,12 @@ def test_template_default_values(helm: Helm, tmp_path: Path) -> None:
             ("ServiceAccount", full),
             ("ConfigMap", f"{full}-config"),
             ("ClusterRole", full),
+            ("ClusterRole", f"{full}-resources"),
             ("ClusterRole", f"{full}-discovery"),
             ("ClusterRole", f"{full}-view"),
             ("ClusterRole", f"{full}-edit"),
             ("ClusterRoleBinding", full),
+            ("ClusterRoleBinding", f"{full}-resources"),
             ("ClusterRoleBinding", f"{full}-discovery"),
             ("Service", f"{full}-metrics"),
             ("Deployment", full),
@@ -348,7 +302,7 @@ def test_template_default_values(helm: Helm, tmp_path: Path) -> None:
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == "ops-system"
     deployment = _one(docs, "Deployment")
-    container = _container(deployment)
+    container = operator_container(deployment)
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert container["image"] == f"ghcr.io/druid-access-operator/druid-access-operator:{chart['appVersion']}"
     assert "command" not in container  # the image's ENTRYPOINT (druid-access) runs
@@ -394,7 +348,7 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
         ]
     )
     deployment = _one(docs, "Deployment")
-    container = _container(deployment)
+    container = operator_container(deployment)
     assert deployment["spec"]["replicas"] == 2
     assert container["args"] == [
         "run",
@@ -455,7 +409,8 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
     assert f"{config_mount['mountPath']}/config.yaml" == "/etc/druid-access/config.yaml"
 
     # Namespaced RBAC: RoleBindings in each watched namespace and the release's, no
-    # ClusterRoleBinding for the main role; only discovery is cluster-wide.
+    # ClusterRoleBinding for the main role (Secrets, Events); discovery and the four kinds are
+    # cluster-wide (the kinds so that a namespace's deletion cannot strand their finalizers).
     bindings = _find(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["druid-ops", "team-a", "team-b"]
     for binding in bindings:
@@ -466,7 +421,15 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
         }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": full, "namespace": "druid-ops"}]
     cluster_bindings = _find(docs, "ClusterRoleBinding")
-    assert [b["roleRef"]["name"] for b in cluster_bindings] == [f"{full}-discovery"]
+    assert sorted(b["roleRef"]["name"] for b in cluster_bindings) == [
+        f"{full}-discovery",
+        f"{full}-resources",
+    ]
+    resources = _one(docs, "ClusterRole", f"{full}-resources")
+    assert {g for g, _, _ in _rules(resources)} == {"druidaccess.io"}
+    assert all(verbs <= {"get", "list", "watch", "patch"} for _, _, verbs in _rules(resources))
+    main = _one(docs, "ClusterRole", full)
+    assert "druidaccess.io" not in {g for g, _, _ in _rules(main)}
     discovery = _one(docs, "ClusterRole", f"{full}-discovery")
     assert {(g, r) for g, r, _ in _rules(discovery)} == {
         ("apiextensions.k8s.io", "customresourcedefinitions"),
@@ -504,6 +467,7 @@ def test_cluster_scope_rbac_and_peering_with_all_namespaces(helm: Helm, tmp_path
     assert sorted(b["roleRef"]["name"] for b in _find(docs, "ClusterRoleBinding")) == [
         full,
         f"{full}-discovery",
+        f"{full}-resources",
     ]
     (peering,) = _find(docs, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == full and "namespace" not in peering["metadata"]
@@ -513,7 +477,7 @@ def test_cluster_scope_rbac_and_peering_with_all_namespaces(helm: Helm, tmp_path
         ("kopf.dev", "clusterkopfpeerings")
     ]
     assert not [r for r in _rules(_one(docs, "ClusterRole", full)) if r[0] == "kopf.dev"]
-    args = _container(_one(docs, "Deployment"))["args"]
+    args = operator_container(_one(docs, "Deployment"))["args"]
     assert "--all-namespaces" in args and f"--peering={full}" in args
     assert not any(a.startswith("--namespace") for a in args)
 
@@ -527,7 +491,7 @@ def test_no_peering_with_one_replica(helm: Helm, tmp_path: Path, all_namespaces:
     docs = _render(helm, values, tmp_path)
     assert not _find(docs, "KopfPeering") and not _find(docs, "ClusterKopfPeering")
     assert _kopf_rules(docs) == []
-    assert not any(a.startswith("--peering") for a in _container(_one(docs, "Deployment"))["args"])
+    assert not any(a.startswith("--peering") for a in operator_container(_one(docs, "Deployment"))["args"])
 
 
 def test_config_checksum_rolls_pods_when_clusters_change(helm: Helm, tmp_path: Path) -> None:
@@ -595,8 +559,8 @@ def _verbs(role: Mapping[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
 
 def test_user_roles_by_default(helm: Helm, tmp_path: Path) -> None:
     """<fullname>-view and -edit for the people writing the four kinds, aggregated into the
-    built-in view/edit/admin. The aggregation itself is done by kube-controller-manager, which
-    the local control plane does not run: the labels are what is checked here."""
+    built-in view/edit/admin by their labels (the aggregation itself, by kube-controller-manager,
+    is shown on the control plane by test_user_roles_aggregate_into_the_built_in_roles)."""
     docs = _render(helm, None, tmp_path)
     full = f"ops-{CHART_NAME}"
     view, edit = _one(docs, "ClusterRole", f"{full}-view"), _one(docs, "ClusterRole", f"{full}-edit")
@@ -634,7 +598,7 @@ def test_user_roles_aggregation_and_creation_can_be_turned_off(helm: Helm, tmp_p
         assert role["rules"] == _one(default, "ClusterRole", f"{full}-{suffix}")["rules"]
     absent = _render(helm, {"userRoles": {"create": False}}, tmp_path)
     names = {d["metadata"]["name"] for d in _find(absent, "ClusterRole")}
-    assert names == {full, f"{full}-discovery"}
+    assert names == {full, f"{full}-discovery", f"{full}-resources"}
     assert not [d for d in absent if set(d["metadata"]["labels"]) & set(AGGREGATE)]
     # Independent of the operator's own RBAC.
     only_users = _render(helm, {"rbac": {"create": False}}, tmp_path)
@@ -799,7 +763,7 @@ def _manifests_recipe() -> list[str]:
 
 def test_deploy_manifests_are_rendered_from_the_chart(helm: Helm, tmp_path: Path) -> None:
     """deploy/*.yaml is exactly what the Makefile's `manifests` target renders now."""
-    variables = _make_vars()
+    variables = make_vars()
     commands = _manifests_recipe()
     assert any(c.startswith("cp crds/*.yaml $(CHART)/crds/") for c in commands)  # checked above
     rendered = {}
@@ -863,35 +827,6 @@ def _release_values(fakes: FakesInThread, namespaces: Sequence[str], replicas: i
     }
 
 
-@dataclass
-class Release:
-    name: str
-    namespace: str
-    values: dict[str, Any]
-    values_path: Path
-    install_output: str
-
-    @property
-    def fullname(self) -> str:
-        return self.name if CHART_NAME in self.name else f"{self.name}-{CHART_NAME}"
-
-
-def _install(helm: Helm, cp: ControlPlane, name: str, values: dict[str, Any], workdir: Path) -> Release:
-    path = workdir / f"{name}-values.yaml"
-    path.write_text(yaml.safe_dump(values), encoding="utf-8")
-    result = helm.run(
-        "install",
-        name,
-        str(CHART),
-        "--namespace",
-        RELEASE_NS,
-        "-f",
-        str(path),
-        kubeconfig=cp.admin_kubeconfig,
-    )
-    return Release(name, RELEASE_NS, values, path, result.stdout)
-
-
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[FakesInThread]:
     with FakesInThread(admin_password=ADMIN_PW, pivot_token=TOKEN, credential_iterations=1000) as f:
@@ -918,8 +853,13 @@ def release(
     helm: Helm, cluster_ready: ControlPlane, fakes: FakesInThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Release]:
     cp = cluster_ready
-    rel = _install(
-        helm, cp, RELEASE, _release_values(fakes, [WATCH_NS], 1), tmp_path_factory.mktemp("release")
+    rel = install_release(
+        helm,
+        cp,
+        RELEASE,
+        _release_values(fakes, [WATCH_NS], 1),
+        tmp_path_factory.mktemp("release"),
+        namespace=RELEASE_NS,
     )
     yield rel
     helm.run(
@@ -931,24 +871,6 @@ def release(
         kubeconfig=cp.admin_kubeconfig,
         check=False,
     )
-
-
-def _sa_kubeconfig(cp: ControlPlane, sa: str, namespace: str, path: Path) -> Path:
-    """A kubeconfig for the ServiceAccount: a TokenRequest token, the admin kubeconfig's server and CA."""
-    token = cp.kubectl("create", "token", sa, "-n", namespace, "--duration=2h").stdout.strip()
-    admin = yaml.safe_load(cp.admin_kubeconfig.read_text())
-    user = f"system:serviceaccount:{namespace}:{sa}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": user}}],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 def _can(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str | None) -> bool:
@@ -992,9 +914,11 @@ def test_install_creates_the_rendered_objects(
             ("ServiceAccount", RELEASE_NS, full),
             ("ConfigMap", RELEASE_NS, f"{full}-config"),
             ("ClusterRole", None, full),
+            ("ClusterRole", None, f"{full}-resources"),
             ("ClusterRole", None, f"{full}-discovery"),
             ("ClusterRole", None, f"{full}-view"),
             ("ClusterRole", None, f"{full}-edit"),
+            ("ClusterRoleBinding", None, f"{full}-resources"),
             ("ClusterRoleBinding", None, f"{full}-discovery"),
             ("RoleBinding", RELEASE_NS, full),
             ("RoleBinding", WATCH_NS, full),
@@ -1014,7 +938,7 @@ def test_install_creates_the_rendered_objects(
         elif kind in ("RoleBinding", "ClusterRoleBinding"):
             assert (live["roleRef"], live["subjects"]) == (doc["roleRef"], doc["subjects"])
         elif kind == "Deployment":
-            want, got = _container(doc), _container(live)
+            want, got = operator_container(doc), operator_container(live)
             assert got["args"] == want["args"]
             assert got["image"] == want["image"]
             assert got["securityContext"] == want["securityContext"]
@@ -1037,7 +961,7 @@ def test_install_creates_the_rendered_objects(
     assert deployment["spec"]["replicas"] == 1
 
     # The RBAC works as intended for the chart's own ServiceAccount: namespaced, nothing more.
-    kubeconfig = _sa_kubeconfig(cp, full, RELEASE_NS, tmp_path / "sa.kubeconfig")
+    kubeconfig = sa_kubeconfig(cp, full, RELEASE_NS, tmp_path / "sa.kubeconfig")
     allowed = [
         ("list", "druidusers.druidaccess.io", WATCH_NS),
         ("watch", "druidconnections.druidaccess.io", WATCH_NS),
@@ -1047,11 +971,15 @@ def test_install_creates_the_rendered_objects(
         ("get", "secrets", RELEASE_NS),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("list", "namespaces", None),
+        # Its own kinds everywhere, so that a namespace's deletion cannot strand their finalizers
+        # (it watches only its namespaces all the same); Secrets and Events only where bound.
+        ("list", "druidusers.druidaccess.io", "default"),
+        ("patch", "druidusers.druidaccess.io", HA_NS),
     ]
     denied = [
-        ("list", "druidusers.druidaccess.io", "default"),
-        ("list", "druidusers.druidaccess.io", HA_NS),
         ("get", "secrets", "default"),
+        ("list", "secrets", HA_NS),
+        ("create", "events", "default"),
         ("update", "secrets", WATCH_NS),
         ("delete", "secrets", WATCH_NS),
         ("delete", "druidusers.druidaccess.io", WATCH_NS),
@@ -1095,6 +1023,8 @@ USERS_NS = "helm-users"
 OTHER_NS = "helm-users-other"
 EDITOR = "edna@users.test"
 VIEWER = "vick@users.test"
+AGG_NS = "helm-users-builtin"
+AGG_EDITOR = "ada@users.test"
 
 # (verb, resource, subresource, namespace); namespace None: across all namespaces.
 Check = tuple[str, str, str, str | None]
@@ -1156,11 +1086,8 @@ def _user_binding(name: str, namespace: str, role: str, user: str) -> dict[str, 
 
 
 def test_user_roles_bound_in_a_namespace(release: Release, controlplane: ControlPlane) -> None:
-    """The chart's edit and view ClusterRoles, bound to a user by a RoleBinding in one namespace.
-
-    Aggregation into the built-in view/edit/admin roles is done by kube-controller-manager,
-    which the local control plane does not run: only the labels are checked (live here, and in
-    the rendered manifests above), not that the built-in roles picked the rules up."""
+    """The chart's edit and view ClusterRoles, bound to a user by a RoleBinding in one namespace
+    (their aggregation into the built-in roles: the next test)."""
     cp = controlplane
     full = release.fullname
     aggregation = {}
@@ -1212,9 +1139,47 @@ def test_user_roles_bound_in_a_namespace(release: Release, controlplane: Control
                 "--ignore-not-found",
                 check=False,
             )
-        # No namespace controller runs here: deleted namespaces stay Terminating, empty.
         for ns in (USERS_NS, OTHER_NS):
             cp.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_user_roles_aggregate_into_the_built_in_roles(release: Release, controlplane: ControlPlane) -> None:
+    """kube-controller-manager's aggregation copies the chart's rules into view, edit and admin,
+    so a namespace's existing editors and viewers can use the four kinds with no new binding."""
+    cp = controlplane
+    kinds = set(KINDS)
+
+    def granted(role: str) -> dict[str, set[str]]:
+        rules = kubectl_json(cp, "get", "clusterrole", role).get("rules") or []
+        out: dict[str, set[str]] = {}
+        for rule in rules:
+            if GROUP in rule.get("apiGroups", []):
+                for resource in rule.get("resources", []):
+                    out.setdefault(resource, set()).update(rule.get("verbs", []))
+        return out
+
+    wait_for(
+        lambda: all(kinds <= set(granted(role)) for role in ("view", "edit", "admin")),
+        timeout=30,
+        what="the built-in roles to aggregate the chart's rules",
+    )
+    for role, expected in (("view", READ), ("edit", READ | WRITE), ("admin", READ | WRITE)):
+        verbs = granted(role)
+        assert all(verbs[kind] == set(expected) for kind in kinds), (role, verbs)
+    # Bound as usual, the built-in edit role now lets a namespace's editor create the four kinds.
+    _ensure_namespace(cp, AGG_NS)
+    binding = _user_binding("dao-test-builtin-edit", AGG_NS, "edit", AGG_EDITOR)
+    binding["roleRef"]["name"] = "edit"
+    apply(cp, binding)
+    try:
+        wait_for(
+            lambda: _can_i_as(cp, AGG_EDITOR, "create", f"druidusers.{GROUP}", AGG_NS),
+            timeout=30,
+            what="the built-in edit role to allow druidusers",
+        )
+        assert not _can_i_as(cp, AGG_EDITOR, "patch", f"druidusers.{GROUP}", AGG_NS, "--subresource=status")
+    finally:
+        cp.kubectl("delete", "namespace", AGG_NS, "--wait=false", check=False)
 
 
 def _check_editor(cp: ControlPlane) -> None:
@@ -1255,133 +1220,6 @@ def _check_viewer(cp: ControlPlane) -> None:
 # --- the operator as the chart runs it -----------------------------------------------------------------
 
 
-def _console_script() -> str:
-    """The image's ENTRYPOINT, ``druid-access``, as installed next to this interpreter."""
-    script = Path(sys.executable).parent / "druid-access"
-    assert script.is_file(), f"{script} missing: install the package (make venv)"
-    return str(script)
-
-
-def _localize(args: Sequence[str], *, config: Path, health_port: int, metrics_port: int) -> list[str]:
-    """The Deployment's args with only what differs outside a pod replaced: the config path (the
-    ConfigMap's mount), the health listen address, and the metrics port (replicas share a host here)."""
-    out: list[str] = []
-    replaced = set()
-    for arg in args:
-        name, _, value = arg.partition("=")
-        if name == "--config":
-            out.append(f"--config={config}")
-        elif name == "--health":
-            path = urllib.parse.urlsplit(value).path
-            out.append(f"--health=http://127.0.0.1:{health_port}{path}")
-        elif name == "--metrics-port":
-            out.append(f"--metrics-port={metrics_port}")
-        else:
-            out.append(arg)
-            continue
-        replaced.add(name)
-    assert replaced == {"--config", "--health", "--metrics-port"}, args
-    return out
-
-
-@dataclass
-class ChartOperator:
-    """``druid-access <the Deployment's args>`` as a subprocess under the chart's ServiceAccount."""
-
-    deployment_args: Sequence[str]
-    config_text: str
-    kubeconfig: Path
-    workdir: Path
-    pod_namespace: str
-    health_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
-    _process: subprocess.Popen[bytes] | None = None
-    _log: Any = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "operator.log"
-
-    @property
-    def command(self) -> list[str]:
-        args = _localize(
-            self.deployment_args,
-            config=self.workdir / "config.yaml",
-            health_port=self.health_port,
-            metrics_port=self.metrics_port,
-        )
-        return [_console_script(), *args]
-
-    def start(self, *, timeout: float = 60.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "config.yaml").write_text(self.config_text, encoding="utf-8")
-        # The Deployment's env (POD_NAMESPACE from the downward API) and the pod's credentials.
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "POD_NAMESPACE": self.pod_namespace}
-        self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        try:
-            wait_for(self._healthy, timeout=timeout, what="the operator's health endpoint")
-        except BaseException:
-            self.kill()
-            raise
-
-    def _healthy(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(f"operator exited with {self._process.returncode}:\n{self.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
-            ) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def stop(self, *, timeout: float = 30.0) -> int | None:
-        process, self._process = self._process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-        return process.returncode
-
-    def kill(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
-    def priority(self) -> int:
-        match = wait_for(
-            lambda: re.search(r"peering '[^']+' with priority (\d+)", self.log()),
-            timeout=10,
-            what="the priority",
-        )
-        return int(match.group(1))
-
-
-def _read_back(cp: ControlPlane, rel: Release) -> tuple[list[str], str]:
-    """The Deployment's container args and the ConfigMap's config.yaml, as stored in the cluster."""
-    deployment = kubectl_json(cp, "get", "deployment", rel.fullname, "-n", rel.namespace)
-    cm = kubectl_json(cp, "get", "configmap", f"{rel.fullname}-config", "-n", rel.namespace)
-    return list(_container(deployment)["args"]), str(cm["data"]["config.yaml"])
-
-
 def _doc(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/v1alpha1",
@@ -1407,11 +1245,11 @@ def test_chart_rbac_carries_the_whole_lifecycle(
     release: Release, controlplane: ControlPlane, fakes: FakesInThread, tmp_path: Path
 ) -> None:
     cp = controlplane
-    args, config_text = _read_back(cp, release)
+    args, config_text = read_back(cp, release)
     operator = ChartOperator(
         deployment_args=args,
         config_text=config_text,
-        kubeconfig=_sa_kubeconfig(cp, release.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig"),
+        kubeconfig=sa_kubeconfig(cp, release.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig"),
         workdir=tmp_path / "operator",
         pod_namespace=RELEASE_NS,
     )
@@ -1542,7 +1380,14 @@ def ha_release(
     helm: Helm, cluster_ready: ControlPlane, fakes: FakesInThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Release]:
     cp = cluster_ready
-    rel = _install(helm, cp, HA_RELEASE, _release_values(fakes, [HA_NS], 2), tmp_path_factory.mktemp("ha"))
+    rel = install_release(
+        helm,
+        cp,
+        HA_RELEASE,
+        _release_values(fakes, [HA_NS], 2),
+        tmp_path_factory.mktemp("ha"),
+        namespace=RELEASE_NS,
+    )
     yield rel
     helm.run(
         "uninstall",
@@ -1580,9 +1425,9 @@ def test_two_replicas_one_active_then_failover(
     for crd in ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{crd}")
     cp.kubectl("get", "kopfpeering", rel.fullname, "-n", HA_NS)
-    args, config_text = _read_back(cp, rel)
+    args, config_text = read_back(cp, rel)
     assert f"--peering={rel.fullname}" in args
-    kubeconfig = _sa_kubeconfig(cp, rel.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig")
+    kubeconfig = sa_kubeconfig(cp, rel.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig")
     assert _can(cp, kubeconfig, "patch", "kopfpeerings.kopf.dev", HA_NS)
 
     replicas = [
@@ -1693,7 +1538,7 @@ def test_uninstall_leaves_no_operator_objects(
     before = cp.kubectl(
         "get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name"
     ).stdout.split()
-    assert len(before) == 5  # the main, discovery, view and edit roles, the discovery binding
+    assert len(before) == 7  # the main, resources, discovery, view and edit roles, two bindings
     helm.run(
         "uninstall", RELEASE, "-n", RELEASE_NS, "--wait", "--timeout=60s", kubeconfig=cp.admin_kubeconfig
     )

@@ -1,17 +1,20 @@
-"""A real local Kubernetes control plane (etcd + kube-apiserver) for end-to-end tests, without Docker.
+"""A real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for e2e tests.
 
 The binaries are built from Go modules by ``make controlplane`` (``hack/build-controlplane.sh``) into
 ``$DRUID_ACCESS_CACHE/controlplane/<key>/bin``; ``find_binaries`` locates them. ``ControlPlane`` starts
-etcd and kube-apiserver on free 127.0.0.1 ports inside one directory that holds everything: etcd data,
-certificates, the service-account key pair, the token file, both process logs and two kubeconfigs:
+etcd, kube-apiserver and kube-controller-manager on free 127.0.0.1 ports inside one directory that holds
+everything: etcd data, certificates, the service-account key pair, the token file, the process logs and
+two kubeconfigs:
 
 - ``admin.kubeconfig``: user ``admin`` in ``system:masters`` (bypasses RBAC);
 - ``operator.kubeconfig``: the operator's ServiceAccount identity
   (``system:serviceaccount:druid-access:druid-access-operator`` and its groups), so RBAC bound to that
   ServiceAccount applies exactly as it would to the operator's pod in a real cluster.
 
-There is no controller-manager, scheduler or kubelet: objects are stored and served, RBAC and admission
-apply, but nothing reconciles built-in kinds (e.g. a deleted namespace stays ``Terminating``).
+kube-controller-manager runs only ``CONTROLLERS``: the namespace controller (a deleted namespace is
+emptied, then removed), the garbage collector (objects whose owners are gone are deleted) and the
+ClusterRole aggregation (labelled ClusterRoles join view/edit/admin). There is no scheduler or kubelet:
+pods never run.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ CACHE_ENV = "DRUID_ACCESS_CACHE"
 KUBE_APISERVER_ENV = "DRUID_ACCESS_KUBE_APISERVER"
 ETCD_ENV = "DRUID_ACCESS_ETCD"
 KUBECTL_ENV = "DRUID_ACCESS_KUBECTL"
+KUBE_CONTROLLER_MANAGER_ENV = "DRUID_ACCESS_KUBE_CONTROLLER_MANAGER"
+
+# What a cluster does after deletions, and the aggregation of ClusterRoles into view/edit/admin;
+# nothing that needs nodes, clouds or certificates.
+CONTROLLERS = ("namespace-controller", "garbage-collector-controller", "clusterrole-aggregation-controller")
 
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters",)
@@ -77,11 +85,12 @@ class KubectlError(subprocess.CalledProcessError):
 
 @dataclass(frozen=True)
 class Binaries:
-    """Paths of the three executables the control plane needs."""
+    """Paths of the executables the control plane needs."""
 
     kube_apiserver: Path
     etcd: Path
     kubectl: Path
+    kube_controller_manager: Path
 
 
 def cache_dir() -> Path:
@@ -103,17 +112,24 @@ def _newest_cached_bin_dir() -> Path | None:
         entry / "bin"
         for entry in root.iterdir()
         if not entry.name.startswith(".")
-        and _is_executable(entry / "bin" / "kube-apiserver")
-        and _is_executable(entry / "bin" / "etcd")
+        and all(
+            _is_executable(entry / "bin" / name)
+            for name in ("kube-apiserver", "etcd", "kube-controller-manager")
+        )
     ]
     return max(complete, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def find_binaries() -> Binaries:
-    """Locate kube-apiserver, etcd and kubectl: env overrides, then the build cache, then PATH (kubectl)."""
+    """Locate the binaries: env overrides, then the build cache, then PATH (kubectl)."""
     bin_dir = _newest_cached_bin_dir()
     found: dict[str, Path | None] = {}
-    for name, env in (("kube-apiserver", KUBE_APISERVER_ENV), ("etcd", ETCD_ENV), ("kubectl", KUBECTL_ENV)):
+    for name, env in (
+        ("kube-apiserver", KUBE_APISERVER_ENV),
+        ("etcd", ETCD_ENV),
+        ("kubectl", KUBECTL_ENV),
+        ("kube-controller-manager", KUBE_CONTROLLER_MANAGER_ENV),
+    ):
         override = os.environ.get(env)
         if override:
             if not _is_executable(Path(override)):
@@ -130,12 +146,13 @@ def find_binaries() -> Binaries:
         raise ControlPlaneError(
             f"control-plane binaries not found: {', '.join(missing)}; run `make controlplane` "
             f"(builds them into {cache_dir() / 'controlplane'}) or set ${KUBE_APISERVER_ENV}, "
-            f"${ETCD_ENV} and ${KUBECTL_ENV}"
+            f"${ETCD_ENV}, ${KUBECTL_ENV} and ${KUBE_CONTROLLER_MANAGER_ENV}"
         )
     return Binaries(
         kube_apiserver=_required(found["kube-apiserver"]),
         etcd=_required(found["etcd"]),
         kubectl=_required(found["kubectl"]),
+        kube_controller_manager=_required(found["kube-controller-manager"]),
     )
 
 
@@ -251,7 +268,7 @@ def _pem_certificates(text: str) -> list[str]:
 
 
 class ControlPlane(Launched):
-    """etcd + kube-apiserver on 127.0.0.1, with everything in ``directory``.
+    """etcd + kube-apiserver + kube-controller-manager on 127.0.0.1, with everything in ``directory``.
 
     Use as a context manager or call ``start()`` / ``stop()``. ``stop()`` is idempotent and also runs at
     interpreter exit, so an aborted test run does not leave the processes behind.
@@ -261,15 +278,18 @@ class ControlPlane(Launched):
         self.directory = directory.resolve()
         self.binaries = binaries if binaries is not None else find_binaries()
         self.startup_seconds: float | None = None
+        self.controller_manager_startup_seconds: float | None = None
         self.key_method: str | None = None
         self.admin_token = secrets.token_urlsafe(32)
         self.operator_token = secrets.token_urlsafe(32)
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
+        self._controller_manager: subprocess.Popen[bytes] | None = None
         self._logs: list[IO[bytes]] = []
         self._apiserver_port: int | None = None
         self._etcd_client_port: int | None = None
         self._etcd_peer_port: int | None = None
+        self._controller_manager_port: int | None = None
 
     # paths and addresses
 
@@ -299,6 +319,10 @@ class ControlPlane(Launched):
         return self.directory / "etcd.log"
 
     @property
+    def controller_manager_log(self) -> Path:
+        return self.directory / "kube-controller-manager.log"
+
+    @property
     def url(self) -> str:
         if self._apiserver_port is None:
             raise ControlPlaneError("the control plane is not started")
@@ -313,12 +337,18 @@ class ControlPlane(Launched):
     @property
     def ports(self) -> tuple[int, ...]:
         """Every port the processes listen on (empty when not started)."""
-        candidates = (self._apiserver_port, self._etcd_client_port, self._etcd_peer_port)
+        candidates = (
+            self._apiserver_port,
+            self._etcd_client_port,
+            self._etcd_peer_port,
+            self._controller_manager_port,
+        )
         return tuple(port for port in candidates if port is not None)
 
     @property
     def pids(self) -> tuple[int, ...]:
-        return tuple(proc.pid for proc in (self._apiserver, self._etcd) if proc is not None)
+        processes = (self._controller_manager, self._apiserver, self._etcd)
+        return tuple(proc.pid for proc in processes if proc is not None)
 
     # lifecycle
 
@@ -329,24 +359,28 @@ class ControlPlane(Launched):
         atexit.register(self.stop)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._apiserver_port, self._etcd_client_port, self._etcd_peer_port = free_ports(3)
+            ports = free_ports(4)
+            self._apiserver_port, self._etcd_client_port, self._etcd_peer_port = ports[:3]
+            self._controller_manager_port = ports[3]
             self._start_etcd()
             self._write_credentials()
             self._start_apiserver()
             self._write_kubeconfigs()
+            self._start_controller_manager()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
 
     def stop(self) -> None:
-        """Terminate kube-apiserver, then etcd (SIGTERM, bounded wait, SIGKILL). Safe to call twice."""
+        """Terminate the controller manager, kube-apiserver, then etcd (SIGTERM, bounded wait, SIGKILL).
+        Safe to call twice."""
         try:
-            for process in (self._apiserver, self._etcd):
+            for process in (self._controller_manager, self._apiserver, self._etcd):
                 if process is not None:
                     stop_process(process, STOP_TIMEOUT)
         finally:
-            self._apiserver = self._etcd = None
+            self._controller_manager = self._apiserver = self._etcd = None
             for log in self._logs:
                 log.close()
             self._logs.clear()
@@ -357,6 +391,7 @@ class ControlPlane(Launched):
         for name, process, log in (
             ("kube-apiserver", self._apiserver, self.apiserver_log),
             ("etcd", self._etcd, self.etcd_log),
+            ("kube-controller-manager", self._controller_manager, self.controller_manager_log),
         ):
             if process is not None and process.poll() is not None:
                 raise ControlPlaneError(
@@ -467,6 +502,47 @@ class ControlPlane(Launched):
                     f"last lines of {self.apiserver_log}:\n{tail(self.apiserver_log)}"
                 )
             time.sleep(0.2)
+
+    def _start_controller_manager(self) -> None:
+        """The deletion controllers, as the admin identity (system:masters), with health on /healthz."""
+        started = time.monotonic()
+        kubeconfig = str(self.admin_kubeconfig)
+        self._controller_manager = self._spawn(
+            [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self._controller_manager_port}",
+                f"--cert-dir={self.directory / 'controller-manager-certs'}",
+                "--profiling=false",
+            ],
+            self.controller_manager_log,
+        )
+        # /healthz is served to anyone (authorization-always-allow-paths); its certificate is self-signed.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        url = f"https://127.0.0.1:{self._controller_manager_port}/healthz"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:
+                    if response.status == 200:
+                        break
+            except (OSError, ssl.SSLError):
+                pass
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"kube-controller-manager not healthy after {READY_TIMEOUT:.0f} s; last lines of "
+                    f"{self.controller_manager_log}:\n{tail(self.controller_manager_log)}"
+                )
+            time.sleep(0.2)
+        self.controller_manager_startup_seconds = time.monotonic() - started
 
     def _ssl_context(self, serving_cert: Path) -> ssl.SSLContext | None:
         """Trust the CA of the self-signed serving certificate: the file holds the leaf, then the CA."""
