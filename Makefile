@@ -88,6 +88,9 @@ lint: venv
 test: venv controlplane druid ldap helm lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The demo runs the newest Druid only (DRUID=fake: none).
+DEMO_DRUID_VERSION ?= $(lastword $(DRUID_VERSIONS))
 .PHONY: demo
-demo: venv controlplane druid
+demo: venv controlplane
+	$(if $(filter fake,$(DRUID)),,$(MAKE) --no-print-directory druid DRUID_VERSION=$(DEMO_DRUID_VERSION))
 	$(BIN)/python -m druid_access.testing.demo $(if $(KEEP),--keep) --druid $(or $(DRUID),real)

@@ -236,7 +236,7 @@ def run(keep: bool, workdir: Path, druid: str) -> int:
     pivot_token = "demo-token-" + secrets.token_hex(4)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        say("Starting etcd + kube-apiserver (built from Go modules, cached)")
+        say("Starting etcd + kube-apiserver + kube-controller-manager (built from Go modules, cached)")
         cp = stack.enter_context(ControlPlane(workdir / "controlplane"))
         fakes = stack.enter_context(FakesInThread(admin_password=admin_password, pivot_token=pivot_token))
         coordinator = Coordinator(fakes.coordinator.url, admin_password)
