@@ -41,9 +41,11 @@ DEFAULT_RESYNC = 300.0
 class App:
     engine: Engine
     loops: Loops = field(default_factory=Loops)
-    # Namespaces being deleted (from a watch): nothing is reconciled and no Event is posted there,
-    # since the API server refuses new objects in them and their resources are on their way out.
+    # What the namespace watch reported: namespaces being deleted (nothing is reconciled and no Event
+    # is posted there: the API server refuses new objects and their resources are on their way out),
+    # and namespaces seen alive.
     terminating: set[str] = field(default_factory=set)
+    alive: set[str] = field(default_factory=set)
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
         cfg = self.engine.target_config(kind, target or "")
@@ -65,10 +67,10 @@ def _emitter(body: kopf.Body) -> Emit:
 async def _deletion_emitter(app: App, body: kopf.Body) -> Emit:
     """Events as usual, unless the namespace itself is being deleted: the API server refuses
     new objects there, and kopf would log each refused Event as an error and retry it. Asked of
-    the API server when the watch has not said (a deletion handled just after start-up)."""
+    the API server only when the watch has not reported the namespace yet (just after start-up)."""
     namespace = body["metadata"]["namespace"]
     terminating = namespace in app.terminating
-    if not terminating:
+    if not terminating and namespace not in app.alive:
         try:
             terminating = await app.engine.kube.namespace_terminating(namespace)
         except KubeError as error:
@@ -114,10 +116,11 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     def namespace_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         name = body["metadata"]["name"]
-        if type == "DELETED" or not body["metadata"].get("deletionTimestamp"):
-            app.terminating.discard(name)
-        else:
-            app.terminating.add(name)
+        app.terminating.discard(name)
+        app.alive.discard(name)
+        if type == "DELETED":
+            return
+        (app.terminating if body["metadata"].get("deletionTimestamp") else app.alive).add(name)
 
 
 def secret_changed(app: App, namespace: str, name: str) -> None:

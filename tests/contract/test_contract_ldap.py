@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from druid_access.testing.druid import DruidCoordinator
-from druid_access.testing.ldap import Slapd, slapd_available
+from druid_access.testing.ldap import Slapd, ldap_coordinator, slapd_available
 
 pytestmark = pytest.mark.contract
 
@@ -79,19 +79,17 @@ def slapd(druid_version: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def druid(
     druid_version: str, slapd: Slapd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DruidCoordinator]:
-    coordinator = DruidCoordinator(
+    with ldap_coordinator(
         tmp_path_factory.mktemp(f"ldap-contract-druid-{druid_version}"),
+        slapd,
         admin_password=ADMIN_PW,
         version=druid_version,
-        extra_properties=slapd.druid_properties(
-            AUTHN, AUTHZ, credential_verify_seconds=VERIFY_SECONDS, credential_max_seconds=MAX_SECONDS
-        ),
-    )
-    coordinator.start()
-    try:
+        authenticator=AUTHN,
+        authorizer=AUTHZ,
+        credential_verify_seconds=VERIFY_SECONDS,
+        credential_max_seconds=MAX_SECONDS,
+    ) as coordinator:
         yield coordinator
-    finally:
-        coordinator.stop()
 
 
 @pytest.fixture(scope="module")

@@ -244,16 +244,11 @@ class JsonTransport:
             try:
                 # json=None sends no body at all, which is what Druid's body-less POSTs expect.
                 response = await self._client.request(method, url, json=json, auth=auth)
-            except httpx.RemoteProtocolError as exc:
-                if "location header" in str(exc).lower():  # httpx could not parse a redirect's target
-                    self._forget(leader)
-                    raise self._refused(method, clean_path, None, "its Location is not a valid URL") from None
-                self._forget(leader)
-                raise transport_error(
-                    exc, target=self.target, method=method, path=clean_path, secrets=secrets
-                ) from None
             except httpx.RequestError as exc:
                 self._forget(leader)  # the leader went away: ask the configured URL next time
+                if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
+                    # httpx could not parse a redirect's target
+                    raise self._refused(method, clean_path, None, "its Location is not a valid URL") from None
                 raise transport_error(
                     exc, target=self.target, method=method, path=clean_path, secrets=secrets
                 ) from None  # the cause would carry the request object into tracebacks

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from druid_access.testing.druid import DruidCoordinator
 from druid_access.testing.processes import Launched, free_port, spawn, stop_process, tail, write_private
 
 SLAPD = Path("/usr/sbin/slapd")
@@ -589,3 +590,28 @@ access to *
             props[f"{authn}.credentialsValidator.credentialMaxDuration"] = str(credential_max_seconds)
         props.update(extra or {})
         return props
+
+
+def ldap_coordinator(
+    directory: Path,
+    slapd: Slapd,
+    *,
+    admin_password: str,
+    version: str,
+    authenticator: str,
+    authorizer: str,
+    credential_verify_seconds: int,
+    credential_max_seconds: int,
+) -> DruidCoordinator:
+    """A (not yet started) Coordinator with the metadata pair and an LDAP pair against ``slapd``."""
+    return DruidCoordinator(
+        directory,
+        admin_password=admin_password,
+        version=version,
+        extra_properties=slapd.druid_properties(
+            authenticator,
+            authorizer,
+            credential_verify_seconds=credential_verify_seconds,
+            credential_max_seconds=credential_max_seconds,
+        ),
+    )
