@@ -88,6 +88,35 @@ class SecretEvent:
     bookmark: bool = False
 
 
+@dataclass(frozen=True)
+class SecretSelection:
+    """Which Secrets one list and watch receive, chosen by the API server's selectors.
+
+    ``namespace`` None is every namespace; ``name`` narrows to one Secret; ``opted_in``
+    selects on ``ALLOW_LABEL`` (off only for the operator's own credential Secrets).
+    """
+
+    namespace: str | None
+    name: str | None = None
+    opted_in: bool = True
+
+    def selectors(self) -> dict[str, str]:
+        found = {}
+        if self.opted_in:
+            found["label_selector"] = ALLOW_SELECTOR
+        if self.name is not None:
+            found["field_selector"] = f"metadata.name={self.name}"
+        return found
+
+    def covers(self, namespace: str, name: str) -> bool:
+        return self.namespace in (None, namespace) and self.name in (None, name)
+
+    def __str__(self) -> str:
+        what = f"Secret {self.name}" if self.name else "Secrets"
+        where = f"in {self.namespace}" if self.namespace else "in all namespaces"
+        return f"{what} {where}" + (f" labelled {ALLOW_SELECTOR}" if self.opted_in else "")
+
+
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
 
@@ -205,31 +234,32 @@ class Kube:
             raise _error(f"reading Secret {namespace}/{name}", error) from None
         return next((_from_model(item) for item in result.items), None)
 
-    async def list_allowed_secrets(self, namespace: str | None) -> tuple[list[SecretData], str]:
-        """Opted-in Secrets of one namespace (or all) and the list's resourceVersion."""
+    async def list_secrets(self, selection: SecretSelection) -> tuple[list[SecretData], str]:
+        """The Secrets the API server selects and the list's resourceVersion."""
+        selectors = selection.selectors()
         try:
-            if namespace is None:
-                result = await self._core.list_secret_for_all_namespaces(label_selector=ALLOW_SELECTOR)
+            if selection.namespace is None:
+                result = await self._core.list_secret_for_all_namespaces(**selectors)
             else:
-                result = await self._core.list_namespaced_secret(namespace, label_selector=ALLOW_SELECTOR)
+                result = await self._core.list_namespaced_secret(selection.namespace, **selectors)
         except ApiException as error:
-            raise _error(f"listing Secrets labelled {ALLOW_SELECTOR}", error) from None
+            raise _error(f"listing {selection}", error) from None
         return [_from_model(item) for item in result.items], result.metadata.resource_version
 
-    async def watch_allowed_secrets(
-        self, namespace: str | None, resource_version: str, timeout_seconds: int
+    async def watch_secrets(
+        self, selection: SecretSelection, resource_version: str, timeout_seconds: int
     ) -> AsyncIterator[SecretEvent]:
-        """Changes of opted-in Secrets after ``resource_version``, until the server ends the watch."""
+        """Changes of the selected Secrets after ``resource_version``, until the server ends the watch."""
         func: Any = self._core.list_secret_for_all_namespaces
         args: tuple[str, ...] = ()
-        if namespace is not None:
-            func, args = self._core.list_namespaced_secret, (namespace,)
+        if selection.namespace is not None:
+            func, args = self._core.list_namespaced_secret, (selection.namespace,)
         watcher = k8s_watch.Watch()
         try:
             async for event in watcher.stream(
                 func,
                 *args,
-                label_selector=ALLOW_SELECTOR,
+                **selection.selectors(),
                 resource_version=resource_version,
                 timeout_seconds=timeout_seconds,
                 allow_watch_bookmarks=True,
@@ -243,7 +273,7 @@ class Kube:
         except ApiException as error:
             if error.status == 410:
                 raise WatchExpired() from None
-            raise _error(f"watching Secrets labelled {ALLOW_SELECTOR}", error) from None
+            raise _error(f"watching {selection}", error) from None
         finally:
             await watcher.close()
 

@@ -8,6 +8,7 @@ module so both sides hash exactly alike.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -80,3 +81,34 @@ def verify_password(password: str, credentials: StoredCredentials) -> bool:
     except (binascii.Error, ValueError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+class Verdicts:
+    """``verify_password`` remembered: PBKDF2 runs once per stored record and password.
+
+    A resync finds the same salt, hash and iterations and the same Secret value, so the
+    verdict is looked up instead of spending 10,000 iterations again; a new password on
+    either side is a new key. The password enters the key only as an HMAC under a key drawn
+    at start-up, so the table holds no password and no unsalted hash of one. A computation
+    runs in a worker thread (hashlib releases the GIL), never on the event loop.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._key = secrets.token_bytes(32)
+        self._seen: dict[tuple[StoredCredentials, bytes], bool] = {}
+        self.computed = 0  # PBKDF2 runs, for tests and metrics
+
+    def _fingerprint(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
+
+    async def verify(self, password: str, credentials: StoredCredentials) -> bool:
+        key = (credentials, self._fingerprint(password))
+        verdict = self._seen.get(key)
+        if verdict is None:
+            verdict = await asyncio.to_thread(verify_password, password, credentials)
+            self.computed += 1
+            if len(self._seen) >= self._capacity:
+                del self._seen[next(iter(self._seen))]  # the oldest entry
+            self._seen[key] = verdict
+        return verdict

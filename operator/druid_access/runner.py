@@ -82,7 +82,10 @@ async def run(
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         f"peering {peering!r} with priority {priority}" if peering else "standalone",
     )
-    watch = asyncio.create_task(secrets_store.run(lambda ns, name: secret_changed(app, ns, name)))
+    watch = asyncio.gather(
+        secrets_store.run(lambda ns, name: secret_changed(app, ns, name)),
+        targets.credentials.run(lambda ns, name: log.debug("credential Secret %s/%s read", ns, name)),
+    )
     try:
         await kopf.operator(
             registry=registry,

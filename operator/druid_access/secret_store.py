@@ -10,6 +10,10 @@ that has not opted in (SecretNotAllowed).
 
 The watch also wakes the resources that read a Secret when it changes, appears, or leaves
 the selection (deleted or unlabelled).
+
+``CredentialStore`` keeps the operator's own credential Secrets (each cluster's adminSecret,
+each Pivot's tokenSecret) the same way, watched by name in the operator's namespace, so a
+reconcile never reads them from the API server.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from druid_access.kube import ALLOW_LABEL, Kube, SecretData, SecretEvent, SecretNotAllowed, WatchExpired
+from druid_access.kube import Kube, SecretData, SecretEvent, SecretNotAllowed, SecretSelection, WatchExpired
 
 log = logging.getLogger("druid_access.secrets")
 
@@ -64,10 +68,10 @@ class SecretStore:
             return None
         raise SecretNotAllowed(namespace, name)
 
-    def _scopes(self) -> list[str | None]:
+    def _selections(self) -> list[SecretSelection]:
         if self.namespaces is None or any(_is_glob(ns) for ns in self.namespaces):
-            return [None]
-        return list(self.namespaces)
+            return [SecretSelection(None)]
+        return [SecretSelection(ns) for ns in self.namespaces]
 
     def _watched(self, namespace: str) -> bool:
         if self.namespaces is None:
@@ -75,17 +79,17 @@ class SecretStore:
         return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces)
 
     async def run(self, on_change: OnChange) -> None:
-        """Watch every scope until cancelled; each scope lists again after an error or expiry."""
-        await asyncio.gather(*(self._watch(scope, on_change) for scope in self._scopes()))
+        """Watch every selection until cancelled; each lists again after an error or expiry."""
+        await asyncio.gather(*(self._watch(selection, on_change) for selection in self._selections()))
 
-    async def _watch(self, scope: str | None, on_change: OnChange) -> None:
+    async def _watch(self, scope: SecretSelection, on_change: OnChange) -> None:
         failures = 0
         while True:
             try:
-                items, version = await self.kube.list_allowed_secrets(scope)
+                items, version = await self.kube.list_secrets(scope)
                 self._replace(scope, [s for s in items if self._watched(s.namespace)], on_change)
                 while True:
-                    async for event in self.kube.watch_allowed_secrets(scope, version, WATCH_SECONDS):
+                    async for event in self.kube.watch_secrets(scope, version, WATCH_SECONDS):
                         version = event.secret.resource_version or version
                         if event.bookmark or not self._watched(event.secret.namespace):
                             continue
@@ -95,12 +99,7 @@ class SecretStore:
                 failures += 1  # list again, after a pause if it keeps happening
             except Exception as error:  # the API server restarting must not end the watch
                 failures += 1
-                log.warning(
-                    "watching Secrets labelled %s=true in %s failed (%s); listing again",
-                    ALLOW_LABEL,
-                    scope or "all namespaces",
-                    type(error).__name__,
-                )
+                log.warning("watching %s failed (%s); listing again", scope, type(error).__name__)
             # Until the next list succeeds, reads bypass the cache: it may be stale.
             self._forget(scope)
             await asyncio.sleep(random.uniform(0.5, 1.0) * min(RETRY_CAP, 2.0 ** (failures - 1)))
@@ -114,14 +113,14 @@ class SecretStore:
             self._cache[key] = secret
         on_change(*key)
 
-    def _forget(self, scope: str | None) -> None:
-        for key in [key for key in self._cache if scope is None or key[0] == scope]:
+    def _forget(self, scope: SecretSelection) -> None:
+        for key in [key for key in self._cache if scope.covers(*key)]:
             del self._cache[key]
 
-    def _replace(self, scope: str | None, items: Sequence[SecretData], on_change: OnChange) -> None:
-        """Take a fresh list as the truth for the scope; wake for whatever differs."""
+    def _replace(self, scope: SecretSelection, items: Sequence[SecretData], on_change: OnChange) -> None:
+        """Take a fresh list as the truth for the selection; wake for whatever differs."""
         fresh = {(s.namespace, s.name): s for s in items}
-        stale = [key for key in self._cache if scope is None or key[0] == scope]
+        stale = [key for key in self._cache if scope.covers(*key)]
         for key in stale:
             if key not in fresh:
                 del self._cache[key]
@@ -135,3 +134,22 @@ class SecretStore:
 
 def _is_glob(namespace: str) -> bool:
     return any(char in namespace for char in "*?[")
+
+
+@dataclass
+class CredentialStore(SecretStore):
+    """The operator's credential Secrets ``names``, in its own namespace, watched by name.
+
+    They carry no opt-in label (they are the operator's, not a tenant's). Until the watch
+    has listed a Secret, or after it failed, a read goes to the API server.
+    """
+
+    names: Sequence[str] = ()
+
+    def _selections(self) -> list[SecretSelection]:
+        namespace = (self.namespaces or [""])[0]
+        return [SecretSelection(namespace, name, opted_in=False) for name in sorted(set(self.names))]
+
+    async def get(self, namespace: str, name: str) -> SecretData | None:
+        cached = self._cache.get((namespace, name))
+        return cached if cached is not None else await self.kube.read_secret(namespace, name)

@@ -1,5 +1,6 @@
 """Clients for the configured targets, built from their credential Secrets and cached.
 
+The credential Secrets are kept by a watch (``CredentialStore``), not read per reconcile.
 A client is rebuilt when its Secret's resourceVersion or its CA bundle file changes, so
 rotating the operator's own Druid password or Pivot token, or a CA (a mounted Secret is
 updated in place), needs no restart. Writes to one Druid cluster are
@@ -23,8 +24,9 @@ from druid_access.clients import (
     PivotClient,
 )
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
-from druid_access.kube import Kube, SecretMissing
+from druid_access.kube import Kube, SecretData, SecretMissing
 from druid_access.resources.base import DruidRemote
+from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")
 
@@ -42,6 +44,18 @@ class Targets:
     _druid: dict[str, _Cached[DruidRemote]] = field(default_factory=dict)
     _pivot: dict[str, _Cached[PivotClient]] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    credentials: CredentialStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [c.admin_secret.name for c in self.config.clusters.values()]
+        names += [p.token_secret.name for p in self.config.pivots.values()]
+        self.credentials = CredentialStore(self.kube, [self.config.namespace], names=names)
+
+    async def _secret(self, name: str) -> SecretData:
+        secret = await self.credentials.get(self.config.namespace, name)
+        if secret is None:
+            raise SecretMissing(self.config.namespace, name)
+        return secret
 
     def cluster_config(self, name: str) -> ClusterConfig | None:
         return self.config.clusters.get(name)
@@ -55,9 +69,7 @@ class Targets:
     async def druid(self, name: str) -> DruidRemote:
         cfg = self.config.clusters[name]
         ref = cfg.admin_secret
-        secret = await self.kube.read_secret(self.config.namespace, ref.name)
-        if secret is None:
-            raise SecretMissing(self.config.namespace, ref.name)
+        secret = await self._secret(ref.name)
         version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
         cached = self._druid.get(name)
         if cached is not None and cached.version == version:
@@ -80,9 +92,7 @@ class Targets:
     async def pivot(self, name: str) -> PivotClient:
         cfg = self.config.pivots[name]
         ref = cfg.token_secret
-        secret = await self.kube.read_secret(self.config.namespace, ref.name)
-        if secret is None:
-            raise SecretMissing(self.config.namespace, ref.name)
+        secret = await self._secret(ref.name)
         version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
         cached = self._pivot.get(name)
         if cached is not None and cached.version == version:

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pytest
 
 from druid_access.kube import ALLOW_LABEL, Kube, SecretNotAllowed
-from druid_access.secret_store import SecretStore
+from druid_access.secret_store import CredentialStore, SecretStore
 from druid_access.testing.controlplane import ControlPlane
-from druid_access.testing.environment import apply, install, secret
+from druid_access.testing.environment import ADMIN_SECRET, OPERATOR_NAMESPACE, apply, install, secret
 
 NS = "secret-optin"
 OTHER = "secret-optin-other"
@@ -186,3 +186,37 @@ async def test_namespace_globs_watch_cluster_wide_and_keep_only_matching_namespa
         plane.kubectl("delete", "secret", "glob-in", "-n", NS, check=False)
         plane.kubectl("delete", "secret", "glob-out", "-n", OTHER, check=False)
     assert_never_sent_unselected(recorder)
+
+
+async def test_credential_secrets_are_watched_by_name_and_read_from_the_cache(
+    plane: ControlPlane, kube: tuple[Kube, Recorder]
+) -> None:
+    """The operator's own credential Secret is listed and watched by name (no other Secret of its
+    namespace is received), then every read comes from the cache, and a rotation arrives."""
+    client, recorder = kube
+    admin = secret(ADMIN_SECRET, {"username": "admin", "password": "first"}, OPERATOR_NAMESPACE)
+    apply(plane, [admin, secret("bystander", {"password": CANARY}, OPERATOR_NAMESPACE, allow=False)])
+    store = CredentialStore(client, [OPERATOR_NAMESPACE], names=[ADMIN_SECRET])
+    task = asyncio.create_task(store.run(lambda ns, name: None))
+    try:
+        await _until(lambda: (OPERATOR_NAMESPACE, ADMIN_SECRET) in store._cache, "the credential Secret")
+        assert (OPERATOR_NAMESPACE, "bystander") not in store._cache
+        sent = len(recorder.requests)
+        for _ in range(100):
+            got = await store.get(OPERATOR_NAMESPACE, ADMIN_SECRET)
+            assert got is not None and got.values["password"].get_secret_value() == "first"
+        assert len(recorder.requests) == sent, "a cached credential was read from the API server"
+
+        apply(plane, secret(ADMIN_SECRET, {"username": "admin", "password": "second"}, OPERATOR_NAMESPACE))
+
+        def rotated() -> bool:
+            cached = store._cache.get((OPERATOR_NAMESPACE, ADMIN_SECRET))
+            return cached is not None and cached.values["password"].get_secret_value() == "second"
+
+        await _until(rotated, "the rotated credential")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        plane.kubectl("delete", "secret", "bystander", "-n", OPERATOR_NAMESPACE, check=False)
+    secrets = [r for r in recorder.requests if "/secrets" in r.path]
+    assert secrets and all(r.query.get("fieldSelector") == [f"metadata.name={ADMIN_SECRET}"] for r in secrets)

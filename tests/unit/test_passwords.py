@@ -18,6 +18,7 @@ from druid_access.passwords import (
     KEY_LENGTH,
     SALT_LENGTH,
     StoredCredentials,
+    Verdicts,
     hash_password,
     verify_password,
 )
@@ -126,3 +127,28 @@ def test_credentials_are_immutable() -> None:
     stored = hash_password("pw", iterations=1)
     with pytest.raises(AttributeError):
         stored.iterations = 2  # type: ignore[misc]
+
+
+async def test_verdicts_hash_once_per_record_and_password() -> None:
+    verdicts = Verdicts()
+    stored = hash_password("right", iterations=1000)
+    assert await verdicts.verify("right", stored)
+    assert await verdicts.verify("right", stored)
+    assert not await verdicts.verify("wrong", stored)
+    assert not await verdicts.verify("wrong", stored)
+    assert verdicts.computed == 2
+    # A password set again (new salt) is a new record: checked again.
+    again = hash_password("right", iterations=1000)
+    assert await verdicts.verify("right", again)
+    assert verdicts.computed == 3
+
+
+async def test_verdicts_are_bounded_and_hold_no_password() -> None:
+    verdicts = Verdicts(capacity=2)
+    records = [hash_password("pw", iterations=1) for _ in range(3)]
+    for record in records:
+        assert await verdicts.verify("pw", record)
+    assert len(verdicts._seen) == 2
+    assert await verdicts.verify("pw", records[0])  # evicted, so computed again
+    assert verdicts.computed == 4
+    assert all(b"pw" not in fingerprint for _, fingerprint in verdicts._seen)

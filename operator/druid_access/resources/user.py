@@ -1,10 +1,10 @@
 """DruidUser: an authenticator user with credentials and an authorizer user with roles.
 
 Druid keeps the two in independent stores, so a user with a password exists
-in both and one without (LDAP) only in the authorizer. Role assignment is not idempotent
-(§0.8): the plan assigns exactly the missing roles and removes exactly the extra ones.
-The password is compared locally by PBKDF2 over Druid's stored salt (§3), so a correct
-credential is never rewritten.
+in both and one without (LDAP) only in the authorizer. Assigning a role twice is an error,
+so the plan assigns exactly the missing roles and removes exactly the extra ones. The
+password is compared locally by PBKDF2 over Druid's stored salt, so a correct credential is
+never rewritten, and each verdict is remembered, so a resync does not hash again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from druid_access.clients import AuthenticatorUser, AuthorizerUser
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import DRUID_USER, DruidUserSpec
-from druid_access.passwords import verify_password
+from druid_access.passwords import Verdicts, verify_password
 from druid_access.resources.base import (
     DruidRemote,
     KindBase,
@@ -45,6 +45,13 @@ class ObservedUser:
     authn: AuthenticatorUser | None
     authz: AuthorizerUser | None
     existing_roles: frozenset[str]
+    # Does the desired password verify against ``authn``'s credentials? Worked out by
+    # ``observe`` (remembered, off the event loop); None: ``plan`` checks it itself.
+    password_matches: bool | None = None
+
+
+# One table for the process: verdicts outlive a pass, and a resync re-checks nothing.
+VERDICTS = Verdicts()
 
 
 @dataclass(frozen=True)
@@ -123,9 +130,7 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
         if observed.authn is None:
             ops += [CreateAuthenticatorUser(name), SetPassword(name, desired.password)]
             drift.append("authenticatorUser")
-        elif observed.authn.credentials is None or not verify_password(
-            desired.password.get_secret_value(), observed.authn.credentials
-        ):
+        elif not _password_matches(desired.password, observed):
             ops.append(SetPassword(name, desired.password))
             drift.append("password")
     current: frozenset[str] = frozenset()
@@ -142,6 +147,14 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
     if observed.authz is not None and (to_add or to_remove):
         drift.append("roles")
     return Plan(ops=tuple(ops), drift=tuple(drift), missing_roles=missing)
+
+
+def _password_matches(password: SecretStr, observed: ObservedUser) -> bool:
+    if observed.authn is None or observed.authn.credentials is None:
+        return False
+    if observed.password_matches is not None:
+        return observed.password_matches
+    return verify_password(password.get_secret_value(), observed.authn.credentials)
 
 
 class UserKind(KindBase[DruidUserSpec]):
@@ -190,13 +203,16 @@ class UserKind(KindBase[DruidUserSpec]):
             authn(),
             absent_as_none(client.get_authorizer_user(remote.authorizer, name), "user"),
         )
+        matches = None
+        if desired.password is not None and authn_user is not None and authn_user.credentials is not None:
+            matches = await VERDICTS.verify(desired.password.get_secret_value(), authn_user.credentials)
         assigned = authz_user.roles if authz_user is not None else frozenset()
         # Druid strips a deleted role from every user, so assigned roles exist: the role list
         # is read only when the user lacks a role it should have (never for a user in sync).
-        if desired.roles <= assigned:
-            return ObservedUser(authn=authn_user, authz=authz_user, existing_roles=assigned)
-        roles = await client.list_roles(remote.authorizer)
-        return ObservedUser(authn=authn_user, authz=authz_user, existing_roles=roles)
+        roles = assigned if desired.roles <= assigned else await client.list_roles(remote.authorizer)
+        return ObservedUser(
+            authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
+        )
 
     def exists(self, observed: ObservedUser) -> bool:
         return observed.authn is not None or observed.authz is not None
