@@ -21,7 +21,15 @@ import kopf
 from druid_access.kube import KubeError
 from druid_access.loops import Loops, ObjectKey, backoff
 from druid_access.models import GROUP, VERSION
-from druid_access.reconcile import AnyKind, Claimant, ClaimLookup, DeletionBlocked, Emit, Engine, admission
+from druid_access.reconcile import (
+    AnyKind,
+    Claimant,
+    ClaimLookup,
+    DeletionBlocked,
+    Emit,
+    Engine,
+    admission,
+)
 from druid_access.resources.base import Claim
 from druid_access.resources.connection import ConnectionKind
 from druid_access.resources.group_mapping import GroupMappingKind
@@ -97,13 +105,23 @@ def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No record of the last handled spec: kopf keeps one (an annotation, one more write per
+    object) only to tell creations from updates for on.create/on.update handlers, and this
+    operator has none (its loops compare the spec with the remote side themselves)."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Keep kopf's bookkeeping under our group and its writes to objects to a minimum."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -159,7 +177,13 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         await _run_loop(app, kind, body, stopped, _lookup(kwargs[index_id]))
 
     @kopf.on.event(*resource, registry=registry)
-    def spec_changed(body: kopf.Body, **_: Any) -> None:
+    def spec_changed(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        if type == "DELETED":
+            # Gone for good, and gone from the claims index (kopf updates indices before it
+            # calls handlers): the next-oldest claimant may own the remote name now.
+            for claimant in _claimants_of(kind, body, _lookup(kwargs[index_id])):
+                app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
+            return
         key = _key(kind, body)
         current = app.loops.loops.get(key)
         if current is not None and current.generation != body["metadata"].get("generation"):
@@ -175,7 +199,9 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         except DeletionBlocked as blocked:
             outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
             await app.engine.write_status(kind, snapshot, outcome, deletion_blocked=blocked.message)
-            raise kopf.TemporaryError(blocked.message, delay=backoff(retry, 60.0)) from None
+            # A target that is down is probed on its own: look again soon, at no cost to it.
+            cap = 10.0 if blocked.reason is Reason.UNREACHABLE else 60.0
+            raise kopf.TemporaryError(blocked.message, delay=backoff(retry, cap)) from None
         log.info(
             "%s %s/%s: %s",
             kind.info.kind,
@@ -183,9 +209,6 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             snapshot["metadata"]["name"],
             done,
         )
-        # The next-oldest claimant (if any) may now own the remote name.
-        for claimant in _claimants_of(kind, snapshot, lookup):
-            app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
 
 
 def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -> list[Claimant]:
@@ -205,6 +228,7 @@ async def _run_loop(
     # We are the only writer of this status: what we last wrote is newer than a live body
     # whose watch event has not arrived yet.
     written: dict[str, Any] | None = None
+    woken = False  # the first pass and every resync observe through the target's snapshot
     try:
         while not stopped:
             snapshot = _snapshot(body)
@@ -217,17 +241,23 @@ async def _run_loop(
                 snapshot["status"] = written
             loop.generation = snapshot["metadata"].get("generation")
             try:
-                result = await app.engine.reconcile(kind, snapshot, lookup, _emitter(body))
+                result = await app.engine.reconcile(kind, snapshot, lookup, _emitter(body), bulk=not woken)
                 app.loops.set_refs(loop, result.refs)
                 written = await app.engine.write_status(kind, snapshot, result.outcome, emit=_emitter(body))
-            except Exception as error:  # a bug or a Kubernetes outage must not end the loop
+            except KubeError as error:  # the status could not be written: the API server is away
+                if loop.attempts == 0:  # once per streak, not once per retry of every object
+                    log.warning("%s %s/%s: %s; retrying with backoff", *key, error)
+                loop.attempts += 1
+                woken = await loop.sleep(backoff(loop.attempts, 60.0), stopped.wait)
+                continue
+            except Exception as error:  # a bug must not end the loop
                 log.error("%s %s/%s: reconcile failed: %s", *key, type(error).__name__)
                 loop.attempts += 1
-                await loop.sleep(backoff(loop.attempts, 60.0), stopped.wait)
+                woken = await loop.sleep(backoff(loop.attempts, 60.0), stopped.wait)
                 continue
             if kind.family == "role" and result.outcome.changes and result.refs.target:
                 app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
             delay = loop.next_delay(result.outcome, app.resync_seconds(kind, result.refs.target))
-            await loop.sleep(delay, stopped.wait)
+            woken = await loop.sleep(delay, stopped.wait)
     finally:
         app.loops.close(key)

@@ -41,8 +41,10 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 class SecretMissing(Exception):
     """A referenced Secret, or a key in it, does not exist."""
 
-    def __init__(self, namespace: str, name: str, key: str | None = None) -> None:
+    def __init__(self, namespace: str, name: str, key: str | None = None, *, not_text: bool = False) -> None:
         what = f"Secret {namespace}/{name}" + (f" has no key {key!r}" if key else " does not exist")
+        if not_text:
+            what = f"the value under key {key!r} of Secret {namespace}/{name} is not UTF-8 text"
         super().__init__(what)
         self.namespace = namespace
         self.name = name
@@ -73,6 +75,15 @@ class SecretData:
     resource_version: str
     values: Mapping[str, SecretStr]
     namespace: str = ""
+    not_text: frozenset[str] = frozenset()  # keys whose values are not UTF-8 text
+
+    def value(self, key: str) -> SecretStr:
+        """The value under ``key``; ``SecretMissing`` says whether it is absent or not text."""
+        if key in self.not_text:
+            raise SecretMissing(self.namespace, self.name, key, not_text=True)
+        if key not in self.values:
+            raise SecretMissing(self.namespace, self.name, key)
+        return self.values[key]
 
 
 @dataclass(frozen=True)
@@ -125,37 +136,50 @@ def generate_password(length: int = GENERATED_LENGTH) -> str:
     return "".join(random_source.choice(_ALPHABET) for _ in range(length))
 
 
-def _decode(data: Mapping[str, str] | None) -> dict[str, SecretStr]:
-    out = {}
+def _decode(data: Mapping[str, str] | None) -> tuple[dict[str, SecretStr], frozenset[str]]:
+    """The values that are text, and the keys of those that are not (binary cannot be a password)."""
+    out, binary = {}, set()
     for key, value in (data or {}).items():
         try:
             out[key] = SecretStr(base64.b64decode(value).decode("utf-8"))
         except (binascii.Error, UnicodeDecodeError):
-            continue  # binary values cannot be passwords; treated as a missing key
-    return out
+            binary.add(key)
+    return out, frozenset(binary)
 
 
 def _secret_data(obj: Mapping[str, Any]) -> SecretData:
     meta = obj.get("metadata") or {}
+    values, binary = _decode(obj.get("data"))
     return SecretData(
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
         resource_version=meta.get("resourceVersion", ""),
-        values=_decode(obj.get("data")),
+        values=values,
+        not_text=binary,
     )
 
 
 def _from_model(secret: Any) -> SecretData:
+    values, binary = _decode(secret.data)
     return SecretData(
         name=secret.metadata.name,
         namespace=secret.metadata.namespace,
         resource_version=secret.metadata.resource_version,
-        values=_decode(secret.data),
+        values=values,
+        not_text=binary,
     )
 
 
 def _error(action: str, error: ApiException) -> KubeError:
     return KubeError(f"{action}: HTTP {error.status} {error.reason}")
+
+
+# The API server gave no answer (restarting, unreachable, too slow): a KubeError like any other.
+_NO_ANSWER = (aiohttp.ClientError, TimeoutError)
+
+
+def _unanswered(action: str, error: BaseException) -> KubeError:
+    return KubeError(f"{action}: no answer from the API server ({type(error).__name__})")
 
 
 class Kube:
@@ -183,6 +207,8 @@ class Kube:
         """Is the namespace being deleted (or gone)? Nothing new, an Event included, can be made there."""
         try:
             found = await self._core.read_namespace(namespace)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading namespace {namespace}", error) from None
         except ApiException as error:
             if error.status == 404:
                 return True
@@ -192,6 +218,8 @@ class Kube:
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -210,6 +238,8 @@ class Kube:
                 auth_settings=["BearerToken"],
                 _preload_content=False,
             )
+        except _NO_ANSWER as error:
+            raise _unanswered(action, error) from None
         except ApiException as error:
             raise _error(action, error) from None
         try:
@@ -230,6 +260,8 @@ class Kube:
             result = await self._core.list_namespaced_secret(
                 namespace, field_selector=f"metadata.name={name}", label_selector=ALLOW_SELECTOR
             )
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
         except ApiException as error:
             raise _error(f"reading Secret {namespace}/{name}", error) from None
         return next((_from_model(item) for item in result.items), None)
@@ -242,6 +274,8 @@ class Kube:
                 result = await self._core.list_secret_for_all_namespaces(**selectors)
             else:
                 result = await self._core.list_namespaced_secret(selection.namespace, **selectors)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"listing {selection}", error) from None
         except ApiException as error:
             raise _error(f"listing {selection}", error) from None
         return [_from_model(item) for item in result.items], result.metadata.resource_version
@@ -270,6 +304,8 @@ class Kube:
                 yield SecretEvent(
                     _secret_data(event["raw_object"]), deleted=kind == "DELETED", bookmark=kind == "BOOKMARK"
                 )
+        except _NO_ANSWER as error:
+            raise _unanswered(f"watching {selection}", error) from None
         except ApiException as error:
             if error.status == 410:
                 raise WatchExpired() from None
@@ -306,6 +342,8 @@ class Kube:
         )
         try:
             created = await self._core.create_namespaced_secret(namespace, body)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
         except ApiException as error:
             if error.status == 409:
                 return None
@@ -328,6 +366,8 @@ class Kube:
                 {"status": dict(status)},
                 _content_type="application/merge-patch+json",
             )
+        except _NO_ANSWER as error:
+            raise _unanswered(f"writing status of {plural}/{namespace}/{name}", error) from None
         except ApiException as error:
             if error.status == 404:
                 return  # deleted meanwhile: nothing left to report on

@@ -41,6 +41,7 @@ class Loop:
     generation: int | None = None
     attempts: int = 0
     refs: Refs = field(default_factory=Refs)
+    live: bool = False  # the pending wake-up brings a change to apply: observe live
 
     def next_delay(self, outcome: Outcome, resync: float) -> float:
         if outcome.reason in RETRYABLE:
@@ -49,8 +50,10 @@ class Loop:
         self.attempts = 0
         return resync_delay(resync)
 
-    async def sleep(self, delay: float, stopped: Callable[[], Awaitable[object]]) -> None:
-        """Sleep until ``delay`` passes, a wake-up arrives, or ``stopped`` completes."""
+    async def sleep(self, delay: float, stopped: Callable[[], Awaitable[object]]) -> bool:
+        """Sleep until ``delay`` passes, a wake-up arrives, or ``stopped`` completes.
+
+        True when woken by a change: the next pass has something to apply, and reads live."""
         waker = asyncio.ensure_future(self.wake_event.wait())
         stopper = asyncio.ensure_future(stopped())
         try:
@@ -58,7 +61,10 @@ class Loop:
         finally:
             waker.cancel()
             stopper.cancel()
+        live = self.wake_event.is_set() and self.live
         self.wake_event.clear()
+        self.live = False
+        return live
 
 
 @dataclass
@@ -68,6 +74,7 @@ class Loops:
     loops: dict[ObjectKey, Loop] = field(default_factory=dict)
     _by_secret: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
     _by_role: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
+    _by_target: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
 
     def open(self, key: ObjectKey) -> Loop:
         loop = self.loops.get(key) or Loop(key)
@@ -86,6 +93,7 @@ class Loops:
         for secret in refs.secrets:
             self._by_secret[(namespace, secret)].add(loop.key)
         if refs.target is not None:
+            self._by_target[(refs.target_type, refs.target)].add(loop.key)
             for role in refs.roles:
                 self._by_role[(refs.target, role)].add(loop.key)
 
@@ -94,13 +102,16 @@ class Loops:
         for secret in loop.refs.secrets:
             self._by_secret.get((namespace, secret), set()).discard(loop.key)
         if loop.refs.target is not None:
+            self._by_target.get((loop.refs.target_type, loop.refs.target), set()).discard(loop.key)
             for role in loop.refs.roles:
                 self._by_role.get((loop.refs.target, role), set()).discard(loop.key)
 
-    def wake(self, key: ObjectKey) -> bool:
+    def wake(self, key: ObjectKey, *, live: bool = True) -> bool:
+        """Run the object's next pass now; ``live``: it has a change to apply (read live)."""
         loop = self.loops.get(key)
         if loop is None:
             return False
+        loop.live = loop.live or live
         loop.wake_event.set()
         return True
 
@@ -111,3 +122,8 @@ class Loops:
     def wake_for_role(self, target: str, role: str) -> int:
         keys = list(self._by_role.get((target, role), ()))
         return sum(self.wake(key) for key in keys)
+
+    def wake_for_target(self, target_type: str, target: str) -> int:
+        """Every object on a target, after its health changed (its snapshot serves them)."""
+        keys = list(self._by_target.get((target_type, target), ()))
+        return sum(self.wake(key, live=False) for key in keys)

@@ -12,6 +12,7 @@ through ``Emit`` and claims arrive through ``ClaimLookup``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from druid_access.clients import (
     Forbidden,
     Invalid,
     NotFound,
+    RateLimited,
     RedirectRefused,
     ServerError,
     Unauthorized,
@@ -85,6 +87,7 @@ class Refs:
     """What a resource depends on, so a change there wakes it up."""
 
     target: str | None = None
+    target_type: str = ""
     secrets: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
 
@@ -123,10 +126,11 @@ class Engine:
             return self.targets.cluster_config(name)
         return self.targets.pivot_config(name)
 
-    async def _remote(self, kind: AnyKind, name: str) -> Any:
+    async def _remote(self, kind: AnyKind, name: str, max_age: float | None = None) -> Any:
+        """The target's remote; with ``max_age``, observing through a snapshot that young."""
         if kind.target_type == "cluster":
-            return await self.targets.druid(name)
-        return await self.targets.pivot(name)
+            return await self.targets.druid_remote(name, max_age=max_age)
+        return await self.targets.pivot_remote(name, max_age=max_age)
 
     async def _resolve(
         self, needs: Sequence[SecretNeed], body: Mapping[str, Any]
@@ -145,22 +149,21 @@ class Engine:
                     log.info("%s: generated a password into Secret %s/%s", _ident(body), namespace, ref.name)
             if secret is None:
                 raise SecretMissing(namespace, ref.name)
-            if ref.key not in secret.values:
-                raise SecretMissing(namespace, ref.name, ref.key)
-            values[(ref.name, ref.key)] = secret.values[ref.key]
+            values[(ref.name, ref.key)] = secret.value(ref.key)
             versions.append(f"{ref.name}@{secret.resource_version}")
         return values, ",".join(sorted(set(versions))) or None
 
     async def reconcile(
-        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit
+        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit, *, bulk: bool = False
     ) -> Result:
+        """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
-            result = await self._reconcile(kind, body, claims, emit)
+            result = await self._reconcile(kind, body, claims, emit, bulk=bulk)
         metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
         return result
 
     async def _reconcile(
-        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit
+        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit, *, bulk: bool
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -172,6 +175,7 @@ class Engine:
         target_name = kind.target_name(spec)
         refs = Refs(
             target=target_name,
+            target_type=kind.target_type,
             secrets=frozenset(n.ref.name for n in kind.secret_needs(spec)),
             roles=kind.role_refs(spec),
         )
@@ -196,6 +200,7 @@ class Engine:
         secret_version: str | None = None
         claimed = False
         applied: list[str] = []
+        remote: Any = None
         try:
             values, secret_version = await self._resolve(kind.secret_needs(spec), body)
             desired = kind.desired(spec, name, values)
@@ -205,8 +210,19 @@ class Engine:
                 secret_version,
             ):
                 return done(Reason.REJECTED, rejected.message, owned=owned or None)
-            remote = await self._remote(kind, target_name)
+            assert target is not None  # admission refused a missing target
+            health = self.targets.health(kind.target_type, target_name)
+            if health.down:
+                return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
+            remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
             observed = await kind.observe(remote, name, desired)
+            health.answered()
+            if remote.view is not None and not _confirms_sync(kind, desired, observed, owned):
+                # The snapshot only ever confirms an object in sync: anything to do (or to
+                # refuse) is decided from a live read of the object, so no write is planned
+                # from data that may be a resync period old.
+                remote = dataclasses.replace(remote, view=None)
+                observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)
             if exists and not owned:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
@@ -247,7 +263,7 @@ class Engine:
                 )
                 owned = claimed = True
             why = "drift on the remote side" if drift else _why(body, secret_version)
-            changes = await self._apply(kind, body, remote, target_name, plan.ops, why, emit, applied)
+            changes = await self._apply(kind, body, remote, target_name, name, plan.ops, why, emit, applied)
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
         except SecretNotAllowed as error:
@@ -258,6 +274,7 @@ class Engine:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
         except ApiError as error:
             reason, message = describe_api_error(error)
+            self._record_health(kind, target_name, error, message)
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
@@ -281,6 +298,14 @@ class Engine:
             return done(Reason.ROLE_NOT_FOUND, f"waiting for role(s) to exist: {missing}", **extra)
         message = "drift corrected" if drift else "in sync"
         return done(Reason.SYNCED, message, **extra)
+
+    def _record_health(self, kind: AnyKind, target: str, error: ApiError, message: str) -> None:
+        """Tell the target's breaker whether the target answered this failed request."""
+        health = self.targets.health(kind.target_type, target)
+        if isinstance(error, Unavailable) and not isinstance(error, CertificateNotTrusted | RateLimited):
+            health.unanswered(message)
+        else:
+            health.answered()  # it answered, if only to refuse
 
     async def _privileged_grants_now(
         self,
@@ -315,6 +340,7 @@ class Engine:
         body: Mapping[str, Any],
         remote: Any,
         target: str,
+        name: str,
         ops: Sequence[Any],
         why: str,
         emit: Emit,
@@ -401,9 +427,13 @@ class Engine:
         owner = _owner(claims(Claim(kind.family, target_name, name)))
         if owner is not None and owner.uid != meta["uid"]:
             return f"released: {kind.family} {name!r} belongs to {owner.namespace}/{owner.name}"
+        health = self.targets.health(kind.target_type, target_name)
+        if health.down:
+            raise DeletionBlocked(Reason.UNREACHABLE, health.message())
         try:
             remote = await self._remote(kind, target_name)
             async with self.targets.write_lock(f"{kind.target_type}/{target_name}"):
+                self.targets.touched(kind.target_type, target_name, kind.family, name, deleted=True)
                 removed = await kind.delete(remote, name)
         except SecretMissing as error:
             raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
@@ -411,7 +441,9 @@ class Engine:
             raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
         except ApiError as error:
             reason, message = describe_api_error(error)
+            self._record_health(kind, target_name, error, message)
             raise DeletionBlocked(reason, message) from None
+        health.answered()
         text = f"deleted {kind.family} {name!r}" if removed else f"{kind.family} {name!r} was already gone"
         log.info("%s: %s (resource deleted)", _ident(body), text)
         if removed:
@@ -492,6 +524,11 @@ def describe_api_error(error: ApiError) -> tuple[Reason, str]:
     return Reason.SERVER_ERROR, f"{target} answered unexpectedly ({error.status}): {error.message}"
 
 
+def _confirms_sync(kind: AnyKind, desired: Any, observed: Any, owned: bool) -> bool:
+    plan = kind.plan(desired, observed)
+    return owned and kind.exists(observed) and not plan.ops and not plan.missing_roles
+
+
 def _owner(claimants: Sequence[Claimant]) -> Claimant | None:
     return min(claimants) if claimants else None
 
@@ -525,8 +562,10 @@ def _why(body: Mapping[str, Any], secret_version: str | None) -> str:
         return "new resource"
     if status.get("observedGeneration") != body["metadata"].get("generation"):
         return f"spec changed (generation {body['metadata'].get('generation')})"
-    if secret_version != status.get("secretVersion"):
+    previous = status.get("secretVersion")
+    if previous is not None and secret_version != previous:
         return "referenced Secret changed"
+    # Never synced with a Secret yet (earlier passes failed): nothing is known to have changed.
     return "converging"
 
 

@@ -53,6 +53,7 @@ async def run(
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
     app = App(Engine(targets, kube, secrets_store))
+    targets.on_health_change = lambda kind, name, up: app.loops.wake_for_target(kind, name)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)

@@ -12,9 +12,10 @@ would fail each other; reads stay concurrent.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from druid_access.clients import (
     AuthenticatorName,
@@ -24,8 +25,10 @@ from druid_access.clients import (
     PivotClient,
 )
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
+from druid_access.health import TargetHealth
 from druid_access.kube import Kube, SecretData, SecretMissing
-from druid_access.resources.base import DruidRemote
+from druid_access.observation import ROLE_LIST, TargetSnapshots, read_druid, read_pivot
+from druid_access.resources.base import DruidRemote, PivotRemote
 from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")
@@ -44,6 +47,10 @@ class Targets:
     _druid: dict[str, _Cached[DruidRemote]] = field(default_factory=dict)
     _pivot: dict[str, _Cached[PivotClient]] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _snapshots: dict[str, TargetSnapshots[Any]] = field(default_factory=dict)
+    _health: dict[str, TargetHealth] = field(default_factory=dict)
+    # Told (target type, name, up?) when a target goes down or comes back.
+    on_health_change: Callable[[str, str, bool], object] = lambda *_: None
     credentials: CredentialStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,13 +81,10 @@ class Targets:
         cached = self._druid.get(name)
         if cached is not None and cached.version == version:
             return cached.client
-        for key in (ref.username_key, ref.password_key):
-            if key not in secret.values:
-                raise SecretMissing(self.config.namespace, ref.name, key)
         client = CoordinatorClient(
             cfg.coordinator_url,
-            username=secret.values[ref.username_key].get_secret_value(),
-            password=secret.values[ref.password_key],
+            username=secret.value(ref.username_key).get_secret_value(),
+            password=secret.value(ref.password_key),
             options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
         )
         remote = DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
@@ -97,17 +101,80 @@ class Targets:
         cached = self._pivot.get(name)
         if cached is not None and cached.version == version:
             return cached.client
-        if ref.key not in secret.values:
-            raise SecretMissing(self.config.namespace, ref.name, ref.key)
         client = PivotClient(
-            cfg.url, token=secret.values[ref.key], options=_options(cfg.timeout_seconds, cfg.ca_bundle)
+            cfg.url, token=secret.value(ref.key), options=_options(cfg.timeout_seconds, cfg.ca_bundle)
         )
         if cached is not None:
             await cached.client.aclose()
         self._pivot[name] = _Cached(version, client)
         return client
 
+    async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
+        """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""
+        remote = await self.druid(name)
+        snapshot = await self.snapshots("cluster", name).get(max_age) if max_age is not None else None
+        return replace(remote, view=self.snapshots("cluster", name).view(snapshot)) if snapshot else remote
+
+    async def pivot_remote(self, name: str, *, max_age: float | None = None) -> PivotRemote:
+        remote = PivotRemote(await self.pivot(name))
+        snapshot = await self.snapshots("pivot", name).get(max_age) if max_age is not None else None
+        return replace(remote, view=self.snapshots("pivot", name).view(snapshot)) if snapshot else remote
+
+    def snapshots(self, target_type: str, name: str) -> TargetSnapshots[Any]:
+        key = f"{target_type}/{name}"
+        found = self._snapshots.get(key)
+        if found is None:
+            if target_type == "cluster":
+                found = TargetSnapshots(f"Druid cluster {name!r}", lambda: self._read_druid(name))
+            else:
+                found = TargetSnapshots(f"Pivot instance {name!r}", lambda: self._read_pivot(name))
+            self._snapshots[key] = found
+        return found
+
+    def health(self, target_type: str, name: str) -> TargetHealth:
+        key = f"{target_type}/{name}"
+        found = self._health.get(key)
+        if found is None:
+            what = f"Druid cluster {name!r}" if target_type == "cluster" else f"Pivot instance {name!r}"
+            found = TargetHealth(
+                what,
+                probe=lambda: self._probe(target_type, name),
+                on_change=lambda up: self.on_health_change(target_type, name, up),
+            )
+            self._health[key] = found
+        return found
+
+    async def _probe(self, target_type: str, name: str) -> None:
+        """One cheap request the target answers when it is up (no object is read or written)."""
+        if target_type == "cluster":
+            await (await self.druid(name)).client.health()
+        else:
+            await (await self.pivot(name)).list_connections()
+
+    def touched(
+        self, target_type: str, name: str, family: str, remote_name: str, *, deleted: bool = False
+    ) -> None:
+        """A write changed ``remote_name``: later passes read it live until a newer snapshot.
+
+        Roles are also listed, and a deleted role leaves every user that held it."""
+        snapshots = self.snapshots(target_type, name)
+        snapshots.touch(family, remote_name)
+        if family == "role":
+            snapshots.touch(family, ROLE_LIST)
+            if deleted:
+                snapshots.invalidate()
+
+    async def _read_druid(self, name: str) -> Any:
+        remote = await self.druid(name)
+        passwords = self.config.clusters[name].credentials_validator != "ldap"
+        return await read_druid(remote.client, remote.authenticator, remote.authorizer, passwords=passwords)
+
+    async def _read_pivot(self, name: str) -> Any:
+        return await read_pivot(await self.pivot(name))
+
     async def close(self) -> None:
+        for health in self._health.values():
+            await health.close()
         for druid in self._druid.values():
             await druid.client.client.aclose()
         for pivot in self._pivot.values():

@@ -272,6 +272,39 @@ async def test_client_round_trip(target: Target) -> None:
         assert not await c.check_login(user, SecretStr(NON_ASCII_PASSWORD))
 
 
+async def test_client_bulk_reads_match_the_per_object_reads(target: Target) -> None:
+    """The cache-sync maps, decoded by the product, give what the JSON endpoints give one by one."""
+    user, bare, role, mapping = (target.unique(p) for p in ("bu", "bbare", "br", "bg"))
+    perms = {Permission(resource_type="DATASOURCE", resource_name="wiki.*", action="READ")}
+    async with target.client() as c:
+        await c.create_authenticator_user(BASIC_AUTHN, user)
+        await c.set_password(BASIC_AUTHN, user, SecretStr(NON_ASCII_PASSWORD))
+        await c.create_authenticator_user(BASIC_AUTHN, bare)
+        await c.create_authorizer_user(BASIC_AUTHZ, user)
+        await c.create_role(BASIC_AUTHZ, role)
+        await c.set_permissions(BASIC_AUTHZ, role, perms)
+        await c.assign_role(BASIC_AUTHZ, user=user, role=role)
+        await c.create_group_mapping(BASIC_AUTHZ, mapping, group_pattern="cn=.*", roles=[role])
+
+        users = await c.authenticator_users(BASIC_AUTHN)
+        assert users[user] == await c.get_authenticator_user(BASIC_AUTHN, user)
+        credentials = users[user].credentials
+        assert credentials is not None and verify_password(NON_ASCII_PASSWORD, credentials)
+        assert users[bare].credentials is None
+        assert set(users) == await c.list_authenticator_users(BASIC_AUTHN)
+
+        maps = await c.authorizer_maps(BASIC_AUTHZ, group_mappings=True)
+        assert maps.users[user] == await c.get_authorizer_user(BASIC_AUTHZ, user)
+        assert set(maps.users) == await c.list_authorizer_users(BASIC_AUTHZ)
+        assert set(maps.roles) == await c.list_roles(BASIC_AUTHZ)
+        assert maps.roles[role].permissions == perms == await c.get_permissions(BASIC_AUTHZ, role)
+        assert maps.group_mappings is not None
+        assert maps.group_mappings[mapping] == await c.get_group_mapping(BASIC_AUTHZ, mapping)
+        assert (await c.authorizer_maps(BASIC_AUTHZ)).group_mappings is None
+        with pytest.raises(UnknownAuthorizer):
+            await c.authorizer_maps(AuthorizerName("nonexistent"))
+
+
 async def test_client_error_classes(target: Target) -> None:
     user, role, mapping, ghost = (
         target.unique("eu"),

@@ -278,3 +278,36 @@ def test_200_users_at_once_all_synced_without_a_failed_write(
     assert (
         _metric(operator.metrics(), "druid_access_remote_writes_total").get(("DruidUser", "Deleted")) == USERS
     )
+
+
+def test_the_next_claimant_takes_over_as_soon_as_the_owner_is_gone(
+    controlplane: ControlPlane, druid: DruidCoordinator, operator: OperatorProcess
+) -> None:
+    """Two DruidRoles claim one Druid role; deleting the owner hands the role to the other at
+    once, not at its next resync (a minute away here)."""
+    cp, remote = controlplane, "load-claimed"
+    spec = {
+        "name": remote,
+        "permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}],
+    }
+    apply(cp, _role_doc("claim-older", spec))
+    wait_reason(cp, "druidrole", NS, "claim-older", "Synced", timeout=60)
+    time.sleep(1.1)  # creationTimestamp counts seconds: the newer one must be strictly newer
+    apply(cp, _role_doc("claim-newer", spec))
+    wait_reason(cp, "druidrole", NS, "claim-newer", "Conflict", timeout=60)
+    time.sleep(1.0)  # past the newer one's first pass: only a wake-up can bring it back now
+    deleted = time.monotonic()
+    cp.kubectl("delete", "druidrole", "claim-older", "-n", NS)
+    taken = wait_reason(cp, "druidrole", NS, "claim-newer", "Synced", timeout=RESYNC / 3)
+    assert taken["status"]["owned"] is True
+    assert time.monotonic() - deleted < RESYNC / 3
+    cp.kubectl("delete", "druidrole", "claim-newer", "-n", NS)
+
+
+def _role_doc(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidRole",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }

@@ -194,15 +194,50 @@ def test_in_sync_costs_no_write(
     fakes.coordinator.requests.clear()
     fakes.pivot.requests.clear()
     time.sleep(7)  # more than three resync periods (2 s)
-    reads = fakes.coordinator.requests.count(path="/users/dave") + fakes.pivot.requests.count(path="quiet")
-    assert reads >= 3, "resyncs must have read the remote objects"
+    # Resyncs read each target whole (Druid: its cache-sync maps; Pivot: the connection list),
+    # and never an object one by one while the snapshot confirms it is in sync.
+    bulk = fakes.coordinator.requests.count(method="GET", path="/cachedSerializedUserMap$")
+    listed = fakes.pivot.requests.count(method="GET", path="/api/v1/connections$")
+    # A snapshot serves every pass while younger than one period: one read at least every two.
+    assert bulk >= 3 * 2 and listed >= 2, "resyncs must have read the targets"
+    assert fakes.coordinator.requests.count(path="/users/dave") == 0
+    assert fakes.coordinator.requests.count(path="/roles/quiet") == 0
+    assert fakes.pivot.requests.count(path="/connections/quiet") == 0
     assert fakes.coordinator.requests.writes() == []
-    # A user holding all its roles needs no role list: 2 reads per pass, not 3.
     assert fakes.coordinator.requests.count(method="GET", path=r"/authorization/db/basic/roles$") == 0
     assert fakes.pivot.requests.writes() == []
     for kind, name in (("druidrole", "quiet"), ("druiduser", "dave"), ("druidconnection", "quiet")):
         after = kubectl_json(cp, "get", kind, name, "-n", NS)["metadata"]["resourceVersion"]
         assert after == before[kind], f"{kind} was written while in sync"
+
+
+def test_a_resync_reads_each_target_whole_whatever_the_number_of_objects(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """Counts, not times: 40 users and their role in sync cost the Coordinator the same few bulk
+    reads per resync period as one object would, and no read of any single object."""
+    cp, users = controlplane, [f"many-{i:02d}" for i in range(40)]
+    role = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]}
+    docs: list[dict[str, Any]] = [_doc("DruidRole", "many", role)]
+    for user in users:
+        docs.append(secret(f"{user}-pw", {"password": f"{user}-secret"}, NS))
+        password = {"secretKeyRef": {"name": f"{user}-pw", "key": "password"}}
+        docs.append(_doc("DruidUser", user, {"roles": ["many"], "password": password}))
+    apply(cp, docs)
+    for user in users:
+        wait_reason(cp, "druiduser", NS, user, "Synced", timeout=60)
+    fakes.coordinator.requests.clear()
+    time.sleep(3 * 2.0 + 0.5)  # three resync periods and their jitter
+    requests = fakes.coordinator.requests
+    per_object = requests.filter("GET", r"/(users|roles)/many")
+    assert per_object == [], [r.path for r in per_object][:5]
+    bulk = requests.count("GET", "/cachedSerialized")
+    # 3 bulk requests per snapshot (authenticator users, authorizer users, group mappings) and
+    # one snapshot per period (two at most, when the spread of the resyncs straddles its age).
+    assert 3 * 2 <= bulk <= 3 * 2 * 4, bulk
+    assert requests.writes() == []
+    apply_deletes = ["druiduser/" + u for u in users] + ["druidrole/many"]
+    cp.kubectl("delete", "-n", NS, "--wait=false", *apply_deletes)
 
 
 def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:

@@ -89,6 +89,7 @@ def test_public_surface_is_stable() -> None:
         "ApiError",
         "AuthenticatorName",
         "AuthenticatorUser",
+        "AuthorizerMaps",
         "AuthorizerName",
         "AuthorizerUser",
         "Conflict",

@@ -203,10 +203,12 @@ class JsonTransport:
         auth: httpx.Auth | _UseClientDefault | None = httpx.USE_CLIENT_DEFAULT,
         secrets: Iterable[str] = (),
         check: bool = True,
+        accept: str | None = None,
     ) -> httpx.Response:
         """Send one request; raise ``ApiError`` subclasses on transport failure or, when
         ``check`` is true, on an error status. ``secrets`` adds per-call values to scrub
-        (e.g. a password in the body). ``auth=None`` sends the request unauthenticated."""
+        (e.g. a password in the body). ``auth=None`` sends the request unauthenticated;
+        ``accept`` replaces the JSON Accept header."""
         all_secrets = (*self._secrets, *(s for s in secrets if s))
         try:
             async with asyncio.timeout(self._queue_timeout):
@@ -219,7 +221,10 @@ class JsonTransport:
                 path=path.split("?", 1)[0],
             ) from None
         try:
-            response = await self._send(method, path, json=json, auth=auth, secrets=all_secrets)
+            headers = {"Accept": accept} if accept else None
+            response = await self._send(
+                method, path, json=json, auth=auth, secrets=all_secrets, headers=headers
+            )
         finally:
             self._slots.release()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
@@ -235,6 +240,7 @@ class JsonTransport:
         json: Any,
         auth: httpx.Auth | _UseClientDefault | None,
         secrets: Sequence[str],
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """One request, following 307/308 where ``RedirectPolicy`` allows (credentials go along)."""
         clean_path = path.split("?", 1)[0]
@@ -243,7 +249,7 @@ class JsonTransport:
         for hop in range(MAX_REDIRECTS + 1):
             try:
                 # json=None sends no body at all, which is what Druid's body-less POSTs expect.
-                response = await self._client.request(method, url, json=json, auth=auth)
+                response = await self._client.request(method, url, json=json, auth=auth, headers=headers)
             except httpx.RequestError as exc:
                 self._forget(leader)  # the leader went away: ask the configured URL next time
                 if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
@@ -314,7 +320,7 @@ class JsonTransport:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise self.unexpected(response, _summary(model.__name__, exc)) from None
+            raise self.unexpected(response, summarize(model.__name__, exc)) from None
 
     def parse_as(self, response: httpx.Response, adapter: TypeAdapter[T], what: str) -> T:
         """Like ``parse`` for non-model shapes (lists of names, status maps)."""
@@ -322,7 +328,7 @@ class JsonTransport:
         try:
             return adapter.validate_python(data)
         except ValidationError as exc:
-            raise self.unexpected(response, _summary(what, exc)) from None
+            raise self.unexpected(response, summarize(what, exc)) from None
 
     def unexpected(self, response: httpx.Response, detail: str) -> ApiError:
         """Build ``UnexpectedResponse`` without quoting the body (it may hold secrets)."""
@@ -335,7 +341,8 @@ class JsonTransport:
         )
 
 
-def _summary(what: str, exc: ValidationError) -> str:
+def summarize(what: str, exc: ValidationError) -> str:
+    """Where a body failed validation and why, without quoting any input value."""
     # Locations and reasons only: pydantic's default rendering quotes the input values.
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"

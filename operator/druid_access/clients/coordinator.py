@@ -18,17 +18,18 @@ What this client encodes (each point held to the real Coordinator by ``tests/con
   ``resourceNamePattern`` dropped) so they compare equal to what was sent.
 - Mutations answer 200 with an empty body, so mutating methods return None.
 
-Deliberately not covered: the ``cachedSerialized*`` endpoints return Jackson *Smile*
-(binary JSON), are internal cache-sync APIs and serve the Coordinator's cached copy; the
-JSON endpoints give the same data, fresh. ``refreshAll`` and ``listen`` are Druid-internal.
+- Bulk reads: the JSON list endpoints give names only, so reading every user costs one
+  request per user. The ``cachedSerialized*`` cache-sync endpoints give a whole store in one
+  request, in Jackson Smile (binary JSON, ``clients.smile``), from the Coordinator's cache
+  (current for writes made through it). ``refreshAll`` and ``listen`` are Druid-internal.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Annotated, Any, Literal, NewType, Self
+from typing import Annotated, Any, Literal, NewType, Self, TypeVar
 
 import httpx
 from pydantic import (
@@ -38,20 +39,23 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment
+from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment, summarize
 from druid_access.clients.errors import check_coordinator_response
+from druid_access.clients.smile import SMILE_TYPE, smile_decode
 from druid_access.passwords import StoredCredentials
 
 __all__ = [
     "Action",
     "AuthenticatorName",
     "AuthenticatorUser",
+    "AuthorizerMaps",
     "AuthorizerName",
     "AuthorizerUser",
     "CoordinatorClient",
@@ -69,6 +73,8 @@ Action = Literal["READ", "WRITE"]
 
 AUTHENTICATION = "druid-ext/basic-security/authentication"
 AUTHORIZATION = "druid-ext/basic-security/authorization"
+
+T = TypeVar("T")
 
 _NAMES = TypeAdapter(frozenset[str])
 _LOAD_STATUS = TypeAdapter(dict[str, bool])
@@ -221,6 +227,39 @@ class GroupMapping(WireModel):
         return [role for role in value if role is not None] if isinstance(value, list) else value
 
 
+class AuthorizerMaps(WireModel):
+    """An authorizer's whole store as its cache-sync endpoints give it: users with their role
+    names, roles with their permissions and group mappings (read with ``group_mappings``)."""
+
+    users: dict[str, AuthorizerUser] = Field(default_factory=dict)
+    roles: dict[str, Role] = Field(default_factory=dict)
+    group_mappings: dict[str, GroupMapping] | None = None
+
+
+class _CachedUserMap(WireModel):
+    user_map: dict[str, AuthorizerUser]
+    role_map: dict[str, Role]
+
+
+class _CachedGroupMappingMap(WireModel):
+    group_mapping_map: dict[str, GroupMapping]
+
+
+_AUTHENTICATOR_MAP = TypeAdapter(dict[str, AuthenticatorUser])
+_CACHED_USERS = TypeAdapter(_CachedUserMap)
+_CACHED_MAPPINGS = TypeAdapter(_CachedGroupMappingMap)
+
+
+def _base64_credentials(data: Any) -> Any:
+    """Smile carries salt and hash as raw binary; the JSON endpoints (and the models) as base64."""
+    for entry in data.values() if isinstance(data, dict) else ():
+        credentials = entry.get("credentials") if isinstance(entry, dict) else None
+        for key in ("salt", "hash"):
+            if isinstance(credentials, dict) and isinstance(credentials.get(key), bytes):
+                credentials[key] = base64.b64encode(credentials[key]).decode("ascii")
+    return data
+
+
 # --- client -------------------------------------------------------------------------------------
 
 
@@ -352,6 +391,34 @@ class CoordinatorClient:
         )
 
     # --- authorization store: users -------------------------------------------------------
+
+    async def authenticator_users(self, authenticator: AuthenticatorName) -> dict[str, AuthenticatorUser]:
+        """Every user of the authenticator with its credentials, in one request."""
+        path = _authn(authenticator, "cachedSerializedUserMap")
+        return await self._read_smile(path, _AUTHENTICATOR_MAP, "authenticator user map", _base64_credentials)
+
+    async def authorizer_maps(
+        self, authorizer: AuthorizerName, *, group_mappings: bool = False
+    ) -> AuthorizerMaps:
+        """Every user and role of the authorizer, in one request; its group mappings in a second."""
+        path = _authz(authorizer, "cachedSerializedUserMap")
+        users = await self._read_smile(path, _CACHED_USERS, "authorizer user map")
+        mappings = None
+        if group_mappings:
+            path = _authz(authorizer, "cachedSerializedGroupMappingMap")
+            mappings = (await self._read_smile(path, _CACHED_MAPPINGS, "group mapping map")).group_mapping_map
+        return AuthorizerMaps(users=users.user_map, roles=users.role_map, group_mappings=mappings)
+
+    async def _read_smile(
+        self, path: str, adapter: TypeAdapter[T], what: str, reshape: Callable[[Any], Any] = lambda v: v
+    ) -> T:
+        response = await self._http.request("GET", path, accept=SMILE_TYPE)
+        try:
+            return adapter.validate_python(reshape(smile_decode(response.content)))
+        except ValidationError as error:  # located, never quoting the values (credentials)
+            raise self._http.unexpected(response, summarize(what, error)) from None
+        except ValueError as error:
+            raise self._http.unexpected(response, f"body is not Smile: {error}") from None
 
     async def authorization_load_status(self) -> dict[AuthorizerName, bool]:
         """Which ``basic`` authorizers have loaded their caches."""

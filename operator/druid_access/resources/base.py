@@ -14,9 +14,11 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 
-from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound, PivotClient
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
+from druid_access.observation import DruidReads, DruidSnapshot, PivotReads, PivotSnapshot, SnapshotView
+from druid_access.observation import absent_as_none as absent_as_none
 
 R = TypeVar("R", contravariant=True)
 S = TypeVar("S", bound=Model)
@@ -27,11 +29,29 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DruidRemote:
-    """A Coordinator client with the authenticator and authorizer names of one cluster."""
+    """A Coordinator client with the authenticator and authorizer names of one cluster, and
+    the snapshot the current pass observes through (None: every read is live)."""
 
     client: CoordinatorClient
     authenticator: AuthenticatorName
     authorizer: AuthorizerName
+    view: SnapshotView[DruidSnapshot] | None = None
+
+    @property
+    def reads(self) -> DruidReads:
+        return DruidReads(self.client, self.authenticator, self.authorizer, self.view)
+
+
+@dataclass(frozen=True)
+class PivotRemote:
+    """A Pivot client, and the snapshot the current pass observes through."""
+
+    client: PivotClient
+    view: SnapshotView[PivotSnapshot] | None = None
+
+    @property
+    def reads(self) -> PivotReads:
+        return PivotReads(self.client, self.view)
 
 
 class Op(Protocol[R]):
@@ -127,20 +147,6 @@ def granted_roles(ops: Sequence[Op[Any]]) -> frozenset[str]:
 
 def secret_value(secrets: SecretValues, ref: SecretKeyRef) -> SecretStr:
     return secrets[(ref.name, ref.key)]
-
-
-async def absent_as_none(call: Awaitable[T], entity: str) -> T | None:
-    """The call's result, or None when the server says the named ``entity`` does not exist.
-
-    Any other NotFound (an unknown authorizer, say) still raises: it is a configuration
-    error, not an absent object.
-    """
-    try:
-        return await call
-    except NotFound as error:
-        if error.entity != entity:
-            raise
-        return None
 
 
 async def deleted(call: Awaitable[None], entity: str) -> bool:

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from druid_access.clients import DbAuthToken, PivotClient, PivotConnection
+from druid_access.clients import DbAuthToken, PivotConnection
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_CONNECTION, DruidConnectionSpec
 from druid_access.resources.base import (
     KindBase,
+    PivotRemote,
     Plan,
     SecretNeed,
     SecretValues,
-    absent_as_none,
     deleted,
     secret_value,
 )
@@ -33,8 +33,8 @@ class CreateConnection:
     def describe(self) -> str:
         return f"created Pivot connection {self.connection.name!r}"
 
-    async def apply(self, remote: PivotClient) -> None:
-        await remote.create_connection(self.connection)
+    async def apply(self, remote: PivotRemote) -> None:
+        await remote.client.create_connection(self.connection)
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class UpdateConnection:
     def describe(self) -> str:
         return f"updated Pivot connection {self.connection.name!r} ({', '.join(self.fields)})"
 
-    async def apply(self, remote: PivotClient) -> None:
-        await remote.update_connection(self.connection)
+    async def apply(self, remote: PivotRemote) -> None:
+        await remote.client.update_connection(self.connection)
 
 
 def _comparable(connection: PivotConnection) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def differing_fields(desired: PivotConnection, observed: PivotConnection) -> tup
     return tuple(sorted(key for key in want.keys() | have.keys() if want.get(key) != have.get(key)))
 
 
-def plan(desired: PivotConnection, observed: PivotConnection | None) -> Plan[PivotClient]:
+def plan(desired: PivotConnection, observed: PivotConnection | None) -> Plan[PivotRemote]:
     if observed is None:
         return Plan(ops=(CreateConnection(desired),), drift=("connection",))
     fields = differing_fields(desired, observed)
@@ -125,15 +125,15 @@ class ConnectionKind(KindBase[DruidConnectionSpec]):
         return build(spec, name, secrets)
 
     async def observe(
-        self, remote: PivotClient, name: str, desired: PivotConnection
+        self, remote: PivotRemote, name: str, desired: PivotConnection
     ) -> PivotConnection | None:
-        return await absent_as_none(remote.get_connection(name), "connection")
+        return await remote.reads.connection(name)
 
     def exists(self, observed: PivotConnection | None) -> bool:
         return observed is not None
 
-    def plan(self, desired: PivotConnection, observed: PivotConnection | None) -> Plan[PivotClient]:
+    def plan(self, desired: PivotConnection, observed: PivotConnection | None) -> Plan[PivotRemote]:
         return plan(desired, observed)
 
-    async def delete(self, remote: PivotClient, name: str) -> bool:
-        return await deleted(remote.delete_connection(name), "connection")
+    async def delete(self, remote: PivotRemote, name: str) -> bool:
+        return await deleted(remote.client.delete_connection(name), "connection")

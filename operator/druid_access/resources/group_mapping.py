@@ -23,7 +23,6 @@ from druid_access.resources.base import (
     Op,
     Plan,
     SecretValues,
-    absent_as_none,
     deleted,
 )
 
@@ -158,10 +157,8 @@ class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
     async def observe(
         self, remote: DruidRemote, name: str, desired: DesiredGroupMapping
     ) -> ObservedGroupMapping:
-        mapping, roles = await asyncio.gather(
-            absent_as_none(remote.client.get_group_mapping(remote.authorizer, name), "groupMapping"),
-            remote.client.list_roles(remote.authorizer),
-        )
+        reads = remote.reads
+        mapping, roles = await asyncio.gather(reads.group_mapping(name), reads.role_names())
         return ObservedGroupMapping(mapping=mapping, existing_roles=roles)
 
     def exists(self, observed: ObservedGroupMapping) -> bool:

@@ -154,7 +154,7 @@ class RoleKind(KindBase[DruidRoleSpec]):
         return DesiredRole(name=name, permissions=frozenset(_permissions(spec)))
 
     async def observe(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
-        return await absent_as_none(remote.client.get_role(remote.authorizer, name), "role")
+        return await remote.reads.role(name)
 
     def exists(self, observed: Role | None) -> bool:
         return observed is not None

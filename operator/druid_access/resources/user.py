@@ -27,7 +27,6 @@ from druid_access.resources.base import (
     Plan,
     SecretNeed,
     SecretValues,
-    absent_as_none,
     deleted,
     secret_value,
 )
@@ -192,24 +191,21 @@ class UserKind(KindBase[DruidUserSpec]):
         return DesiredUser(name=name, roles=frozenset(spec.roles), password=password)
 
     async def observe(self, remote: DruidRemote, name: str, desired: DesiredUser) -> ObservedUser:
-        client = remote.client
+        reads = remote.reads
 
         async def authn() -> AuthenticatorUser | None:
             if desired.password is None:
                 return None  # LDAP users are not managed in the authenticator
-            return await absent_as_none(client.get_authenticator_user(remote.authenticator, name), "user")
+            return await reads.authenticator_user(name)
 
-        authn_user, authz_user = await asyncio.gather(
-            authn(),
-            absent_as_none(client.get_authorizer_user(remote.authorizer, name), "user"),
-        )
+        authn_user, authz_user = await asyncio.gather(authn(), reads.authorizer_user(name))
         matches = None
         if desired.password is not None and authn_user is not None and authn_user.credentials is not None:
             matches = await VERDICTS.verify(desired.password.get_secret_value(), authn_user.credentials)
         assigned = authz_user.roles if authz_user is not None else frozenset()
         # Druid strips a deleted role from every user, so assigned roles exist: the role list
         # is read only when the user lacks a role it should have (never for a user in sync).
-        roles = assigned if desired.roles <= assigned else await client.list_roles(remote.authorizer)
+        roles = assigned if desired.roles <= assigned else await reads.role_names()
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )

@@ -1,0 +1,229 @@
+"""How a pass reads the remote side: one bulk snapshot per target, shared, or live per object.
+
+A resync used to cost the target a read or two per object. Here a target is read whole, in
+a few requests (Druid: the authenticator's users with their credentials and the authorizer's
+users, roles and group mappings, from the Coordinator's cache-sync maps; Pivot: the
+connection list), and every timer pass of an object on it (its first pass, each resync)
+observes through that snapshot while it is younger than the target's resync period. A pass
+woken by a change (spec, Secret, a role appearing) reads its object live.
+
+A snapshot only ever confirms that an object is in sync: when it shows anything to do (or
+to refuse), the engine observes that object again, live, and plans from that, so no write
+is planned from data up to a resync period old (``reconcile.Engine``). The operator's own
+writes mark what they touched, and a read of a touched entry goes live until a snapshot
+fetched after the write replaces it. A snapshot that cannot be read (an old Druid, a proxy
+refusing Smile) leaves every read live, said once in the log until it works again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from druid_access.clients import (
+    ApiError,
+    AuthenticatorName,
+    AuthenticatorUser,
+    AuthorizerName,
+    AuthorizerUser,
+    CoordinatorClient,
+    GroupMapping,
+    NotFound,
+    PivotClient,
+    PivotConnection,
+    Role,
+)
+
+log = logging.getLogger("druid_access.observation")
+
+T = TypeVar("T")
+
+ROLE_LIST = "*"
+"""The name under which a created or deleted role marks the list of role names touched."""
+
+
+@dataclass(frozen=True)
+class DruidSnapshot:
+    """A Druid cluster read whole. ``authn`` is None where passwords are not Druid's (LDAP)."""
+
+    authn: Mapping[str, AuthenticatorUser] | None
+    users: Mapping[str, AuthorizerUser]
+    roles: Mapping[str, Role]
+    group_mappings: Mapping[str, GroupMapping]
+
+
+@dataclass(frozen=True)
+class PivotSnapshot:
+    connections: Mapping[str, PivotConnection]
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[T]):
+    data: T
+    taken: float  # time.monotonic() when the fetch started
+    seq: int  # the target's write sequence when the fetch started
+
+
+@dataclass
+class TargetSnapshots(Generic[T]):
+    """The latest snapshot of one target, fetched once at a time, and what was written since."""
+
+    label: str
+    fetch: Callable[[], Awaitable[T]]
+    seq: int = 0
+    touched: dict[tuple[str, str], int] = field(default_factory=dict)
+    current: Snapshot[T] | None = None
+    _fetching: asyncio.Future[Snapshot[T] | None] | None = None
+    _failing: bool = False
+    fetches: int = 0
+
+    async def get(self, max_age: float) -> Snapshot[T] | None:
+        """A snapshot younger than ``max_age`` seconds, fetched if needed; None if it fails."""
+        current = self.current
+        if current is not None and time.monotonic() - current.taken < max_age:
+            return current
+        if self._fetching is None:
+            self._fetching = asyncio.ensure_future(self._fetch())
+        fetching = self._fetching
+        try:
+            return await asyncio.shield(fetching)
+        finally:
+            if fetching.done() and self._fetching is fetching:
+                self._fetching = None
+
+    async def _fetch(self) -> Snapshot[T] | None:
+        start, seq = time.monotonic(), self.seq
+        self.fetches += 1
+        try:
+            data = await self.fetch()
+        except ApiError as error:
+            if not self._failing:
+                log.warning("bulk read of %s failed (%s); reading objects one by one", self.label, error)
+            self._failing = True
+            self.current = None
+            return None
+        if self._failing:
+            log.info("bulk read of %s works again", self.label)
+        self._failing = False
+        self.current = Snapshot(data, start, seq)
+        self.touched = {key: at for key, at in self.touched.items() if at > seq}
+        return self.current
+
+    def touch(self, family: str, name: str) -> None:
+        """A write changed this entry: read it live until a later snapshot has it."""
+        self.seq += 1
+        self.touched[(family, name)] = self.seq
+
+    def invalidate(self) -> None:
+        self.current = None
+
+    def view(self, snapshot: Snapshot[T]) -> SnapshotView[T]:
+        return SnapshotView(snapshot, self)
+
+
+@dataclass
+class SnapshotView(Generic[T]):
+    """One pass's window on a snapshot."""
+
+    snapshot: Snapshot[T]
+    owner: TargetSnapshots[T]
+
+    def current(self, family: str, name: str) -> T | None:
+        """The snapshot's data if the entry was not written since it was taken, else None."""
+        if self.owner.touched.get((family, name), 0) > self.snapshot.seq:
+            return None
+        return self.snapshot.data
+
+
+async def absent_as_none(call: Awaitable[T], entity: str) -> T | None:
+    """The call's result, or None when the server says the named ``entity`` does not exist.
+
+    Any other NotFound (an unknown authorizer, say) still raises: it is a configuration
+    error, not an absent object.
+    """
+    try:
+        return await call
+    except NotFound as error:
+        if error.entity != entity:
+            raise
+        return None
+
+
+@dataclass(frozen=True)
+class DruidReads:
+    """What observation reads of a Druid cluster: from the pass's snapshot view, else live.
+
+    Absent objects are None; any other NotFound (an unknown authorizer) still raises."""
+
+    client: CoordinatorClient
+    authenticator: AuthenticatorName
+    authorizer: AuthorizerName
+    view: SnapshotView[DruidSnapshot] | None = None
+
+    def _data(self, family: str, name: str) -> DruidSnapshot | None:
+        return self.view.current(family, name) if self.view is not None else None
+
+    async def authenticator_user(self, name: str) -> AuthenticatorUser | None:
+        data = self._data("user", name)
+        if data is not None and data.authn is not None:
+            return data.authn.get(name)
+        return await absent_as_none(self.client.get_authenticator_user(self.authenticator, name), "user")
+
+    async def authorizer_user(self, name: str) -> AuthorizerUser | None:
+        data = self._data("user", name)
+        if data is not None:
+            return data.users.get(name)
+        return await absent_as_none(self.client.get_authorizer_user(self.authorizer, name), "user")
+
+    async def role_names(self) -> frozenset[str]:
+        data = self._data("role", ROLE_LIST)
+        if data is not None:
+            return frozenset(data.roles)
+        return await self.client.list_roles(self.authorizer)
+
+    async def role(self, name: str) -> Role | None:
+        data = self._data("role", name)
+        if data is not None:
+            return data.roles.get(name)
+        return await absent_as_none(self.client.get_role(self.authorizer, name), "role")
+
+    async def group_mapping(self, name: str) -> GroupMapping | None:
+        data = self._data("groupMapping", name)
+        if data is not None:
+            return data.group_mappings.get(name)
+        return await absent_as_none(self.client.get_group_mapping(self.authorizer, name), "groupMapping")
+
+
+@dataclass(frozen=True)
+class PivotReads:
+    client: PivotClient
+    view: SnapshotView[PivotSnapshot] | None = None
+
+    async def connection(self, name: str) -> PivotConnection | None:
+        data = self.view.current("connection", name) if self.view is not None else None
+        if data is not None:
+            return data.connections.get(name)
+        return await absent_as_none(self.client.get_connection(name), "connection")
+
+
+async def read_druid(
+    client: CoordinatorClient,
+    authenticator: AuthenticatorName,
+    authorizer: AuthorizerName,
+    *,
+    passwords: bool,
+) -> DruidSnapshot:
+    """Three requests, whatever the number of objects (two when passwords live in LDAP)."""
+    authn = await client.authenticator_users(authenticator) if passwords else None
+    maps = await client.authorizer_maps(authorizer, group_mappings=True)
+    return DruidSnapshot(
+        authn=authn, users=maps.users, roles=maps.roles, group_mappings=maps.group_mappings or {}
+    )
+
+
+async def read_pivot(client: PivotClient) -> PivotSnapshot:
+    return PivotSnapshot({c.name: c for c in await client.list_connections()})
