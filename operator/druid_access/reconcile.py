@@ -200,7 +200,6 @@ class Engine:
         secret_version: str | None = None
         claimed = False
         applied: list[str] = []
-        remote: Any = None
         try:
             values, secret_version = await self._resolve(kind.secret_needs(spec), body)
             desired = kind.desired(spec, name, values)

@@ -19,6 +19,7 @@ reconcile never reads them from the API server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import random
@@ -35,6 +36,7 @@ OnChange = Callable[[str, str], object]
 # The server ends each watch after this long; the next one resumes from the last version.
 WATCH_SECONDS = 300
 RETRY_CAP = 30.0
+LIST_WAIT = 5.0
 
 
 @dataclass
@@ -49,6 +51,9 @@ class SecretStore:
     kube: Kube
     namespaces: Sequence[str] | None
     _cache: dict[tuple[str, str], SecretData] = field(default_factory=dict)
+    # Set while a selection's list is in the cache: until then (start-up, after a failed
+    # watch) a read waits a little for it rather than asking the API server per Secret.
+    _listed: dict[SecretSelection, asyncio.Event] = field(default_factory=dict)
 
     async def get(self, namespace: str, name: str) -> SecretData | None:
         """The Secret if it exists and opted in; None if it does not exist.
@@ -57,7 +62,7 @@ class SecretStore:
         outside the cache it is read through a request the API server filters by name and
         label, and only an empty answer is looked into (metadata only) to tell why.
         """
-        cached = self._cache.get((namespace, name))
+        cached = self._cache.get((namespace, name)) or await self._after_listing(namespace, name)
         if cached is not None:
             return cached
         secret = await self.kube.read_allowed_secret(namespace, name)
@@ -78,9 +83,20 @@ class SecretStore:
             return True
         return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces)
 
+    async def _after_listing(self, namespace: str, name: str) -> SecretData | None:
+        """The cached Secret once the list covering it is in (at most ``LIST_WAIT`` seconds)."""
+        for selection, listed in self._listed.items():
+            if selection.covers(namespace, name) and not listed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listed.wait(), LIST_WAIT)
+                return self._cache.get((namespace, name))
+        return None
+
     async def run(self, on_change: OnChange) -> None:
         """Watch every selection until cancelled; each lists again after an error or expiry."""
-        await asyncio.gather(*(self._watch(selection, on_change) for selection in self._selections()))
+        selections = self._selections()
+        self._listed = {selection: asyncio.Event() for selection in selections}
+        await asyncio.gather(*(self._watch(selection, on_change) for selection in selections))
 
     async def _watch(self, scope: SecretSelection, on_change: OnChange) -> None:
         failures = 0
@@ -88,6 +104,7 @@ class SecretStore:
             try:
                 items, version = await self.kube.list_secrets(scope)
                 self._replace(scope, [s for s in items if self._watched(s.namespace)], on_change)
+                self._listed[scope].set()
                 while True:
                     async for event in self.kube.watch_secrets(scope, version, WATCH_SECONDS):
                         version = event.secret.resource_version or version
@@ -114,6 +131,7 @@ class SecretStore:
         on_change(*key)
 
     def _forget(self, scope: SecretSelection) -> None:
+        self._listed[scope].clear()
         for key in [key for key in self._cache if scope.covers(*key)]:
             del self._cache[key]
 
@@ -151,5 +169,5 @@ class CredentialStore(SecretStore):
         return [SecretSelection(namespace, name, opted_in=False) for name in sorted(set(self.names))]
 
     async def get(self, namespace: str, name: str) -> SecretData | None:
-        cached = self._cache.get((namespace, name))
+        cached = self._cache.get((namespace, name)) or await self._after_listing(namespace, name)
         return cached if cached is not None else await self.kube.read_secret(namespace, name)

@@ -518,6 +518,64 @@ def test_refused_connection_is_unreachable_and_recovers(
         assert "err-refused" not in late.coordinator.roles
 
 
+# ------------------------------------------------------------------------------------ a dead target
+
+DEAD = [f"dead-{i:02d}" for i in range(12)]
+STATE_READ = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]}
+
+
+def _reason(cp: ControlPlane, name: str) -> str | None:
+    obj = kubectl_json(cp, "get", "druidrole", name, "-n", NS)
+    ready = ready_condition(obj)
+    return None if ready is None else str(ready["reason"])
+
+
+def test_a_dead_target_is_probed_alone_and_every_status_follows(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """Counts on the wire: once three requests in a row went unanswered, the Coordinator gets
+    nothing but one probe with backoff; every object says Unreachable long before its resync
+    (30 s), a new object says so without a request, a deletion waits, and all resume after."""
+    cp = controlplane
+    apply(cp, [_doc("DruidRole", name, STATE_READ) for name in DEAD])
+    for name in DEAD:
+        wait_reason(cp, "druidrole", NS, name, "Synced", timeout=60)
+    fault = fakes.call(lambda: fakes.coordinator.faults.add(Fault(path="", reset=True)))
+    try:
+        # Three spec changes wake three objects, whose live reads go unanswered: the breaker opens.
+        changed = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "WRITE"}]}
+        apply(cp, [_doc("DruidRole", name, changed) for name in DEAD[:3]])
+        opened = time.monotonic()
+        wait_for(
+            lambda: all(_reason(cp, name) == "Unreachable" for name in DEAD) or None,
+            timeout=15,
+            what="every object on the dead target to say Unreachable",
+        )
+        assert time.monotonic() - opened < RESYNC / 2, "statuses waited for their resyncs"
+
+        since = time.time()
+        apply(cp, _doc("DruidRole", "dead-new", STATE_READ))
+        wait_reason(cp, "druidrole", NS, "dead-new", "Unreachable", timeout=10)
+        cp.kubectl("delete", "druidrole", DEAD[-1], "-n", NS, "--wait=false")
+        wait_for(
+            lambda: _reason(cp, DEAD[-1]) == "DeletionBlocked" or None,
+            timeout=15,
+            what="the deletion to wait",
+        )
+        time.sleep(6)
+        sent = [r for r in fakes.coordinator.requests.records if r.timestamp >= since]
+        assert all((r.method, r.path) == ("GET", "/status/health") for r in sent), [r.path for r in sent][:5]
+        assert len(sent) <= 1 + (time.time() - since), len(sent)  # at most about one a second
+        assert "dead-new" not in fakes.coordinator.roles
+    finally:
+        fakes.call(lambda: fakes.coordinator.faults.remove(fault))
+    for name in [*DEAD[:-1], "dead-new"]:
+        wait_reason(cp, "druidrole", NS, name, "Synced", timeout=60)
+    wait_for(lambda: DEAD[-1] not in fakes.coordinator.roles or None, timeout=60, what="the deletion")
+    assert_alive(operator)
+    cp.kubectl("delete", "druidrole", *DEAD[:-1], "dead-new", "-n", NS, "--timeout=60s")
+
+
 # ----------------------------------------------------------------------------------- secret canary
 
 
