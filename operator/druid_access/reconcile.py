@@ -345,17 +345,25 @@ class Engine:
         emit: Emit,
         done: list[str],
     ) -> tuple[str, ...]:
-        """Apply the ops in order, appending each one's description to ``done`` once applied."""
+        """Apply the ops in order, appending each one's description to ``done`` once applied.
+
+        One Event says what the pass wrote, named after its first write (also when a later
+        write failed: what was done is on record); the log has a line per write. Each write
+        marks the object touched, so that passes read it live until a newer snapshot."""
         if not ops:
             return ()
-        async with self.targets.write_lock(f"{kind.target_type}/{target}"):
-            for op in ops:
-                await op.apply(remote)
-                text = op.describe()
-                done.append(text)
-                metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
-                log.info("%s: %s (%s)", _ident(body), text, why)
-                emit("Normal", op.reason, f"{text} ({why})")
+        try:
+            async with self.targets.write_lock(f"{kind.target_type}/{target}"):
+                for op in ops:
+                    self.targets.touched(kind.target_type, target, kind.family, name)
+                    await op.apply(remote)
+                    text = op.describe()
+                    done.append(text)
+                    metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
+                    log.info("%s: %s (%s)", _ident(body), text, why)
+        finally:
+            if done:
+                emit("Normal", ops[0].reason, f"{'; '.join(done)} ({why})")
         return tuple(done)
 
     async def write_status(

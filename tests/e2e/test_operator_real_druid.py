@@ -212,9 +212,17 @@ def _events(cp: ControlPlane, kind: str, name: str) -> list[dict[str, Any]]:
 
 
 def wait_events(
-    cp: ControlPlane, kind: str, name: str, reasons: set[str], *, containing: str = ""
+    cp: ControlPlane,
+    kind: str,
+    name: str,
+    reasons: set[str],
+    *,
+    containing: str = "",
+    writes: frozenset[str] | set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Wait for Normal Events with all ``reasons`` (and ``containing`` in their message)."""
+    """Wait for Normal Events with all ``reasons`` (and ``containing`` in their message) that
+    between them say every one of ``writes`` (a pass posts one Event, named after its first
+    write, that says all of them)."""
 
     def probe() -> list[dict[str, Any]] | None:
         events = [
@@ -222,7 +230,10 @@ def wait_events(
             for e in _events(cp, kind, name)
             if e.get("type") == "Normal" and containing in (e.get("message") or "")
         ]
-        return events if reasons <= {e["reason"] for e in events} else None
+        said = " | ".join(e.get("message") or "" for e in events)
+        if reasons <= {e["reason"] for e in events} and all(w in said for w in writes):
+            return events
+        return None
 
     return wait_for(probe, timeout=30, what=f"events {sorted(reasons)} on {kind} {NS}/{name}")
 
@@ -320,18 +331,22 @@ def test_create_reaches_the_real_coordinator(
     assert status_as(druid, ALICE, ALICE_PW_1 + "x") == 401
     assert not can_login(druid, ALICE, ALICE_PW_2)
 
-    wait_events(cp, "DruidRole", READERS, {"CreatedRole", "SetPermissions"}, containing="new resource")
+    # One Event per pass that wrote, named after its first write, saying every write of the pass.
+    wait_events(cp, "DruidRole", READERS, {"CreatedRole"}, containing="permission(s) on role")
+    wait_events(cp, "DruidRole", READERS, {"CreatedRole"}, containing="new resource")
     # The role was applied together with the users, so a user's first pass may have found it
     # missing (RoleNotFound, then woken when it appeared): only the creations are sure to say
     # "new resource".
-    events = wait_events(
-        cp,
-        "DruidUser",
-        "alice",
-        {"CreatedAuthenticatorUser", "SetPassword", "CreatedAuthorizerUser", "AssignedRole"},
-    )
+    events = wait_events(cp, "DruidUser", "alice", {"CreatedAuthenticatorUser"})
     created = [e["message"] for e in events if e["reason"] == "CreatedAuthenticatorUser"]
-    assert created == [f"created authenticator user {ALICE!r} (new resource)"], created
+    assert len(created) == 1, created
+    assert created[0].startswith(
+        f"created authenticator user {ALICE!r}; set the password of {ALICE!r}; "
+        f"created authorizer user {ALICE!r}"
+    ), created
+    assert created[0].endswith(" (new resource)"), created
+    messages = " | ".join(e["message"] for e in events)
+    assert f"assigned role {READERS!r} to {ALICE!r}" in messages, messages
     assert all(ALICE_PW_1 not in (e.get("message") or "") for e in events)
     wait_events(cp, "DruidGroupMapping", MAPPING, {"CreatedGroupMapping"}, containing="new resource")
 
@@ -383,8 +398,9 @@ def test_update_reaches_the_real_coordinator(
         cp,
         "DruidGroupMapping",
         MAPPING,
-        {"DeletedGroupMapping", "CreatedGroupMapping"},
+        {"DeletedGroupMapping"},
         containing="spec changed (generation 2)",
+        writes={"deleted group mapping", "created group mapping"},
     )
 
 
@@ -440,13 +456,21 @@ def test_drift_made_through_the_real_api_is_corrected(
     assert status_as(druid, BOB, BOB_PW) == 200
 
     wait_events(cp, "DruidRole", READERS, {"SetPermissions"}, containing=DRIFT_MESSAGE)
-    wait_events(cp, "DruidUser", "alice", {"AssignedRole", "SetPassword"}, containing=DRIFT_MESSAGE)
+    wait_events(
+        cp,
+        "DruidUser",
+        "alice",
+        set(),
+        containing=DRIFT_MESSAGE,
+        writes={"set the password", "assigned role"},
+    )
     wait_events(
         cp,
         "DruidUser",
         "bob",
-        {"CreatedAuthenticatorUser", "SetPassword", "CreatedAuthorizerUser", "AssignedRole"},
+        {"CreatedAuthenticatorUser"},
         containing=DRIFT_MESSAGE,
+        writes={"set the password", "created authorizer user", "assigned role"},
     )
     wait_events(cp, "DruidGroupMapping", MAPPING, {"AssignedRole"}, containing=DRIFT_MESSAGE)
 

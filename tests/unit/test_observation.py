@@ -1,0 +1,77 @@
+"""Snapshots: fetched once at a time, shared while young, and never trusted for what was written since."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from druid_access.clients import Unavailable
+from druid_access.observation import TargetSnapshots
+
+
+class Fetcher:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise Unavailable("ConnectError: refused", target="coordinator", method="GET", path="/x")
+        return self.calls
+
+
+async def test_one_fetch_serves_every_pass_while_younger_than_max_age() -> None:
+    fetch = Fetcher()
+    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
+    fetch.gate = asyncio.Event()
+    waiting = [asyncio.ensure_future(snapshots.get(60.0)) for _ in range(50)]
+    await asyncio.sleep(0)
+    fetch.gate.set()
+    got = await asyncio.gather(*waiting)
+    assert fetch.calls == 1 and {s.data for s in got if s is not None} == {1}
+    assert (await snapshots.get(60.0)) is got[0]
+    again = await snapshots.get(0.0)  # too old for this caller: fetched anew
+    assert again is not None and again.data == 2 and fetch.calls == 2
+
+
+async def test_what_was_written_since_the_fetch_started_is_read_live() -> None:
+    fetch = Fetcher()
+    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
+    snapshots.touch("user", "before")  # written before the fetch: the snapshot has it
+    fetch.gate = asyncio.Event()
+    pending = asyncio.ensure_future(snapshots.get(60.0))
+    for _ in range(3):  # the fetch starts and its request is on its way
+        await asyncio.sleep(0)
+    assert fetch.calls == 1
+    snapshots.touch("user", "during")  # written while the fetch ran: perhaps not in it
+    fetch.gate.set()
+    snapshot = await pending
+    assert snapshot is not None
+    snapshots.touch("role", "after")
+    view = snapshots.view(snapshot)
+    assert view.current("user", "before") == 1
+    assert view.current("user", "during") is None
+    assert view.current("role", "after") is None
+    assert view.current("role", "untouched") == 1
+    newer = await snapshots.get(0.0)
+    assert newer is not None and snapshots.view(newer).current("role", "after") == 2
+
+
+async def test_a_failed_bulk_read_means_live_reads_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    fetch = Fetcher()
+    fetch.fail = True
+    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
+    with caplog.at_level(logging.INFO, logger="druid_access.observation"):
+        assert await snapshots.get(0.0) is None
+        assert await snapshots.get(0.0) is None
+        fetch.fail = False
+        assert await snapshots.get(0.0) is not None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "reading objects one by one" in m]) == 1, messages
+    assert any("works again" in m for m in messages), messages
