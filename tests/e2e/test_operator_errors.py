@@ -773,7 +773,7 @@ def test_no_secret_value_leaks_anywhere(
         "custom resources": "\n".join(snapshots),
         "fake request log": repr(coord.requests.records) + repr(pivot.requests.records),
     }
-    assert "SetPassword" in corpora["events"]  # the corpora are real: the lifecycle is in there
+    assert "set the password of" in corpora["events"]  # the corpora are real: the lifecycle is in there
     assert "alice" in corpora["operator log"]
     leaks = [
         f"{label}{' (base64)' if form != value else ''} in {where}"

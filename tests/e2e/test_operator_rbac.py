@@ -164,7 +164,7 @@ def test_lifecycle_passes_under_the_operator_rbac(
     # Events were created by the operator's identity.
     events = kubectl_json(cp, "get", "events", "-n", NS)["items"]
     reasons = {e["reason"] for e in events if e["involvedObject"]["namespace"] == NS}
-    assert {"CreatedRole", "SetPassword", "AssignedRole", "CreatedGroupMapping"} <= reasons, reasons
+    assert {"CreatedRole", "CreatedAuthenticatorUser", "CreatedGroupMapping"} <= reasons, reasons
 
     # A Secret change reaches the operator through its watch (list/watch secrets).
     apply(cp, secret("erin-pw", {"password": "erin-secret-rbac-2"}, NS))
