@@ -127,15 +127,20 @@ class TargetSnapshots(Generic[T]):
 
 @dataclass
 class SnapshotView(Generic[T]):
-    """One pass's window on a snapshot."""
+    """One pass's window on a snapshot; ``used``: some read of the pass came from it."""
 
     snapshot: Snapshot[T]
     owner: TargetSnapshots[T]
+    used: bool = False
 
-    def current(self, family: str, name: str) -> T | None:
-        """The snapshot's data if the entry was not written since it was taken, else None."""
+    def current(self, family: str, name: str, *, confirming: bool = False) -> T | None:
+        """The snapshot's data if the entry was not written since it was taken, else None.
+
+        ``confirming``: the caller uses it only to confirm (an answer that could be stale is
+        read live), so it does not count as ``used``."""
         if self.owner.touched.get((family, name), 0) > self.snapshot.seq:
             return None
+        self.used = self.used or not confirming
         return self.snapshot.data
 
 
@@ -179,9 +184,11 @@ class DruidReads:
             return data.users.get(name)
         return await absent_as_none(self.client.get_authorizer_user(self.authorizer, name), "user")
 
-    async def role_names(self) -> frozenset[str]:
-        data = self._data("role", ROLE_LIST)
-        if data is not None:
+    async def role_names(self, wanted: frozenset[str]) -> frozenset[str]:
+        """The roles that exist. The snapshot answers only when it has every role ``wanted``
+        (that confirms nothing is missing); that a role is missing is always read live."""
+        data = self.view.current("role", ROLE_LIST, confirming=True) if self.view is not None else None
+        if data is not None and wanted <= data.roles.keys():
             return frozenset(data.roles)
         return await self.client.list_roles(self.authorizer)
 

@@ -216,10 +216,15 @@ class Engine:
             remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
             observed = await kind.observe(remote, name, desired)
             health.answered()
-            if remote.view is not None and not _confirms_sync(kind, desired, observed, owned):
+            if (
+                remote.view is not None
+                and remote.view.used
+                and not _confirms_sync(kind, desired, observed, owned)
+            ):
                 # The snapshot only ever confirms an object in sync: anything to do (or to
                 # refuse) is decided from a live read of the object, so no write is planned
-                # from data that may be a resync period old.
+                # from data that may be a resync period old. (Reads of entries this operator
+                # wrote since the snapshot were live already.)
                 remote = dataclasses.replace(remote, view=None)
                 observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)

@@ -55,10 +55,12 @@ async def test_what_was_written_since_the_fetch_started_is_read_live() -> None:
     assert snapshot is not None
     snapshots.touch("role", "after")
     view = snapshots.view(snapshot)
-    assert view.current("user", "before") == 1
     assert view.current("user", "during") is None
     assert view.current("role", "after") is None
+    assert not view.used  # every read so far went live: no need to read them again
+    assert view.current("user", "before") == 1
     assert view.current("role", "untouched") == 1
+    assert view.used
     newer = await snapshots.get(0.0)
     assert newer is not None and snapshots.view(newer).current("role", "after") == 2
 

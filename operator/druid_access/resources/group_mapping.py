@@ -158,7 +158,7 @@ class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
         self, remote: DruidRemote, name: str, desired: DesiredGroupMapping
     ) -> ObservedGroupMapping:
         reads = remote.reads
-        mapping, roles = await asyncio.gather(reads.group_mapping(name), reads.role_names())
+        mapping, roles = await asyncio.gather(reads.group_mapping(name), reads.role_names(desired.roles))
         return ObservedGroupMapping(mapping=mapping, existing_roles=roles)
 
     def exists(self, observed: ObservedGroupMapping) -> bool:

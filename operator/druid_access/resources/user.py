@@ -205,7 +205,7 @@ class UserKind(KindBase[DruidUserSpec]):
         assigned = authz_user.roles if authz_user is not None else frozenset()
         # Druid strips a deleted role from every user, so assigned roles exist: the role list
         # is read only when the user lacks a role it should have (never for a user in sync).
-        roles = assigned if desired.roles <= assigned else await reads.role_names()
+        roles = assigned if desired.roles <= assigned else await reads.role_names(desired.roles)
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )
