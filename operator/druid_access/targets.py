@@ -27,7 +27,7 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
 from druid_access.kube import Kube, SecretData, SecretMissing
-from druid_access.observation import ROLE_LIST, TargetSnapshots, read_druid, read_pivot
+from druid_access.observation import ROLE_LIST, SnapshotView, TargetSnapshots, read_druid, read_pivot
 from druid_access.resources.base import DruidRemote, PivotRemote
 from druid_access.secret_store import CredentialStore
 
@@ -111,23 +111,24 @@ class Targets:
 
     async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
         """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""
-        remote = await self.druid(name)
-        snapshot = await self.snapshots("cluster", name).get(max_age) if max_age is not None else None
-        return replace(remote, view=self.snapshots("cluster", name).view(snapshot)) if snapshot else remote
+        return replace(await self.druid(name), view=await self._view("cluster", name, max_age))
 
     async def pivot_remote(self, name: str, *, max_age: float | None = None) -> PivotRemote:
-        remote = PivotRemote(await self.pivot(name))
-        snapshot = await self.snapshots("pivot", name).get(max_age) if max_age is not None else None
-        return replace(remote, view=self.snapshots("pivot", name).view(snapshot)) if snapshot else remote
+        return PivotRemote(await self.pivot(name), view=await self._view("pivot", name, max_age))
+
+    async def _view(self, target_type: str, name: str, max_age: float | None) -> SnapshotView[Any] | None:
+        if max_age is None:
+            return None
+        snapshots = self.snapshots(target_type, name)
+        snapshot = await snapshots.get(max_age)
+        return snapshots.view(snapshot) if snapshot is not None else None
 
     def snapshots(self, target_type: str, name: str) -> TargetSnapshots[Any]:
         key = f"{target_type}/{name}"
         found = self._snapshots.get(key)
         if found is None:
-            if target_type == "cluster":
-                found = TargetSnapshots(f"Druid cluster {name!r}", lambda: self._read_druid(name))
-            else:
-                found = TargetSnapshots(f"Pivot instance {name!r}", lambda: self._read_pivot(name))
+            read = self._read_druid if target_type == "cluster" else self._read_pivot
+            found = TargetSnapshots(_label(target_type, name), lambda: read(name))
             self._snapshots[key] = found
         return found
 
@@ -135,9 +136,8 @@ class Targets:
         key = f"{target_type}/{name}"
         found = self._health.get(key)
         if found is None:
-            what = f"Druid cluster {name!r}" if target_type == "cluster" else f"Pivot instance {name!r}"
             found = TargetHealth(
-                what,
+                _label(target_type, name),
                 probe=lambda: self._probe(target_type, name),
                 on_change=lambda up: self.on_health_change(target_type, name, up),
             )
@@ -181,6 +181,10 @@ class Targets:
             await pivot.client.aclose()
         self._druid.clear()
         self._pivot.clear()
+
+
+def _label(target_type: str, name: str) -> str:
+    return f"Druid cluster {name!r}" if target_type == "cluster" else f"Pivot instance {name!r}"
 
 
 def _file_stamp(path: Path | None) -> str:
