@@ -1,11 +1,12 @@
-"""kopf registrations, and nothing else: each handler hands over to ``Engine`` or ``Loops``.
+"""kopf registrations, and the pass a worker runs for one object.
 
 Per kind: an index of claims (which resource claims which remote name; kopf fills every
-index before any handler runs, so the oldest claimant is known from the first pass), a
-daemon running the object's reconcile loop, an event handler that wakes the loop when
-the spec changes, and a deletion handler behind the finalizer. Secrets are watched by
-``secret_store`` (label-selected, which kopf cannot do server-side), which wakes the loops
-through ``secret_changed``.
+index before any handler runs, so the oldest claimant is known from the first pass), an
+event handler that hands each watch event to ``Loops`` (which queues a pass when the spec
+changes), and a deletion handler behind the finalizer. kopf watches and keeps finalizers;
+the passes run on ``Loops``' bounded pool of workers, not on a task per object. Secrets are
+watched by ``secret_store`` (label-selected, which kopf cannot do server-side), which wakes
+the objects reading them through ``secret_changed``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from druid_access.kube import KubeError
-from druid_access.loops import Loops, ObjectKey, backoff
+from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.models import GROUP, VERSION
 from druid_access.reconcile import (
+    RETRYABLE,
     AnyKind,
     Claimant,
     ClaimLookup,
@@ -40,6 +42,7 @@ from druid_access.status import Outcome, Reason
 log = logging.getLogger("druid_access.handlers")
 
 KINDS: tuple[AnyKind, ...] = (UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind())
+_BY_NAME = {kind.info.kind: kind for kind in KINDS}
 PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
 DEFAULT_RESYNC = 300.0
@@ -54,10 +57,42 @@ class App:
     # and namespaces seen alive.
     terminating: set[str] = field(default_factory=set)
     alive: set[str] = field(default_factory=set)
+    # Each kind's claims index (the same object on every call), as the watch hands it over.
+    lookups: dict[str, ClaimLookup] = field(default_factory=dict)
+    workers: int = WORKERS
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
         cfg = self.engine.target_config(kind, target or "")
         return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
+
+    def target_period(self, target: TargetKey) -> float:
+        target_type, name = target
+        targets = self.engine.targets
+        cfg = targets.cluster_config(name) if target_type == "cluster" else targets.pivot_config(name)
+        return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
+
+    async def resync(self, target: TargetKey) -> None:
+        """One snapshot of the target, then a pass for each object it does not confirm.
+
+        A target whose breaker is open is not read: its probe is, and its recovery wakes
+        every object on it."""
+        target_type, name = target
+        targets = self.engine.targets
+        configured = (targets.cluster_config if target_type == "cluster" else targets.pivot_config)(name)
+        if configured is None:
+            self.loops.resync(target, None)  # refused by admission, at no cost to any target
+            return
+        if targets.health(target_type, name).down:
+            return
+        snapshots = targets.snapshots(target_type, name)
+        try:
+            await targets.refresh(target_type, name)
+        except Exception as error:  # the passes it queues say what is wrong, object by object
+            log.debug("resync of %s %s: %s", target_type, name, type(error).__name__)
+            self.loops.resync(target, None)
+            return
+        queued = self.loops.resync(target, snapshots if snapshots.current is not None else None)
+        log.debug("resync of %s %s: %d object(s) to look at", target_type, name, queued)
 
 
 def _key(kind: AnyKind, body: Mapping[str, Any]) -> ObjectKey:
@@ -65,9 +100,9 @@ def _key(kind: AnyKind, body: Mapping[str, Any]) -> ObjectKey:
     return (kind.info.kind, meta["namespace"], meta["name"])
 
 
-def _emitter(body: kopf.Body) -> Emit:
+def _emitter(body: Mapping[str, Any]) -> Emit:
     def emit(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message)
+        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
 
     return emit
 
@@ -127,12 +162,20 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
 
 
-def register(registry: kopf.OperatorRegistry, app: App) -> None:
+def register(registry: kopf.OperatorRegistry, app: App, *, workers: int = WORKERS) -> None:
+    # Every handler here is a coroutine: kopf runs plain functions on a thread pool, and these
+    # touch the queue, which lives on the event loop (and cost too little to hand to a thread).
     for kind in KINDS:
         _register_kind(registry, app, kind)
 
+    app.workers = workers
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        await app.loops.stop()
+
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    def namespace_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def namespace_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         name = body["metadata"]["name"]
         app.terminating.discard(name)
         app.alive.discard(name)
@@ -154,7 +197,7 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
     resource = (GROUP, VERSION, plural)
 
     @kopf.index(*resource, id=index_id, registry=registry)
-    def claims(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Claimant] | None:
+    async def claims(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Claimant] | None:
         try:
             spec = kind.spec_model(body.get("spec") or {})
         except ValueError:
@@ -172,25 +215,26 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         )
         return {(kind.target_name(spec), kind.remote_name(spec, meta["name"])): claimant}
 
-    @kopf.daemon(*resource, id=f"loop_{plural}", registry=registry, cancellation_timeout=10.0)
-    async def loop(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-        await _run_loop(app, kind, body, stopped, _lookup(kwargs[index_id]))
-
     @kopf.on.event(*resource, registry=registry)
-    def spec_changed(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+    async def watched(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        lookup = app.lookups.setdefault(kind.info.kind, _lookup(kwargs[index_id]))
+        if not app.loops.started:
+            # Started from a watch event, not at start-up: kopf posts Events through a queue
+            # it hands only to the tasks that handle objects, and the workers need it.
+            app.loops.start(lambda record: run_pass(app, record), app.resync, app.target_period, app.workers)
+        key = _key(kind, body)
         if type == "DELETED":
+            app.loops.close(key)
             # Gone for good, and gone from the claims index (kopf updates indices before it
             # calls handlers): the next-oldest claimant may own the remote name now.
-            for claimant in _claimants_of(kind, body, _lookup(kwargs[index_id])):
+            for claimant in _claimants_of(kind, body, lookup):
                 app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
             return
-        key = _key(kind, body)
-        current = app.loops.loops.get(key)
-        if current is not None and current.generation != body["metadata"].get("generation"):
-            app.loops.wake(key)
+        app.loops.observe(key, body)
 
     @kopf.on.delete(*resource, id=f"delete_{plural}", registry=registry)
     async def delete(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        await app.loops.quiesce(_key(kind, body))  # a pass in flight finishes first
         snapshot = _snapshot(body)
         lookup = _lookup(kwargs[index_id])
         emit = await _deletion_emitter(app, body)
@@ -220,44 +264,39 @@ def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -
     return [c for c in lookup(claim) if c.uid != body["metadata"]["uid"]]
 
 
-async def _run_loop(
-    app: App, kind: AnyKind, body: kopf.Body, stopped: kopf.DaemonStopped, lookup: ClaimLookup
-) -> None:
-    key = _key(kind, body)
-    loop = app.loops.open(key)
-    # We are the only writer of this status: what we last wrote is newer than a live body
-    # whose watch event has not arrived yet.
-    written: dict[str, Any] | None = None
-    woken = False  # the first pass and every resync observe through the target's snapshot
+async def run_pass(app: App, record: Record) -> None:
+    """One pass for one object, on a worker; schedules its retry when it failed."""
+    kind = _BY_NAME[record.key[0]]
+    body = record.current()
+    namespace = body["metadata"]["namespace"]
+    if body["metadata"].get("deletionTimestamp") or namespace in app.terminating:
+        return  # the deletion handler takes it from here
+    lookup = app.lookups[kind.info.kind]
+    record.generation = body["metadata"].get("generation")
+    live, record.live = record.live, False
+    emit = _emitter(body)
     try:
-        while not stopped:
-            snapshot = _snapshot(body)
-            if snapshot["metadata"].get("deletionTimestamp"):
-                return
-            if snapshot["metadata"]["namespace"] in app.terminating:
-                await loop.sleep(app.resync_seconds(kind, None), stopped.wait)  # the deletion comes
-                continue
-            if written is not None:
-                snapshot["status"] = written
-            loop.generation = snapshot["metadata"].get("generation")
-            try:
-                result = await app.engine.reconcile(kind, snapshot, lookup, _emitter(body), bulk=not woken)
-                app.loops.set_refs(loop, result.refs)
-                written = await app.engine.write_status(kind, snapshot, result.outcome, emit=_emitter(body))
-            except KubeError as error:  # the status could not be written: the API server is away
-                if loop.attempts == 0:  # once per streak, not once per retry of every object
-                    log.warning("%s %s/%s: %s; retrying with backoff", *key, error)
-                loop.attempts += 1
-                woken = await loop.sleep(backoff(loop.attempts, 60.0), stopped.wait)
-                continue
-            except Exception as error:  # a bug must not end the loop
-                log.error("%s %s/%s: reconcile failed: %s", *key, type(error).__name__)
-                loop.attempts += 1
-                woken = await loop.sleep(backoff(loop.attempts, 60.0), stopped.wait)
-                continue
-            if kind.family == "role" and result.outcome.changes and result.refs.target:
-                app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
-            delay = loop.next_delay(result.outcome, app.resync_seconds(kind, result.refs.target))
-            woken = await loop.sleep(delay, stopped.wait)
-    finally:
-        app.loops.close(key)
+        # A first pass and a resync observe through the target's snapshot; a change, live.
+        result = await app.engine.reconcile(kind, body, lookup, emit, bulk=not live)
+        app.loops.set_refs(record, result.refs)
+        record.remember(await app.engine.write_status(kind, body, result.outcome, emit=emit))
+    except KubeError as error:  # the status could not be written: the API server is away
+        if record.attempts == 0:  # once per streak, not once per retry of every object
+            log.warning("%s %s/%s: %s; retrying with backoff", *record.key, error)
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts, 60.0))
+        return
+    except Exception as error:  # a bug must not stop the object's passes
+        log.error("%s %s/%s: reconcile failed: %s", *record.key, type(error).__name__)
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts, 60.0))
+        return
+    record.confirmed = result.confirmed
+    if kind.family == "role" and result.outcome.changes and result.refs.target:
+        app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
+    if result.outcome.reason in RETRYABLE:
+        resync = app.resync_seconds(kind, result.refs.target)
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts - 1, min(BACKOFF_CAP, resync)))
+    else:
+        record.attempts = 0  # the target's resync looks at it again

@@ -1,26 +1,43 @@
-"""Per-object reconcile loops and the wake-ups that make changes reach Druid promptly.
+"""Which objects need a pass, and when: a keyed work queue served by a bounded pool of workers.
 
-Each resource has one loop (a kopf daemon) that reconciles, then sleeps until the next
-jittered resync, a backoff delay after a retryable failure, or an earlier wake-up: its
-spec changed, a Secret it reads changed, or a role it waits for was created. Waking is
-in-memory and costs no Kubernetes write.
+Nothing here runs per object while it is idle. An object is queued when its watch event
+brings a new spec (or it is first seen), a Secret it reads changes, a role it waits for is
+created, its target's health changes, a retry of a failure comes due, or its target's
+resync finds something to look at. The resync is one timer per target: it reads the target
+whole (``observation``) and queues only the objects that snapshot does not confirm in sync
+(an object is confirmed when its last pass found it in sync from a snapshot, and its entry
+has not changed in any snapshot since). A key is queued once however often it is asked for,
+and never handled by two workers at once (``workqueue``).
+
+What each record keeps is small on purpose: the latest body from the watch as compact JSON,
+the status this operator last wrote, what the object depends on (``Refs``), and its retry
+count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from druid_access.reconcile import RETRYABLE, Refs
-from druid_access.status import Outcome
+from druid_access.observation import TargetSnapshots
+from druid_access.reconcile import Refs
+from druid_access.workqueue import WorkQueue
+
+log = logging.getLogger("druid_access.loops")
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
+TargetKey = tuple[str, str]  # (target type, name)
 
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 120.0
+WORKERS = 16
+STOP_GRACE = 10.0  # seconds a pass in flight may take to finish when the operator stops
 
 
 def backoff(attempt: int, cap: float) -> float:
@@ -30,90 +47,130 @@ def backoff(attempt: int, cap: float) -> float:
 
 
 def resync_delay(period: float) -> float:
-    """The resync period with ±10 % jitter so that objects spread over time."""
+    """The resync period with ±10 % jitter so that targets do not fall due together."""
     return period * random.uniform(0.9, 1.1)
 
 
-@dataclass
-class Loop:
+def _compact(body: Mapping[str, Any]) -> bytes:
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class Record:
     key: ObjectKey
-    wake_event: asyncio.Event = field(default_factory=asyncio.Event)
-    generation: int | None = None
+    body: bytes  # the latest body from the watch (without managedFields)
+    generation: int | None  # the generation the latest pass started from
+    written: bytes | None = None  # the status this operator last wrote: newer than the body's
     attempts: int = 0
     refs: Refs = field(default_factory=Refs)
-    live: bool = False  # the pending wake-up brings a change to apply: observe live
+    live: bool = False  # the pending pass brings a change to apply: observe live
+    confirmed: int = 0  # the target snapshot that last confirmed it in sync (0: none)
+    deleting: bool = False
 
-    def next_delay(self, outcome: Outcome, resync: float) -> float:
-        if outcome.reason in RETRYABLE:
-            self.attempts += 1
-            return backoff(self.attempts - 1, min(BACKOFF_CAP, resync))
-        self.attempts = 0
-        return resync_delay(resync)
+    def current(self) -> dict[str, Any]:
+        """The body to reconcile: the watch's, with the status this operator last wrote."""
+        body: dict[str, Any] = json.loads(self.body)
+        if self.written is not None:
+            body["status"] = json.loads(self.written)
+        return body
 
-    async def sleep(self, delay: float, stopped: Callable[[], Awaitable[object]]) -> bool:
-        """Sleep until ``delay`` passes, a wake-up arrives, or ``stopped`` completes.
+    def remember(self, status: Mapping[str, Any]) -> None:
+        self.written = json.dumps(status, separators=(",", ":")).encode()
 
-        True when woken by a change: the next pass has something to apply, and reads live."""
-        waker = asyncio.ensure_future(self.wake_event.wait())
-        stopper = asyncio.ensure_future(stopped())
-        try:
-            await asyncio.wait({waker, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            stopper.cancel()
-        live = self.wake_event.is_set() and self.live
-        self.wake_event.clear()
-        self.live = False
-        return live
+
+Pass = Callable[[Record], Awaitable[None]]
 
 
 @dataclass
 class Loops:
-    """Every live loop, indexed by what can wake it."""
+    """Every object the watch reported, indexed by what can wake it, and the queue."""
 
-    loops: dict[ObjectKey, Loop] = field(default_factory=dict)
+    records: dict[ObjectKey, Record] = field(default_factory=dict)
+    queue: WorkQueue[ObjectKey] = field(default_factory=WorkQueue)
     _by_secret: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
     _by_role: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
-    _by_target: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
+    _by_target: dict[TargetKey, set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _resync: tuple[Callable[[TargetKey], Coroutine[Any, Any, None]], Callable[[TargetKey], float]] | None = (
+        None
+    )
+    _resyncing: dict[TargetKey, asyncio.Task[None]] = field(default_factory=dict)
 
-    def open(self, key: ObjectKey) -> Loop:
-        loop = self.loops.get(key) or Loop(key)
-        self.loops[key] = loop
-        return loop
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
+
+    # -- what the watch reports ------------------------------------------------------------
+
+    def observe(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
+        """A watch event: keep the body; queue a pass if the object is new or its spec changed."""
+        generation = body["metadata"].get("generation")
+        record = self.records.get(key)
+        if record is None:
+            self.records[key] = Record(key, _compact(body), generation)
+            self.queue.add(key)  # its first pass observes through the target's snapshot
+            return
+        record.body = _compact(body)
+        if record.generation != generation:
+            self.wake(key)
 
     def close(self, key: ObjectKey) -> None:
-        loop = self.loops.pop(key, None)
-        if loop is not None:
-            self._unindex(loop)
+        """The object is gone: forget it."""
+        record = self.records.pop(key, None)
+        self.queue.forget(key)
+        if record is not None:
+            self._unindex(record)
 
-    def set_refs(self, loop: Loop, refs: Refs) -> None:
-        self._unindex(loop)
-        loop.refs = refs
-        _, namespace, _ = loop.key
+    async def quiesce(self, key: ObjectKey) -> None:
+        """The object is being deleted: no more passes; wait for one in flight to finish."""
+        record = self.records.get(key)
+        if record is not None:
+            record.deleting = True
+        self.queue.forget(key)
+        await self.queue.released(key)
+
+    # -- indexes ---------------------------------------------------------------------------
+
+    def set_refs(self, record: Record, refs: Refs) -> None:
+        if refs == record.refs:
+            return
+        self._unindex(record)
+        record.refs = refs
+        _, namespace, _ = record.key
         for secret in refs.secrets:
-            self._by_secret[(namespace, secret)].add(loop.key)
+            self._by_secret[(namespace, secret)].add(record.key)
         if refs.target is not None:
-            self._by_target[(refs.target_type, refs.target)].add(loop.key)
+            target = (refs.target_type, refs.target)
+            self._by_target[target].add(record.key)
+            self._resync_task(target)
             for role in refs.roles:
-                self._by_role[(refs.target, role)].add(loop.key)
+                self._by_role[(refs.target, role)].add(record.key)
 
-    def _unindex(self, loop: Loop) -> None:
-        _, namespace, _ = loop.key
-        for secret in loop.refs.secrets:
-            self._by_secret.get((namespace, secret), set()).discard(loop.key)
-        if loop.refs.target is not None:
-            self._by_target.get((loop.refs.target_type, loop.refs.target), set()).discard(loop.key)
-            for role in loop.refs.roles:
-                self._by_role.get((loop.refs.target, role), set()).discard(loop.key)
+    def _unindex(self, record: Record) -> None:
+        _, namespace, _ = record.key
+        refs = record.refs
+        for secret in refs.secrets:
+            self._by_secret.get((namespace, secret), set()).discard(record.key)
+        if refs.target is not None:
+            self._by_target.get((refs.target_type, refs.target), set()).discard(record.key)
+            for role in refs.roles:
+                self._by_role.get((refs.target, role), set()).discard(record.key)
+
+    # -- wake-ups --------------------------------------------------------------------------
 
     def wake(self, key: ObjectKey, *, live: bool = True) -> bool:
-        """Run the object's next pass now; ``live``: it has a change to apply (read live)."""
-        loop = self.loops.get(key)
-        if loop is None:
+        """Queue the object's next pass now; ``live``: it has a change to apply (read live)."""
+        record = self.records.get(key)
+        if record is None or record.deleting:
             return False
-        loop.live = loop.live or live
-        loop.wake_event.set()
+        record.live = record.live or live
+        self.queue.add(key)
         return True
+
+    def retry(self, record: Record, delay: float) -> None:
+        if not record.deleting:
+            self.queue.add_after(record.key, delay)
 
     def wake_for_secret(self, namespace: str, name: str) -> int:
         keys = list(self._by_secret.get((namespace, name), ()))
@@ -127,3 +184,92 @@ class Loops:
         """Every object on a target, after its health changed (its snapshot serves them)."""
         keys = list(self._by_target.get((target_type, target), ()))
         return sum(self.wake(key, live=False) for key in keys)
+
+    # -- the per-target resync -------------------------------------------------------------
+
+    def resync(self, target: TargetKey, snapshots: TargetSnapshots[Any] | None) -> int:
+        """Queue the target's objects that its current snapshot does not confirm in sync.
+
+        ``snapshots`` None (no snapshot: a target not configured, or its bulk read failed):
+        every object of the target gets a pass."""
+        queued = 0
+        current = snapshots.current if snapshots is not None else None
+        for key in list(self._by_target.get(target, ())):
+            record = self.records.get(key)
+            if record is None or record.deleting:
+                continue
+            entry = record.refs.entry
+            if (
+                snapshots is not None
+                and current is not None
+                and entry is not None
+                and snapshots.unchanged_since(record.confirmed, entry)
+            ):
+                record.confirmed = current.number
+                continue
+            queued += self.wake(key, live=False)
+        return queued
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        run_pass: Pass,
+        resync_target: Callable[[TargetKey], Coroutine[Any, Any, None]],
+        period: Callable[[TargetKey], float],
+        workers: int = WORKERS,
+    ) -> None:
+        """Start the workers and the resync timer (inside the operator's event loop)."""
+        for _ in range(workers):
+            self._tasks.append(asyncio.create_task(self._work(run_pass)))
+        self._resync = (resync_target, period)
+        for target in list(self._by_target):
+            self._resync_task(target)
+
+    async def stop(self) -> None:
+        """Let passes in flight finish (within ``STOP_GRACE``), then stop every task."""
+        self.queue.close()
+        held = [asyncio.ensure_future(self.queue.released(key)) for key in self.queue.held()]
+        if held:
+            await asyncio.wait(held, timeout=STOP_GRACE)
+        tasks = [*self._tasks, *self._resyncing.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *held, return_exceptions=True)
+        self._tasks.clear()
+        self._resyncing.clear()
+
+    async def _work(self, run_pass: Pass) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                record = self.records.get(key)
+                if record is not None and not record.deleting:
+                    await run_pass(record)
+            except Exception:  # a bug must not end a worker
+                log.exception("%s %s/%s: pass failed", *key)
+            finally:
+                self.queue.done(key)
+
+    def _resync_task(self, target: TargetKey) -> None:
+        if self._resync is None or target in self._resyncing:
+            return
+        resync_target, period = self._resync
+        self._resyncing[target] = asyncio.create_task(self._resync_timer(target, resync_target, period))
+
+    async def _resync_timer(
+        self,
+        target: TargetKey,
+        resync_target: Callable[[TargetKey], Coroutine[Any, Any, None]],
+        period: Callable[[TargetKey], float],
+    ) -> None:
+        """One target, once per its resync period: one snapshot, then the objects it does not
+        confirm. A timer per target (there are few), so a slow target delays no other."""
+        while True:
+            await asyncio.sleep(resync_delay(period(target)))
+            if not self._by_target.get(target):
+                continue
+            try:
+                await resync_target(target)
+            except Exception:  # a bug must not end the target's resyncs
+                log.exception("resync of %s %s failed", *target)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from druid_access.clients import (
     ApiError,
@@ -40,10 +41,23 @@ from druid_access.clients import (
 
 log = logging.getLogger("druid_access.observation")
 
-T = TypeVar("T")
-
 ROLE_LIST = "*"
 """The name under which a created or deleted role marks the list of role names touched."""
+
+ALL = "*"
+"""In a snapshot's changes, (family, ALL): every entry of that family may have changed."""
+
+Entry = tuple[str, str]  # (family, remote name)
+
+
+class Entries(Protocol):
+    def entries(self) -> Mapping[Entry, object]:
+        """Every entry with what an object on it is compared with."""
+        ...
+
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Entries)
 
 
 @dataclass(frozen=True)
@@ -55,33 +69,74 @@ class DruidSnapshot:
     roles: Mapping[str, Role]
     group_mappings: Mapping[str, GroupMapping]
 
+    def entries(self) -> Mapping[Entry, object]:
+        found: dict[Entry, object] = {}
+        authn = self.authn or {}
+        for name in authn.keys() | self.users.keys():
+            found[("user", name)] = (authn.get(name), self.users.get(name))
+        for name, role in self.roles.items():
+            found[("role", name)] = role
+        for name, mapping in self.group_mappings.items():
+            found[("groupMapping", name)] = mapping
+        return found
+
+    def families_behind(self, previous: DruidSnapshot) -> Iterable[Entry]:
+        """Whole families to look at again: a role created or deleted changes which roles the
+        users and group mappings wait for."""
+        if self.roles.keys() != previous.roles.keys():
+            return (("user", ALL), ("groupMapping", ALL))
+        return ()
+
 
 @dataclass(frozen=True)
 class PivotSnapshot:
     connections: Mapping[str, PivotConnection]
 
+    def entries(self) -> Mapping[Entry, object]:
+        return {("connection", name): c for name, c in self.connections.items()}
+
 
 @dataclass(frozen=True)
-class Snapshot(Generic[T]):
-    data: T
+class Snapshot(Generic[S]):
+    data: S
     taken: float  # time.monotonic() when the fetch started
     seq: int  # the target's write sequence when the fetch started
+    number: int = 0  # counts the target's snapshots, from 1
+
+
+def changed_entries(previous: Entries, current: Entries) -> frozenset[Entry]:
+    """The entries that differ between two snapshots (added, removed or changed)."""
+    before, after = previous.entries(), current.entries()
+    changed = {key for key, value in after.items() if before.get(key, _ABSENT) != value}
+    changed.update(key for key in before.keys() - after.keys())
+    if isinstance(previous, DruidSnapshot) and isinstance(current, DruidSnapshot):
+        changed.update(current.families_behind(previous))
+    return frozenset(changed)
+
+
+_ABSENT = object()
+HISTORY = 8  # snapshots whose changes are kept, to carry a confirmation over a few of them
 
 
 @dataclass
-class TargetSnapshots(Generic[T]):
+class TargetSnapshots(Generic[S]):
     """The latest snapshot of one target, fetched once at a time, and what was written since."""
 
     label: str
-    fetch: Callable[[], Awaitable[T]]
+    fetch: Callable[[], Awaitable[S]]
     seq: int = 0
     touched: dict[tuple[str, str], int] = field(default_factory=dict)
-    current: Snapshot[T] | None = None
-    _fetching: asyncio.Future[Snapshot[T] | None] | None = None
+    current: Snapshot[S] | None = None
+    _fetching: asyncio.Future[Snapshot[S] | None] | None = None
     _failing: bool = False
     fetches: int = 0
+    # (snapshot number, entries changed since the one before, None: unknown), newest last.
+    _history: deque[tuple[int, frozenset[Entry] | None]] = field(
+        default_factory=lambda: deque(maxlen=HISTORY)
+    )
+    _numbered: int = 0
 
-    async def get(self, max_age: float) -> Snapshot[T] | None:
+    async def get(self, max_age: float) -> Snapshot[S] | None:
         """A snapshot younger than ``max_age`` seconds, fetched if needed; None if it fails."""
         current = self.current
         if current is not None and time.monotonic() - current.taken < max_age:
@@ -95,7 +150,7 @@ class TargetSnapshots(Generic[T]):
             if fetching.done() and self._fetching is fetching:
                 self._fetching = None
 
-    async def _fetch(self) -> Snapshot[T] | None:
+    async def _fetch(self) -> Snapshot[S] | None:
         start, seq = time.monotonic(), self.seq
         self.fetches += 1
         try:
@@ -109,7 +164,13 @@ class TargetSnapshots(Generic[T]):
         if self._failing:
             log.info("bulk read of %s works again", self.label)
         self._failing = False
-        self.current = Snapshot(data, start, seq)
+        previous = self.current
+        self._numbered += 1
+        changed = None
+        if previous is not None and previous.number == self._numbered - 1:
+            changed = changed_entries(previous.data, data)
+        self._history.append((self._numbered, changed))
+        self.current = Snapshot(data, start, seq, self._numbered)
         self.touched = {key: at for key, at in self.touched.items() if at > seq}
         return self.current
 
@@ -121,24 +182,45 @@ class TargetSnapshots(Generic[T]):
     def invalidate(self) -> None:
         self.current = None
 
-    def view(self, snapshot: Snapshot[T]) -> SnapshotView[T]:
+    def unchanged_since(self, number: int, entry: Entry) -> bool:
+        """Is ``entry`` the same in the current snapshot as in snapshot ``number``?
+
+        Known only while the snapshots in between are remembered and none was lost."""
+        current = self.current
+        if current is None or number <= 0:
+            return False
+        if number == current.number:
+            return True
+        family, _ = entry
+        expected = number + 1
+        for at, changed in self._history:
+            if at <= number:
+                continue
+            if at != expected or changed is None or entry in changed or (family, ALL) in changed:
+                return False
+            expected += 1
+        return expected == current.number + 1
+
+    def view(self, snapshot: Snapshot[S]) -> SnapshotView[S]:
         return SnapshotView(snapshot, self)
 
 
 @dataclass
-class SnapshotView(Generic[T]):
+class SnapshotView(Generic[S]):
     """One pass's window on a snapshot; ``used``: some read of the pass came from it."""
 
-    snapshot: Snapshot[T]
-    owner: TargetSnapshots[T]
+    snapshot: Snapshot[S]
+    owner: TargetSnapshots[S]
     used: bool = False
+    missed: bool = False  # some read went live: the entry was written since the snapshot
 
-    def current(self, family: str, name: str, *, confirming: bool = False) -> T | None:
+    def current(self, family: str, name: str, *, confirming: bool = False) -> S | None:
         """The snapshot's data if the entry was not written since it was taken, else None.
 
         ``confirming``: the caller uses it only to confirm (an answer that could be stale is
         read live), so it does not count as ``used``."""
         if self.owner.touched.get((family, name), 0) > self.snapshot.seq:
+            self.missed = True
             return None
         self.used = self.used or not confirming
         return self.snapshot.data

@@ -90,12 +90,16 @@ class Refs:
     target_type: str = ""
     secrets: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
+    entry: tuple[str, str] | None = None  # (family, remote name) on the target
 
 
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
     refs: Refs
+    # The number of the target's snapshot that alone showed this object in sync, with nothing
+    # to write: until that entry changes in a later snapshot, a resync has nothing to do here.
+    confirmed: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,7 @@ class Engine:
             target_type=kind.target_type,
             secrets=frozenset(n.ref.name for n in kind.secret_needs(spec)),
             roles=kind.role_refs(spec),
+            entry=(kind.family, name),
         )
 
         def done(reason: Reason, message: str, **extra: Any) -> Result:
@@ -216,11 +221,15 @@ class Engine:
             remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
             observed = await kind.observe(remote, name, desired)
             health.answered()
+            confirmed = 0
+            if remote.view is not None and remote.view.used and not remote.view.missed:
+                confirmed = remote.view.snapshot.number
             if (
                 remote.view is not None
                 and remote.view.used
                 and not _confirms_sync(kind, desired, observed, owned)
             ):
+                confirmed = 0
                 # The snapshot only ever confirms an object in sync: anything to do (or to
                 # refuse) is decided from a live read of the object, so no write is planned
                 # from data that may be a resync period old. (Reads of entries this operator
@@ -301,7 +310,10 @@ class Engine:
             missing = ", ".join(sorted(plan.missing_roles))
             return done(Reason.ROLE_NOT_FOUND, f"waiting for role(s) to exist: {missing}", **extra)
         message = "drift corrected" if drift else "in sync"
-        return done(Reason.SYNCED, message, **extra)
+        synced = done(Reason.SYNCED, message, **extra)
+        if changes or drift:
+            return synced
+        return dataclasses.replace(synced, confirmed=confirmed)
 
     def _record_health(self, kind: AnyKind, target: str, error: ApiError, message: str) -> None:
         """Tell the target's breaker whether the target answered this failed request."""

@@ -132,6 +132,10 @@ class Targets:
             self._snapshots[key] = found
         return found
 
+    async def refresh(self, target_type: str, name: str) -> None:
+        """Read the target whole now (a resync), unless a read of it is already under way."""
+        await self.snapshots(target_type, name).get(0.0)
+
     def health(self, target_type: str, name: str) -> TargetHealth:
         key = f"{target_type}/{name}"
         found = self._health.get(key)

@@ -11,19 +11,26 @@ from druid_access.clients import Unavailable
 from druid_access.observation import TargetSnapshots
 
 
+class Data(int):
+    """A snapshot that is a number: its one entry changes with every fetch."""
+
+    def entries(self) -> dict[tuple[str, str], object]:
+        return {("user", "x"): int(self)}
+
+
 class Fetcher:
     def __init__(self) -> None:
         self.calls = 0
         self.fail = False
         self.gate: asyncio.Event | None = None
 
-    async def __call__(self) -> int:
+    async def __call__(self) -> Data:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:
             raise Unavailable("ConnectError: refused", target="coordinator", method="GET", path="/x")
-        return self.calls
+        return Data(self.calls)
 
 
 async def test_one_fetch_serves_every_pass_while_younger_than_max_age() -> None:
@@ -77,3 +84,20 @@ async def test_a_failed_bulk_read_means_live_reads_said_once(caplog: pytest.LogC
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "reading objects one by one" in m]) == 1, messages
     assert any("works again" in m for m in messages), messages
+
+
+async def test_an_entry_is_known_unchanged_only_over_remembered_snapshots() -> None:
+    fetch = Fetcher()
+    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
+    first = await snapshots.get(0.0)
+    assert first is not None
+    assert snapshots.unchanged_since(first.number, ("user", "x"))
+    assert not snapshots.unchanged_since(0, ("user", "x"))  # never confirmed
+    await snapshots.get(0.0)  # the entry changes with every fetch
+    assert not snapshots.unchanged_since(first.number, ("user", "x"))
+    assert snapshots.unchanged_since(first.number, ("user", "y"))
+    snapshots.invalidate()
+    third = await snapshots.get(0.0)
+    assert third is not None
+    # Nothing is known of what changed across a lost snapshot.
+    assert not snapshots.unchanged_since(third.number - 1, ("user", "y"))

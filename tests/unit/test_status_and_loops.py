@@ -1,10 +1,11 @@
-"""Status building (writes only on change) and the loop's backoff/resync timing."""
+"""Status building (writes only on change), and the queue of passes: wake-ups, workers, resyncs."""
 
 from __future__ import annotations
 
 import asyncio
 
-from druid_access.loops import BACKOFF_CAP, Loop, Loops, backoff, resync_delay
+from druid_access.loops import BACKOFF_CAP, Loops, Record, backoff, resync_delay
+from druid_access.observation import TargetSnapshots
 from druid_access.reconcile import Refs
 from druid_access.status import Outcome, Reason, StatusBuilder, status_patch
 
@@ -46,28 +47,136 @@ def test_backoff_grows_and_is_capped() -> None:
     assert backoff(30, 60) <= 60
 
 
-def test_next_delay_uses_backoff_for_retryable_and_resync_otherwise() -> None:
-    loop = Loop(("DruidUser", "ns", "a"))
-    delays = [loop.next_delay(Outcome(Reason.UNREACHABLE, "x"), 300) for _ in range(5)]
-    assert delays[-1] > delays[0]
-    assert max(delays) <= BACKOFF_CAP
-    synced = loop.next_delay(Outcome(Reason.SYNCED, "ok"), 300)
-    assert 270 <= synced <= 330
-    assert loop.attempts == 0
-    assert 9 <= resync_delay(10) <= 11
+def test_resync_delay_is_jittered_around_the_period() -> None:
+    delays = [resync_delay(10) for _ in range(50)]
+    assert all(9 <= d <= 11 for d in delays)
+    assert len(set(delays)) > 1
+    assert BACKOFF_CAP >= 60
 
 
-async def test_wake_ups_by_secret_and_role() -> None:
+def _body(name: str, generation: int = 1) -> dict[str, object]:
+    return {
+        "apiVersion": "druid.apache.org/v1alpha1",
+        "kind": "DruidUser",
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": generation,
+            "managedFields": [{"manager": "kubectl"}],
+        },
+        "spec": {"cluster": "default"},
+    }
+
+
+async def test_watch_events_queue_a_pass_only_for_new_objects_and_new_specs() -> None:
     loops = Loops()
-    user = loops.open(("DruidUser", "ns", "bob"))
-    loops.set_refs(user, Refs(target="default", secrets=frozenset({"bob-pw"}), roles=frozenset({"reader"})))
+    key = ("DruidUser", "ns", "bob")
+    loops.observe(key, _body("bob"))
+    assert await loops.queue.get() == key  # first seen: one pass
+    loops.queue.done(key)
+    record = loops.records[key]
+    assert b"managedFields" not in record.body  # kept compact
+    loops.observe(key, _body("bob"))  # a status-only event: nothing to do
+    assert len(loops.queue) == 0
+    loops.observe(key, _body("bob", generation=2))
+    assert len(loops.queue) == 1 and record.live  # a new spec: a live pass
+    record.remember({"owned": True})
+    assert record.current()["status"] == {"owned": True}
+    loops.close(key)
+    assert key not in loops.records and len(loops.queue) == 0
+
+
+async def test_wake_ups_by_secret_role_and_target() -> None:
+    loops = Loops()
+    key = ("DruidUser", "ns", "bob")
+    loops.observe(key, _body("bob"))
+    user = loops.records[key]
+    loops.set_refs(
+        user,
+        Refs(
+            target="default",
+            target_type="cluster",
+            secrets=frozenset({"bob-pw"}),
+            roles=frozenset({"reader"}),
+        ),
+    )
     assert loops.wake_for_secret("ns", "bob-pw") == 1
     assert loops.wake_for_secret("other", "bob-pw") == 0
     assert loops.wake_for_role("default", "reader") == 1
-
-    async def stopped() -> None:
-        await asyncio.sleep(60)
-
-    await asyncio.wait_for(user.sleep(60, stopped), timeout=5)  # returns at once: woken
-    loops.close(user.key)
+    assert loops.wake_for_target("cluster", "default") == 1
+    assert len(loops.queue) == 1  # asked for four times, queued once
+    loops.close(key)
     assert loops.wake_for_secret("ns", "bob-pw") == 0
+    assert loops.wake_for_target("cluster", "default") == 0
+
+
+async def test_workers_run_each_key_once_at_a_time_and_stop_after_the_pass_in_flight() -> None:
+    loops = Loops()
+    running: dict[tuple[str, str, str], int] = {}
+    overlaps: list[tuple[str, str, str]] = []
+    passes: list[tuple[str, str, str]] = []
+    release = asyncio.Event()
+
+    async def run_pass(record: Record) -> None:
+        running[record.key] = running.get(record.key, 0) + 1
+        if running[record.key] > 1:
+            overlaps.append(record.key)
+        await release.wait()
+        passes.append(record.key)
+        running[record.key] -= 1
+
+    async def resync(target: tuple[str, str]) -> None:
+        return None
+
+    for name in ("a", "b", "c"):
+        loops.observe(("DruidUser", "ns", name), _body(name))
+    loops.start(run_pass, resync, lambda target: 30.0, workers=2)
+    await asyncio.sleep(0.05)
+    loops.wake(("DruidUser", "ns", "a"))  # while its first pass runs: once more, after it
+    loops.wake(("DruidUser", "ns", "a"))
+    release.set()
+    for _ in range(100):
+        if len(passes) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(passes) == sorted([("DruidUser", "ns", n) for n in ("a", "a", "b", "c")])
+    assert overlaps == []
+    await loops.stop()
+
+
+async def test_resync_queues_only_what_the_snapshot_does_not_confirm() -> None:
+    data = {"bob": 1, "ann": 1}
+
+    class Data:
+        def __init__(self, values: dict[str, int]) -> None:
+            self.values = dict(values)
+
+        def entries(self) -> dict[tuple[str, str], object]:
+            return {("user", k): v for k, v in self.values.items()}
+
+    async def fetch() -> Data:
+        return Data(data)
+
+    snapshots: TargetSnapshots[Data] = TargetSnapshots("test", fetch)
+    first = await snapshots.get(0.0)
+    assert first is not None
+    loops = Loops()
+    for name in ("bob", "ann", "eve"):
+        key = ("DruidUser", "ns", name)
+        loops.observe(key, _body(name))
+        loops.queue.forget(key)
+        loops.set_refs(
+            loops.records[key], Refs(target="default", target_type="cluster", entry=("user", name))
+        )
+    loops.records[("DruidUser", "ns", "bob")].confirmed = first.number
+    loops.records[("DruidUser", "ns", "ann")].confirmed = first.number
+    data["ann"] = 2  # changed on the remote side; bob did not; eve was never confirmed
+    await snapshots.get(0.0)
+    assert loops.resync(("cluster", "default"), snapshots) == 2
+    queued = {await loops.queue.get(), await loops.queue.get()}
+    assert queued == {("DruidUser", "ns", "ann"), ("DruidUser", "ns", "eve")}
+    assert loops.records[("DruidUser", "ns", "bob")].confirmed == 2  # carried over
+    # No snapshot: a pass for every object (ann and eve again once their passes are done).
+    assert loops.resync(("cluster", "default"), None) == 3
+    assert len(loops.queue) == 1

@@ -1,0 +1,108 @@
+"""A keyed work queue: each key queued at most once, processed by one worker at a time.
+
+The shape of client-go's workqueue, which Kubernetes controllers are built on: a key added
+while it waits is not added twice; a key added while a worker holds it is queued again when
+that worker is done, so the latest state is always processed and never by two workers at
+once; a delayed add keeps only the earliest due time. No maintained asyncio library offers
+these three together (``asyncio.Queue`` deduplicates nothing), so this is the small one the
+operator needs: it holds keys, never objects, and costs nothing per key while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self) -> None:
+        self._ready: deque[K] = deque()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()  # added again while a worker held it
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._idle: dict[K, asyncio.Future[None]] = {}  # who waits for a key to be let go
+        self._available = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def held(self) -> list[K]:
+        """The keys workers hold now."""
+        return list(self._processing)
+
+    def add(self, key: K) -> None:
+        """Queue ``key`` now (a pending delayed add of it is no longer needed)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._available.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Queue ``key`` in ``delay`` seconds, unless it is due sooner already."""
+        if key in self._queued or key in self._dirty:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        timer = self._timers.get(key)
+        if timer is not None:
+            if timer.when() <= due:
+                return
+            timer.cancel()
+        self._timers[key] = loop.call_at(due, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        """Drop whatever is pending for ``key`` (it is gone); a worker holding it finishes."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._dirty.discard(key)
+        if key in self._queued:
+            self._queued.discard(key)
+            self._ready.remove(key)
+
+    async def get(self) -> K:
+        """The next key; the caller holds it until ``done``."""
+        while not self._ready:
+            self._available.clear()
+            await self._available.wait()
+        key = self._ready.popleft()
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        waiter = self._idle.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    async def released(self, key: K) -> None:
+        """Return once no worker holds ``key``."""
+        if key not in self._processing:
+            return
+        waiter = self._idle.get(key)
+        if waiter is None:
+            waiter = self._idle[key] = asyncio.get_running_loop().create_future()
+        await asyncio.shield(waiter)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,63 @@
+"""The keyed work queue: deduplicated, one holder per key, re-queued when added while held."""
+
+from __future__ import annotations
+
+import asyncio
+
+from druid_access.workqueue import WorkQueue
+
+
+async def test_a_key_is_queued_once_and_in_order() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "a", "c", "b"):
+        queue.add(key)
+    assert len(queue) == 3
+    assert [await queue.get() for _ in range(3)] == ["a", "b", "c"]
+
+
+async def test_a_key_added_while_held_comes_back_after_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    assert await queue.get() == "a"
+    queue.add("a")
+    queue.add("a")
+    assert len(queue) == 0  # not handed to a second worker while held
+    queue.done("a")
+    assert len(queue) == 1
+    assert await queue.get() == "a"
+    queue.done("a")
+    assert len(queue) == 0
+
+
+async def test_delayed_adds_keep_the_earliest_and_an_add_now_replaces_them() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_after("a", 60)
+    queue.add_after("a", 0.05)  # sooner: replaces
+    queue.add_after("a", 30)  # later: ignored
+    assert await asyncio.wait_for(queue.get(), timeout=2) == "a"
+    queue.done("a")
+    queue.add_after("b", 60)
+    queue.add("b")
+    assert await asyncio.wait_for(queue.get(), timeout=1) == "b"
+    queue.done("b")
+    await asyncio.sleep(0.1)
+    assert len(queue) == 0
+    queue.close()
+
+
+async def test_forget_drops_what_is_pending_and_released_waits_for_the_holder() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    queue.add("b")
+    queue.add_after("c", 0.05)
+    queue.forget("a")
+    queue.forget("c")
+    assert await queue.get() == "b"
+    await asyncio.sleep(0.1)
+    assert len(queue) == 0  # neither a nor c came back
+    waiting = asyncio.ensure_future(queue.released("b"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    queue.done("b")
+    await asyncio.wait_for(waiting, timeout=1)
+    await asyncio.wait_for(queue.released("zzz"), timeout=1)  # a key nobody holds
