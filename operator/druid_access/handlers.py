@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -46,6 +47,7 @@ _BY_NAME = {kind.info.kind: kind for kind in KINDS}
 PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
 DEFAULT_RESYNC = 300.0
+POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
 
 
 @dataclass
@@ -64,6 +66,19 @@ class App:
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
         cfg = self.engine.target_config(kind, target or "")
         return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
+
+    def roles_coming(self, cluster: str, roles: frozenset[str]) -> frozenset[str]:
+        """The roles a DruidRole on ``cluster`` claims and has not had its first pass for yet."""
+        lookup = self.lookups.get(RoleKind.info.kind)
+        if lookup is None:
+            return frozenset()
+        coming = set()
+        for role in roles:
+            for claimant in lookup(Claim("role", cluster, role)):
+                record = self.loops.records.get((RoleKind.info.kind, claimant.namespace, claimant.name))
+                if record is not None and record.passes == 0 and not record.deleting:
+                    coming.add(role)
+        return frozenset(coming)
 
     def target_period(self, target: TargetKey) -> float:
         target_type, name = target
@@ -275,10 +290,18 @@ async def run_pass(app: App, record: Record) -> None:
     record.generation = body["metadata"].get("generation")
     live, record.live = record.live, False
     emit = _emitter(body)
+    # A new object may wait (without a status) for roles created with it, for a while.
+    patient = time.monotonic() - record.seen < POSTPONE_SECONDS
     try:
         # A first pass and a resync observe through the target's snapshot; a change, live.
-        result = await app.engine.reconcile(kind, body, lookup, emit, bulk=not live)
+        result = await app.engine.reconcile(
+            kind, body, lookup, emit, bulk=not live, roles_coming=app.roles_coming if patient else None
+        )
         app.loops.set_refs(record, result.refs)
+        if result.postponed:  # the role's first pass wakes it
+            record.live = record.live or live
+            app.loops.retry(record, POSTPONE_SECONDS / 4)
+            return
         record.remember(await app.engine.write_status(kind, body, result.outcome, emit=emit))
     except KubeError as error:  # the status could not be written: the API server is away
         if record.attempts == 0:  # once per streak, not once per retry of every object
@@ -292,7 +315,9 @@ async def run_pass(app: App, record: Record) -> None:
         app.loops.retry(record, backoff(record.attempts, 60.0))
         return
     record.confirmed = result.confirmed
-    if kind.family == "role" and result.outcome.changes and result.refs.target:
+    first = record.passes == 0
+    record.passes += 1
+    if kind.family == "role" and (first or result.outcome.changes) and result.refs.target:
         app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
     if result.outcome.reason in RETRYABLE:
         resync = app.resync_seconds(kind, result.refs.target)

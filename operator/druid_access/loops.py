@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Record:
     live: bool = False  # the pending pass brings a change to apply: observe live
     confirmed: int = 0  # the target snapshot that last confirmed it in sync (0: none)
     deleting: bool = False
+    passes: int = 0  # passes completed (with a status written)
+    seen: float = field(default_factory=time.monotonic)  # when the watch first reported it
 
     def current(self) -> dict[str, Any]:
         """The body to reconcile: the watch's, with the status this operator last wrote."""

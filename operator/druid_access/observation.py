@@ -168,7 +168,7 @@ class TargetSnapshots(Generic[S]):
         self._numbered += 1
         changed = None
         if previous is not None and previous.number == self._numbered - 1:
-            changed = changed_entries(previous.data, data)
+            changed = await asyncio.to_thread(changed_entries, previous.data, data)
         self._history.append((self._numbered, changed))
         self.current = Snapshot(data, start, seq, self._numbered)
         self.touched = {key: at for key, at in self.touched.items() if at > seq}

@@ -81,6 +81,9 @@ class Claimant:
 
 ClaimLookup = Callable[[Claim], Sequence[Claimant]]
 
+RolesComing = Callable[[str, frozenset[str]], frozenset[str]]
+"""(cluster, roles) -> those of the roles a DruidRole is about to create there."""
+
 
 @dataclass(frozen=True)
 class Refs:
@@ -100,6 +103,8 @@ class Result:
     # The number of the target's snapshot that alone showed this object in sync, with nothing
     # to write: until that entry changes in a later snapshot, a resync has nothing to do here.
     confirmed: int = 0
+    # Nothing was read or written: roles it needs are about to be created; pass again then.
+    postponed: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,16 +163,34 @@ class Engine:
         return values, ",".join(sorted(set(versions))) or None
 
     async def reconcile(
-        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit, *, bulk: bool = False
+        self,
+        kind: AnyKind,
+        body: Mapping[str, Any],
+        claims: ClaimLookup,
+        emit: Emit,
+        *,
+        bulk: bool = False,
+        roles_coming: RolesComing | None = None,
     ) -> Result:
-        """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live."""
+        """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live.
+
+        ``roles_coming``: postpone the pass (no read, no write, no status) while a role it
+        needs is about to be created, so that it writes everything in one go once the role
+        is there, instead of a ``RoleNotFound`` status and Event first."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
-            result = await self._reconcile(kind, body, claims, emit, bulk=bulk)
+            result = await self._reconcile(kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming)
         metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
         return result
 
     async def _reconcile(
-        self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit, *, bulk: bool
+        self,
+        kind: AnyKind,
+        body: Mapping[str, Any],
+        claims: ClaimLookup,
+        emit: Emit,
+        *,
+        bulk: bool,
+        roles_coming: RolesComing | None,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -202,6 +225,10 @@ class Engine:
                 f"{kind.family} {name!r} on {target_name!r} is claimed by the older "
                 f"{kind.info.kind} {owner.namespace}/{owner.name}",
             )
+        coming = roles_coming(target_name, refs.roles) if roles_coming is not None and refs.roles else None
+        if coming:
+            waiting = f"waiting for role(s) being created: {', '.join(sorted(coming))}"
+            return dataclasses.replace(done(Reason.ROLE_NOT_FOUND, waiting), postponed=True)
         secret_version: str | None = None
         claimed = False
         applied: list[str] = []

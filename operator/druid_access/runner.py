@@ -86,6 +86,7 @@ async def run(
     watch = asyncio.gather(
         secrets_store.run(lambda ns, name: secret_changed(app, ns, name)),
         targets.credentials.run(lambda ns, name: log.debug("credential Secret %s/%s read", ns, name)),
+        targets.warm_up(),
     )
     try:
         await kopf.operator(

@@ -12,6 +12,7 @@ would fail each other; reads stay concurrent.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from druid_access.resources.base import DruidRemote, PivotRemote
 from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")
+
+log = logging.getLogger("druid_access.targets")
 
 
 @dataclass
@@ -131,6 +134,22 @@ class Targets:
             found = TargetSnapshots(_label(target_type, name), lambda: read(name))
             self._snapshots[key] = found
         return found
+
+    async def warm_up(self) -> None:
+        """Read every configured target whole, at start-up: the first passes find their
+        snapshot ready instead of waiting for kopf to list every object first. A target that
+        cannot be read now is read again by the passes (and says why in their status)."""
+
+        async def one(target_type: str, name: str) -> None:
+            try:
+                await self.refresh(target_type, name)
+            except Exception as error:
+                log.debug("reading %s at start-up: %s", _label(target_type, name), type(error).__name__)
+
+        await asyncio.gather(
+            *(one("cluster", name) for name in self.config.clusters),
+            *(one("pivot", name) for name in self.config.pivots),
+        )
 
     async def refresh(self, target_type: str, name: str) -> None:
         """Read the target whole now (a resync), unless a read of it is already under way."""

@@ -24,6 +24,7 @@ from druid_access.testing.environment import (
     wait_for,
     wait_reason,
 )
+from druid_access.testing.faults import Fault
 
 NS = "lifecycle"
 ADMIN_PW = "admin-pw-lifecycle"
@@ -252,6 +253,50 @@ def test_a_resync_reads_each_target_whole_whatever_the_number_of_objects(
     assert requests.writes() == []
     apply_deletes = ["druiduser/" + u for u in users] + ["druidrole/many"]
     cp.kubectl("delete", "-n", NS, "--wait=false", *apply_deletes)
+
+
+def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """A DruidUser applied together with the DruidRole it names does not go through
+    RoleNotFound while the role is being created: its pass waits (no read, no write, no status)
+    for the role's first pass, then writes everything at once: one status, one Event."""
+    cp = controlplane
+    fault = fakes.call(
+        lambda: fakes.coordinator.faults.add(Fault(method="POST", path=r"/roles/slow-role$", latency=2.0))
+    )
+    try:
+        role = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]}
+        apply(cp, _doc("DruidRole", "slow-role", role))
+        # kopf has seen the role (its finalizer is on); its creation takes 2 s from about now.
+        wait_for(
+            lambda: kubectl_json(cp, "get", "druidrole", "slow-role", "-n", NS)["metadata"].get("finalizers"),
+            timeout=30,
+            what="the operator to see the role",
+        )
+        apply(
+            cp,
+            [
+                secret("patient-pw", {"password": "patient-secret"}, NS),
+                _doc(
+                    "DruidUser",
+                    "patient",
+                    {
+                        "roles": ["slow-role"],
+                        "password": {"secretKeyRef": {"name": "patient-pw", "key": "password"}},
+                    },
+                ),
+            ],
+        )
+        obj = wait_reason(cp, "druiduser", NS, "patient", "Synced", timeout=30)
+    finally:
+        fakes.call(lambda: fakes.coordinator.faults.remove(fault))
+    assert fakes.call(lambda: fakes.coordinator.users["patient"]) == {"slow-role"}
+    events = _events(cp, "patient")
+    assert [e["reason"] for e in events] == ["CreatedAuthenticatorUser"], events
+    assert "assigned role 'slow-role'" in events[0]["message"]
+    assert obj["status"]["conditions"][0]["lastTransitionTime"]
+    cp.kubectl("delete", "-n", NS, "--wait=false", "druiduser/patient", "druidrole/slow-role")
 
 
 def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:
