@@ -23,6 +23,7 @@ import kopf
 from druid_access.kube import KubeError
 from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.models import GROUP, VERSION
+from druid_access.offload import trim
 from druid_access.reconcile import (
     RETRYABLE,
     AnyKind,
@@ -108,6 +109,7 @@ class App:
             return
         queued = self.loops.resync(target, snapshots if snapshots.current is not None else None)
         log.debug("resync of %s %s: %d object(s) to look at", target_type, name, queued)
+        trim()  # the snapshot this one replaced is garbage now
 
 
 def _key(kind: AnyKind, body: Mapping[str, Any]) -> ObjectKey:

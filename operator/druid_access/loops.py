@@ -52,9 +52,18 @@ def resync_delay(period: float) -> float:
     return period * random.uniform(0.9, 1.1)
 
 
-def _compact(body: Mapping[str, Any]) -> bytes:
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _compact(body: Mapping[str, Any], *, status: bool) -> bytes:
+    """The body as compact JSON without what no pass reads: managedFields, kubectl's copy of
+    the whole object, and the status when this operator has written a newer one."""
     meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    return json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
+    annotations = meta.get("annotations")
+    if annotations and _LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
+    kept = {k: v for k, v in body.items() if k != "status" or status}
+    return json.dumps({**kept, "metadata": meta}, separators=(",", ":")).encode()
 
 
 @dataclass(slots=True)
@@ -111,10 +120,10 @@ class Loops:
         generation = body["metadata"].get("generation")
         record = self.records.get(key)
         if record is None:
-            self.records[key] = Record(key, _compact(body), generation)
+            self.records[key] = Record(key, _compact(body, status=True), generation)
             self.queue.add(key)  # its first pass observes through the target's snapshot
             return
-        record.body = _compact(body)
+        record.body = _compact(body, status=record.written is None)
         if record.generation != generation:
             self.wake(key)
 

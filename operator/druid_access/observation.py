@@ -38,6 +38,7 @@ from druid_access.clients import (
     PivotConnection,
     Role,
 )
+from druid_access.offload import in_thread
 
 log = logging.getLogger("druid_access.observation")
 
@@ -168,7 +169,7 @@ class TargetSnapshots(Generic[S]):
         self._numbered += 1
         changed = None
         if previous is not None and previous.number == self._numbered - 1:
-            changed = await asyncio.to_thread(changed_entries, previous.data, data)
+            changed = await in_thread(changed_entries, previous.data, data)
         self._history.append((self._numbered, changed))
         self.current = Snapshot(data, start, seq, self._numbered)
         self.touched = {key: at for key, at in self.touched.items() if at > seq}

@@ -8,7 +8,6 @@ module so both sides hash exactly alike.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -16,6 +15,8 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from druid_access.offload import in_thread
 
 ALGORITHM = "sha512"
 KEY_LENGTH = 64  # 512-bit derived key, as Druid's BasicAuthUtils.KEY_LENGTH
@@ -106,7 +107,7 @@ class Verdicts:
         key = (credentials, self._fingerprint(password))
         verdict = self._seen.get(key)
         if verdict is None:
-            verdict = await asyncio.to_thread(verify_password, password, credentials)
+            verdict = await in_thread(verify_password, password, credentials)
             self.computed += 1
             if len(self._seen) >= self._capacity:
                 del self._seen[next(iter(self._seen))]  # the oldest entry

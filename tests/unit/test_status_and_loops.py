@@ -77,12 +77,23 @@ async def test_watch_events_queue_a_pass_only_for_new_objects_and_new_specs() ->
     loops.queue.done(key)
     record = loops.records[key]
     assert b"managedFields" not in record.body  # kept compact
+    applied = _body("bob")
+    applied["metadata"]["annotations"] = {  # type: ignore[index]
+        "kubectl.kubernetes.io/last-applied-configuration": '{"a whole copy": 1}',
+        "team": "a",
+    }
+    applied["status"] = {"owned": True}
+    loops.observe(key, applied)
+    assert record.current()["metadata"]["annotations"] == {"team": "a"}
+    assert record.current()["status"] == {"owned": True}  # nothing written by us yet: the watch's
     loops.observe(key, _body("bob"))  # a status-only event: nothing to do
     assert len(loops.queue) == 0
     loops.observe(key, _body("bob", generation=2))
     assert len(loops.queue) == 1 and record.live  # a new spec: a live pass
-    record.remember({"owned": True})
-    assert record.current()["status"] == {"owned": True}
+    record.remember({"owned": True, "observedGeneration": 2})
+    loops.observe(key, applied)  # an older status from the watch: ours is newer, and kept alone
+    assert b"status" not in record.body
+    assert record.current()["status"] == {"owned": True, "observedGeneration": 2}
     loops.close(key)
     assert key not in loops.records and len(loops.queue) == 0
 
@@ -180,3 +191,14 @@ async def test_resync_queues_only_what_the_snapshot_does_not_confirm() -> None:
     # No snapshot: a pass for every object (ann and eve again once their passes are done).
     assert loops.resync(("cluster", "default"), None) == 3
     assert len(loops.queue) == 1
+
+
+async def test_cpu_work_runs_off_the_event_loop_and_trimming_is_harmless() -> None:
+    import threading
+
+    from druid_access.offload import in_thread, trim
+
+    loop_thread = threading.get_ident()
+    assert await in_thread(threading.get_ident) != loop_thread
+    assert await in_thread(lambda a, *, b: a + b, 1, b=2) == 3
+    trim()  # returns free pages to the system where glibc is there; never fails

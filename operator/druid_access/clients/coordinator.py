@@ -26,7 +26,6 @@ What this client encodes (each point held to the real Coordinator by ``tests/con
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -50,6 +49,7 @@ from pydantic.alias_generators import to_camel
 from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment, summarize
 from druid_access.clients.errors import check_coordinator_response
 from druid_access.clients.smile import SMILE_TYPE, smile_decode
+from druid_access.offload import in_thread
 from druid_access.passwords import StoredCredentials
 
 __all__ = [
@@ -424,7 +424,7 @@ class CoordinatorClient:
                 raise self._http.unexpected(response, f"body is not Smile: {error}") from None
 
         # Tenths of a second for 10,000 users: in a thread, so the event loop keeps answering.
-        return await asyncio.to_thread(parse)
+        return await in_thread(parse)
 
     async def authorization_load_status(self) -> dict[AuthorizerName, bool]:
         """Which ``basic`` authorizers have loaded their caches."""
