@@ -249,7 +249,8 @@ class Engine:
             observed = await kind.observe(remote, name, desired)
             health.answered()
             confirmed = 0
-            if remote.view is not None and remote.view.used and not remote.view.missed:
+            remote_missed = remote.view is not None and remote.view.missed
+            if remote.view is not None and remote.view.used and not remote_missed:
                 confirmed = remote.view.snapshot.number
             if (
                 remote.view is not None
@@ -257,12 +258,15 @@ class Engine:
                 and not _confirms_sync(kind, desired, observed, owned)
             ):
                 confirmed = 0
-                # The snapshot only ever confirms an object in sync: anything to do (or to
-                # refuse) is decided from a live read of the object, so no write is planned
-                # from data that may be a resync period old. (Reads of entries this operator
-                # wrote since the snapshot were live already.)
+                # The snapshot only ever confirms an object in sync, or that it is absent:
+                # anything else to do (or to refuse) is decided from a live read of the
+                # object, so no change is planned from data that may be a resync period old.
+                # An absent object is created without reading it again: if it appeared since,
+                # the create fails (AlreadyExists) and the next pass reads it live. (Reads of
+                # entries this operator wrote since the snapshot were live already.)
                 remote = dataclasses.replace(remote, view=None)
-                observed = await kind.observe(remote, name, desired)
+                if kind.exists(observed) or remote_missed:
+                    observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)
             if exists and not owned:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
