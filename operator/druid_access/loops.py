@@ -189,8 +189,10 @@ class Loops:
         return sum(self.wake(key) for key in keys)
 
     def wake_for_role(self, target: str, role: str) -> int:
+        """The objects waiting for a role that now exists. Through the snapshot: it confirms
+        them only in sync, and that the role exists is read live when the snapshot lacks it."""
         keys = list(self._by_role.get((target, role), ()))
-        return sum(self.wake(key) for key in keys)
+        return sum(self.wake(key, live=False) for key in keys)
 
     def wake_for_target(self, target_type: str, target: str) -> int:
         """Every object on a target, after its health changed (its snapshot serves them)."""
