@@ -1577,7 +1577,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--resync", type=float, default=30.0, help="resyncSeconds (default 30)")
     parser.add_argument("--timeout", type=float, default=5.0, help="timeoutSeconds (default 5)")
     parser.add_argument("--periods", type=int, default=2, help="resync periods measured in sync (default 2)")
-    parser.add_argument("--settle", type=float, default=10.0, help="seconds between convergence and steady")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=75.0,
+        help="seconds between convergence and steady: new objects are read back live until a snapshot "
+        "taken after their writes confirms them (up to two resync periods)",
+    )
     parser.add_argument("--reaction-count", type=int, default=50)
     parser.add_argument("--reaction-spacing", type=float, default=1.0)
     parser.add_argument("--restart-window", type=float, default=60.0)
