@@ -127,6 +127,9 @@ class TargetSnapshots(Generic[S]):
     fetch: Callable[[], Awaitable[S]]
     seq: int = 0
     touched: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Roles this operator created or updated since the snapshot: they exist (a deletion by the
+    # operator drops the snapshot), so a pass need not list the roles to know it.
+    roles_made: dict[str, int] = field(default_factory=dict)
     current: Snapshot[S] | None = None
     _fetching: asyncio.Future[Snapshot[S] | None] | None = None
     _failing: bool = False
@@ -173,6 +176,7 @@ class TargetSnapshots(Generic[S]):
         self._history.append((self._numbered, changed))
         self.current = Snapshot(data, start, seq, self._numbered)
         self.touched = {key: at for key, at in self.touched.items() if at > seq}
+        self.roles_made = {name: at for name, at in self.roles_made.items() if at > seq}
         return self.current
 
     def touch(self, family: str, name: str) -> None:
@@ -182,6 +186,12 @@ class TargetSnapshots(Generic[S]):
 
     def invalidate(self) -> None:
         self.current = None
+
+    def role_made(self, name: str) -> None:
+        self.roles_made[name] = self.seq
+
+    def role_gone(self, name: str) -> None:
+        self.roles_made.pop(name, None)
 
     def unchanged_since(self, number: int, entry: Entry) -> bool:
         """Is ``entry`` the same in the current snapshot as in snapshot ``number``?
@@ -270,9 +280,14 @@ class DruidReads:
     async def role_names(self, wanted: frozenset[str]) -> frozenset[str]:
         """The roles that exist. The snapshot answers only when it has every role ``wanted``
         (that confirms nothing is missing); that a role is missing is always read live."""
-        data = self.view.current("role", ROLE_LIST, confirming=True) if self.view is not None else None
-        if data is not None and wanted <= data.roles.keys():
-            return frozenset(data.roles)
+        if self.view is not None:
+            # The snapshot's roles, and those this operator made since it was taken.
+            made = self.view.owner.roles_made
+            known = self.view.snapshot.data.roles.keys() | {
+                n for n, at in made.items() if at > self.view.snapshot.seq
+            }
+            if wanted <= known:
+                return frozenset(known)
         return await self.client.list_roles(self.authorizer)
 
     async def role(self, name: str) -> Role | None:

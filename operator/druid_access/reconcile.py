@@ -405,6 +405,7 @@ class Engine:
                 for op in ops:
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.apply(remote)
+                    self.targets.written(kind.target_type, target, kind.family, name)
                     text = op.describe()
                     done.append(text)
                     metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()

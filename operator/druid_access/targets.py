@@ -185,7 +185,13 @@ class Targets:
         if family == "role":
             snapshots.touch(family, ROLE_LIST)
             if deleted:
+                snapshots.role_gone(remote_name)
                 snapshots.invalidate()
+
+    def written(self, target_type: str, name: str, family: str, remote_name: str) -> None:
+        """A write to ``remote_name`` succeeded: a role written exists."""
+        if family == "role":
+            self.snapshots(target_type, name).role_made(remote_name)
 
     async def _read_druid(self, name: str) -> Any:
         remote = await self.druid(name)
