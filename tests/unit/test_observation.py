@@ -101,3 +101,34 @@ async def test_an_entry_is_known_unchanged_only_over_remembered_snapshots() -> N
     assert third is not None
     # Nothing is known of what changed across a lost snapshot.
     assert not snapshots.unchanged_since(third.number - 1, ("user", "y"))
+
+
+async def test_roles_made_since_the_snapshot_are_known_without_listing_them() -> None:
+    from druid_access.clients import AuthenticatorName, AuthorizerName
+    from druid_access.observation import DruidReads, DruidSnapshot
+
+    class Lister:
+        calls = 0
+
+        async def list_roles(self, authorizer: str) -> frozenset[str]:
+            self.calls += 1
+            return frozenset({"old", "new"})
+
+    async def fetch() -> DruidSnapshot:
+        return DruidSnapshot(authn={}, users={}, roles={"old": None}, group_mappings={})  # type: ignore[dict-item]
+
+    snapshots: TargetSnapshots[DruidSnapshot] = TargetSnapshots("Druid cluster 'x'", fetch)
+    snapshot = await snapshots.get(60.0)
+    assert snapshot is not None
+    lister = Lister()
+    reads = DruidReads(lister, AuthenticatorName("basic"), AuthorizerName("basic"), snapshots.view(snapshot))  # type: ignore[arg-type]
+    assert await reads.role_names(frozenset({"old"})) == frozenset({"old"})
+    assert await reads.role_names(frozenset({"new"})) == frozenset({"old", "new"})
+    assert lister.calls == 1  # "new" is not in the snapshot: listed
+    snapshots.touch("role", "new")
+    snapshots.role_made("new")  # this operator created it since the snapshot
+    assert await reads.role_names(frozenset({"new"})) == frozenset({"old", "new"})
+    assert lister.calls == 1
+    snapshots.role_gone("new")  # and deleted it
+    await reads.role_names(frozenset({"new"}))
+    assert lister.calls == 2
