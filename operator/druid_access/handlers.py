@@ -179,13 +179,11 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
 
 
-def register(registry: kopf.OperatorRegistry, app: App, *, workers: int = WORKERS) -> None:
+def register(registry: kopf.OperatorRegistry, app: App) -> None:
     # Every handler here is a coroutine: kopf runs plain functions on a thread pool, and these
     # touch the queue, which lives on the event loop (and cost too little to hand to a thread).
     for kind in KINDS:
         _register_kind(registry, app, kind)
-
-    app.workers = workers
 
     @kopf.on.cleanup(registry=registry)
     async def stop_workers(**_: Any) -> None:

@@ -258,14 +258,16 @@ class Engine:
                 and not _confirms_sync(kind, desired, observed, owned)
             ):
                 confirmed = 0
-                # The snapshot only ever confirms an object in sync, or that it is absent:
-                # anything else to do (or to refuse) is decided from a live read of the
-                # object, so no change is planned from data that may be a resync period old.
-                # An absent object is created without reading it again: if it appeared since,
-                # the create fails (AlreadyExists) and the next pass reads it live. (Reads of
-                # entries this operator wrote since the snapshot were live already.)
+                # The snapshot only ever confirms an object in sync, or that a name this
+                # resource never had is free: anything else to do (or to refuse) is decided
+                # from a live read of the object, so no change is planned from data that may
+                # be a resync period old. A new object the snapshot shows absent is created
+                # without reading it again: if the name was taken since, the create fails
+                # (AlreadyExists), the claim is withdrawn and the next pass reads it live. An
+                # object this resource owns is always read again (the snapshot may predate
+                # its creation). Reads of entries written since the snapshot were live already.
                 remote = dataclasses.replace(remote, view=None)
-                if kind.exists(observed) or remote_missed:
+                if owned or kind.exists(observed) or remote_missed:
                     observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)
             if exists and not owned:
