@@ -249,8 +249,7 @@ class Engine:
             observed = await kind.observe(remote, name, desired)
             health.answered()
             confirmed = 0
-            remote_missed = remote.view is not None and remote.view.missed
-            if remote.view is not None and remote.view.used and not remote_missed:
+            if remote.view is not None and remote.view.used and not remote.view.missed:
                 confirmed = remote.view.snapshot.number
             if (
                 remote.view is not None
@@ -258,17 +257,12 @@ class Engine:
                 and not _confirms_sync(kind, desired, observed, owned)
             ):
                 confirmed = 0
-                # The snapshot only ever confirms an object in sync, or that a name this
-                # resource never had is free: anything else to do (or to refuse) is decided
-                # from a live read of the object, so no change is planned from data that may
-                # be a resync period old. A new object the snapshot shows absent is created
-                # without reading it again: if the name was taken since, the create fails
-                # (AlreadyExists), the claim is withdrawn and the next pass reads it live. An
-                # object this resource owns is always read again (the snapshot may predate
-                # its creation). Reads of entries written since the snapshot were live already.
+                # The snapshot only ever confirms an object in sync: anything to do (or to
+                # refuse) is decided from a live read of the object, so no write is planned
+                # from data that may be a resync period old. (Reads of entries this operator
+                # wrote since the snapshot were live already.)
                 remote = dataclasses.replace(remote, view=None)
-                if owned or kind.exists(observed) or remote_missed:
-                    observed = await kind.observe(remote, name, desired)
+                observed = await kind.observe(remote, name, desired)
             exists = kind.exists(observed)
             if exists and not owned:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
