@@ -29,7 +29,7 @@ class WorkQueue(Generic[K]):
         self._available = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._ready)
+        return len(self._queued)
 
     def held(self) -> list[K]:
         """The keys workers hold now."""
@@ -70,16 +70,17 @@ class WorkQueue(Generic[K]):
         if timer is not None:
             timer.cancel()
         self._dirty.discard(key)
-        if key in self._queued:
-            self._queued.discard(key)
-            self._ready.remove(key)
+        self._queued.discard(key)  # its place in line is skipped by get(): no scan of the line
 
     async def get(self) -> K:
         """The next key; the caller holds it until ``done``."""
-        while not self._ready:
-            self._available.clear()
-            await self._available.wait()
-        key = self._ready.popleft()
+        while True:
+            while not self._ready:
+                self._available.clear()
+                await self._available.wait()
+            key = self._ready.popleft()
+            if key in self._queued:  # else forgotten while it waited
+                break
         self._queued.discard(key)
         self._processing.add(key)
         return key

@@ -61,3 +61,16 @@ async def test_forget_drops_what_is_pending_and_released_waits_for_the_holder() 
     queue.done("b")
     await asyncio.wait_for(waiting, timeout=1)
     await asyncio.wait_for(queue.released("zzz"), timeout=1)  # a key nobody holds
+
+
+async def test_a_forgotten_key_added_again_is_handed_out_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    queue.add("b")
+    queue.forget("a")
+    queue.add("a")  # back in line: it may take its old place, but is handed out once
+    assert len(queue) == 2
+    assert sorted([await queue.get(), await queue.get()]) == ["a", "b"]
+    assert len(queue) == 0
+    queue.add("c")
+    assert await queue.get() == "c"  # the leftover place of a was skipped
