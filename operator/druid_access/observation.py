@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 from druid_access.clients import (
     ApiError,
@@ -42,9 +42,6 @@ from druid_access.offload import in_thread
 
 log = logging.getLogger("druid_access.observation")
 
-ROLE_LIST = "*"
-"""The name under which a created or deleted role marks the list of role names touched."""
-
 ALL = "*"
 """In a snapshot's changes, (family, ALL): every entry of that family may have changed."""
 
@@ -54,6 +51,10 @@ Entry = tuple[str, str]  # (family, remote name)
 class Entries(Protocol):
     def entries(self) -> Mapping[Entry, object]:
         """Every entry with what an object on it is compared with."""
+        ...
+
+    def families_behind(self, previous: Self) -> Iterable[Entry]:
+        """(family, ALL) for each family whose every entry may have changed since ``previous``."""
         ...
 
 
@@ -96,6 +97,9 @@ class PivotSnapshot:
     def entries(self) -> Mapping[Entry, object]:
         return {("connection", name): c for name, c in self.connections.items()}
 
+    def families_behind(self, previous: PivotSnapshot) -> Iterable[Entry]:
+        return ()
+
 
 @dataclass(frozen=True)
 class Snapshot(Generic[S]):
@@ -105,13 +109,12 @@ class Snapshot(Generic[S]):
     number: int = 0  # counts the target's snapshots, from 1
 
 
-def changed_entries(previous: Entries, current: Entries) -> frozenset[Entry]:
+def changed_entries(previous: S, current: S) -> frozenset[Entry]:
     """The entries that differ between two snapshots (added, removed or changed)."""
     before, after = previous.entries(), current.entries()
     changed = {key for key, value in after.items() if before.get(key, _ABSENT) != value}
     changed.update(key for key in before.keys() - after.keys())
-    if isinstance(previous, DruidSnapshot) and isinstance(current, DruidSnapshot):
-        changed.update(current.families_behind(previous))
+    changed.update(current.families_behind(previous))
     return frozenset(changed)
 
 
@@ -225,15 +228,12 @@ class SnapshotView(Generic[S]):
     used: bool = False
     missed: bool = False  # some read went live: the entry was written since the snapshot
 
-    def current(self, family: str, name: str, *, confirming: bool = False) -> S | None:
-        """The snapshot's data if the entry was not written since it was taken, else None.
-
-        ``confirming``: the caller uses it only to confirm (an answer that could be stale is
-        read live), so it does not count as ``used``."""
+    def current(self, family: str, name: str) -> S | None:
+        """The snapshot's data if the entry was not written since it was taken, else None."""
         if self.owner.touched.get((family, name), 0) > self.snapshot.seq:
             self.missed = True
             return None
-        self.used = self.used or not confirming
+        self.used = True
         return self.snapshot.data
 
 

@@ -28,7 +28,7 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
 from druid_access.kube import Kube, SecretData, SecretMissing
-from druid_access.observation import ROLE_LIST, SnapshotView, TargetSnapshots, read_druid, read_pivot
+from druid_access.observation import SnapshotView, TargetSnapshots, read_druid, read_pivot
 from druid_access.resources.base import DruidRemote, PivotRemote
 from druid_access.secret_store import CredentialStore
 
@@ -179,14 +179,12 @@ class Targets:
     ) -> None:
         """A write changed ``remote_name``: later passes read it live until a newer snapshot.
 
-        Roles are also listed, and a deleted role leaves every user that held it."""
+        A deleted role leaves every user that held it: the snapshot is dropped."""
         snapshots = self.snapshots(target_type, name)
         snapshots.touch(family, remote_name)
-        if family == "role":
-            snapshots.touch(family, ROLE_LIST)
-            if deleted:
-                snapshots.role_gone(remote_name)
-                snapshots.invalidate()
+        if family == "role" and deleted:
+            snapshots.role_gone(remote_name)
+            snapshots.invalidate()
 
     def written(self, target_type: str, name: str, family: str, remote_name: str) -> None:
         """A write to ``remote_name`` succeeded: a role written exists."""

@@ -17,6 +17,9 @@ class Data(int):
     def entries(self) -> dict[tuple[str, str], object]:
         return {("user", "x"): int(self)}
 
+    def families_behind(self, previous: Data) -> tuple[tuple[str, str], ...]:
+        return ()
+
 
 class Fetcher:
     def __init__(self) -> None:
@@ -132,3 +135,13 @@ async def test_roles_made_since_the_snapshot_are_known_without_listing_them() ->
     snapshots.role_gone("new")  # and deleted it
     await reads.role_names(frozenset({"new"}))
     assert lister.calls == 2
+
+
+def test_a_role_created_or_deleted_changes_every_user_and_group_mapping() -> None:
+    from druid_access.observation import ALL, DruidSnapshot, changed_entries
+
+    before = DruidSnapshot(authn={}, users={}, roles={"a": None}, group_mappings={})  # type: ignore[dict-item]
+    same = DruidSnapshot(authn={}, users={}, roles={"a": None}, group_mappings={})  # type: ignore[dict-item]
+    more = DruidSnapshot(authn={}, users={}, roles={"a": None, "b": None}, group_mappings={})  # type: ignore[dict-item]
+    assert changed_entries(before, same) == frozenset()
+    assert changed_entries(before, more) == {("role", "b"), ("user", ALL), ("groupMapping", ALL)}

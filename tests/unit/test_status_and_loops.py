@@ -166,6 +166,9 @@ async def test_resync_queues_only_what_the_snapshot_does_not_confirm() -> None:
         def entries(self) -> dict[tuple[str, str], object]:
             return {("user", k): v for k, v in self.values.items()}
 
+        def families_behind(self, previous: Data) -> tuple[tuple[str, str], ...]:
+            return ()
+
     async def fetch() -> Data:
         return Data(data)
 
