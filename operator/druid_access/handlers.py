@@ -11,6 +11,7 @@ the objects reading them through ``secret_changed``.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import time
@@ -63,6 +64,22 @@ class App:
     # Each kind's claims index (the same object on every call), as the watch hands it over.
     lookups: dict[str, ClaimLookup] = field(default_factory=dict)
     workers: int = WORKERS
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def start(self) -> None:
+        """Start the workers, from a watch event, not at start-up: kopf posts Events through a
+        queue it hands only to the tasks that handle objects, and the workers need it. The
+        claims are read first, also when this replica takes over from another one."""
+        async with self._starting:
+            if self.loops.started:
+                return
+            try:
+                await self.engine.journal.load()
+            except KubeError as error:
+                log.warning("could not read the recorded ownership claims: %s", error)
+            self.loops.start(
+                lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
+            )
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
         cfg = self.engine.target_config(kind, target or "")
@@ -219,7 +236,7 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             return None
         meta = body["metadata"]
         target = app.engine.target_config(kind, kind.target_name(spec))
-        owned = (body.get("status") or {}).get("owned") is True
+        owned = app.engine.owned(body)
         if admission(kind, spec, meta, target, owned=owned) is not None:
             return None  # a resource refused on its target cannot claim a name there
         claimant = Claimant(
@@ -234,12 +251,11 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
     async def watched(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
         lookup = app.lookups.setdefault(kind.info.kind, _lookup(kwargs[index_id]))
         if not app.loops.started:
-            # Started from a watch event, not at start-up: kopf posts Events through a queue
-            # it hands only to the tasks that handle objects, and the workers need it.
-            app.loops.start(lambda record: run_pass(app, record), app.resync, app.target_period, app.workers)
+            await app.start()
         key = _key(kind, body)
         if type == "DELETED":
             app.loops.close(key)
+            app.engine.journal.forget(body["metadata"]["uid"])
             # Gone for good, and gone from the claims index (kopf updates indices before it
             # calls handlers): the next-oldest claimant may own the remote name now.
             for claimant in _claimants_of(kind, body, lookup):

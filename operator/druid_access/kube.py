@@ -372,3 +372,45 @@ class Kube:
             if error.status == 404:
                 return  # deleted meanwhile: nothing left to report on
             raise _error(f"writing status of {plural}/{namespace}/{name}", error) from None
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data; None when there is none."""
+        try:
+            found = await self._core.read_namespaced_config_map(name, namespace)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading ConfigMap {namespace}/{name}", error) from None
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _error(f"reading ConfigMap {namespace}/{name}", error) from None
+        return dict(found.data or {})
+
+    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str | None]) -> None:
+        """Set (str) and remove (None) keys of a ConfigMap's data, creating it if need be.
+
+        A merge patch touches only the keys given, so writers of different keys never conflict."""
+        action = f"writing ConfigMap {namespace}/{name}"
+        try:
+            try:
+                await self._core.patch_namespaced_config_map(
+                    name, namespace, {"data": dict(data)}, _content_type="application/merge-patch+json"
+                )
+                return
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            kept = {key: value for key, value in data.items() if value is not None}
+            body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name, namespace=namespace), data=kept)
+            try:
+                await self._core.create_namespaced_config_map(namespace, body)
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                # Made by another writer meanwhile: patch it after all.
+                await self._core.patch_namespaced_config_map(
+                    name, namespace, {"data": dict(data)}, _content_type="application/merge-patch+json"
+                )
+        except _NO_ANSWER as error:
+            raise _unanswered(action, error) from None
+        except ApiException as error:
+            raise _error(action, error) from None

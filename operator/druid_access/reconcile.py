@@ -36,6 +36,7 @@ from druid_access.clients import (
     Unavailable,
 )
 from druid_access.config import ClusterConfig, PivotConfig
+from druid_access.journal import ClaimJournal
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
 from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed, granted_roles
@@ -128,7 +129,13 @@ class Engine:
     targets: Targets
     kube: Kube
     secrets: SecretStore
+    journal: ClaimJournal
     _rejected: dict[str, _Rejection] = field(default_factory=dict)
+
+    def owned(self, body: Mapping[str, Any]) -> bool:
+        """Did this resource create or adopt its remote object? Its status says so, or, until
+        the status is written, the claim recorded before the first create does."""
+        return (body.get("status") or {}).get("owned") is True or self.journal.holds(body["metadata"]["uid"])
 
     def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
         if kind.target_type == "cluster":
@@ -211,7 +218,7 @@ class Engine:
         def done(reason: Reason, message: str, **extra: Any) -> Result:
             return Result(Outcome(reason, message, remote_name=name, **extra), refs)
 
-        owned = status.get("owned") is True
+        owned = self.owned(body)
         target = self.target_config(kind, target_name)
         refused = admission(kind, spec, meta, target, owned=owned)
         if refused is not None:
@@ -298,9 +305,7 @@ class Engine:
             if plan.ops and not owned:
                 # Claim before creating: if the operator dies between the remote create and
                 # the final status write, the next pass knows the object is its own.
-                await self.kube.patch_status(
-                    kind.info.plural, meta["namespace"], meta["name"], {"owned": True}
-                )
+                await self.journal.claim(meta["uid"], _ident(body))
                 owned = claimed = True
             why = "drift on the remote side" if drift else _why(body, secret_version)
             changes = await self._apply(kind, body, remote, target_name, name, plan.ops, why, emit, applied)
@@ -321,9 +326,7 @@ class Engine:
             if claimed and not applied and isinstance(error, AlreadyExists):
                 # Someone else created it between our read and our create: it is not ours,
                 # and the next pass must treat it as pre-existing (Refuse or Adopt).
-                await self.kube.patch_status(
-                    kind.info.plural, meta["namespace"], meta["name"], {"owned": False}
-                )
+                await self.journal.release(meta["uid"])
                 return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
         self._rejected.pop(meta["uid"], None)
@@ -445,6 +448,8 @@ class Engine:
         patch = status_patch(current, new)
         if patch is not None:
             await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], patch)
+        if new.get("owned") is True:
+            self.journal.forget(meta["uid"])  # the status holds the claim now
         return new
 
     async def finalize(self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit) -> str:
@@ -464,7 +469,7 @@ class Engine:
         target_name = kind.target_name(spec)
         if spec.deletion_policy is DeletionPolicy.RETAIN:
             return f"released: deletionPolicy Retain leaves {kind.family} {name!r} in place"
-        if (body.get("status") or {}).get("owned") is not True:
+        if not self.owned(body):
             return f"released: {kind.family} {name!r} was never created or adopted by this resource"
         target = self.target_config(kind, target_name)
         if target is None:

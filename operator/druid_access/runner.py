@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 
 from druid_access import config as config_module
 from druid_access.handlers import App, configure, register, secret_changed
+from druid_access.journal import ClaimJournal
 from druid_access.kube import Kube
 from druid_access.reconcile import Engine
 from druid_access.secret_store import SecretStore
@@ -52,7 +53,7 @@ async def run(
     kube = await Kube.connect()
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
-    app = App(Engine(targets, kube, secrets_store))
+    app = App(Engine(targets, kube, secrets_store, ClaimJournal(kube, cfg.namespace)))
     targets.on_health_change = lambda kind, name, up: app.loops.wake_for_target(kind, name)
     registry = kopf.OperatorRegistry()
 

@@ -59,6 +59,7 @@ from druid_access.config import (
     TokenSecret,
     parse,
 )
+from druid_access.journal import NAME as CLAIMS_CONFIGMAP
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
@@ -169,6 +170,29 @@ def _kopf_rules(docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, froze
         for r in _rules(role)
         if r[0] == "kopf.dev"
     ]
+
+
+def _namespaced_bindings(
+    docs: Sequence[Mapping[str, Any]], full: str, namespace: str
+) -> list[Mapping[str, Any]]:
+    """The RoleBindings of the main ClusterRole, once the claims Role is checked: the operator
+    may read and patch only its claims ConfigMap, in its own namespace."""
+    role = _one(docs, "Role", f"{full}-claims")
+    assert role["metadata"]["namespace"] == namespace
+    assert [(g, r, v) for g, r, v in _rules(role)] == [
+        ("", "configmaps", frozenset({"get", "patch"})),
+        ("", "configmaps", frozenset({"create"})),
+    ]
+    assert role["rules"][0]["resourceNames"] == [CLAIMS_CONFIGMAP]
+    binding = _one(docs, "RoleBinding", f"{full}-claims")
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": f"{full}-claims",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": full, "namespace": namespace}]
+    return [b for b in _find(docs, "RoleBinding") if b["metadata"]["name"] != f"{full}-claims"]
 
 
 REPRESENTATIVE: dict[str, Any] = {
@@ -292,6 +316,8 @@ def test_template_default_values(helm: Helm, tmp_path: Path) -> None:
             ("ClusterRoleBinding", full),
             ("ClusterRoleBinding", f"{full}-resources"),
             ("ClusterRoleBinding", f"{full}-discovery"),
+            ("Role", f"{full}-claims"),
+            ("RoleBinding", f"{full}-claims"),
             ("Service", f"{full}-metrics"),
             ("Deployment", full),
         ]
@@ -324,7 +350,7 @@ def test_template_default_values(helm: Helm, tmp_path: Path) -> None:
     binding = _one(docs, "ClusterRoleBinding", full)
     assert binding["roleRef"]["name"] == full
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": full, "namespace": "ops-system"}]
-    assert not _find(docs, "RoleBinding")
+    assert _namespaced_bindings(docs, full, "ops-system") == []
     assert _kopf_rules(docs) == []
     assert not any(a.startswith("--peering") for a in container["args"])
 
@@ -341,6 +367,7 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
             "Deployment",
             "KopfPeering",
             "PodDisruptionBudget",
+            "Role",
             "RoleBinding",
             "Service",
             "ServiceAccount",
@@ -411,7 +438,7 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
     # Namespaced RBAC: RoleBindings in each watched namespace and the release's, no
     # ClusterRoleBinding for the main role (Secrets, Events); discovery and the four kinds are
     # cluster-wide (the kinds so that a namespace's deletion cannot strand their finalizers).
-    bindings = _find(docs, "RoleBinding")
+    bindings = _namespaced_bindings(docs, full, "druid-ops")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["druid-ops", "team-a", "team-b"]
     for binding in bindings:
         assert binding["roleRef"] == {
@@ -463,7 +490,7 @@ def test_template_representative_values(helm: Helm, tmp_path: Path) -> None:
 def test_cluster_scope_rbac_and_peering_with_all_namespaces(helm: Helm, tmp_path: Path) -> None:
     docs = _render(helm, {"replicaCount": 3, "watch": {"allNamespaces": True}}, tmp_path)
     full = f"ops-{CHART_NAME}"
-    assert not _find(docs, "RoleBinding")
+    assert _namespaced_bindings(docs, full, "ops-system") == []
     assert sorted(b["roleRef"]["name"] for b in _find(docs, "ClusterRoleBinding")) == [
         full,
         f"{full}-discovery",
@@ -920,6 +947,8 @@ def test_install_creates_the_rendered_objects(
             ("ClusterRole", None, f"{full}-edit"),
             ("ClusterRoleBinding", None, f"{full}-resources"),
             ("ClusterRoleBinding", None, f"{full}-discovery"),
+            ("Role", RELEASE_NS, f"{full}-claims"),
+            ("RoleBinding", RELEASE_NS, f"{full}-claims"),
             ("RoleBinding", RELEASE_NS, full),
             ("RoleBinding", WATCH_NS, full),
             ("Service", RELEASE_NS, f"{full}-metrics"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -256,12 +258,28 @@ def test_a_resync_reads_each_target_whole_whatever_the_number_of_objects(
 
 
 def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
-    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     """A DruidUser applied together with the DruidRole it names does not go through
     RoleNotFound while the role is being created: its pass waits (no read, no write, no status)
-    for the role's first pass, then writes everything at once: one status, one Event."""
+    for the role's first pass, then writes everything at once: one status, one Event. The
+    object itself is written twice by the operator: kopf's finalizer and that status (the
+    ownership claim before the create goes to the claims ConfigMap)."""
     cp = controlplane
+    watch_out, watch_log = tmp_path / "watch.json", tmp_path / "watch.log"
+    with watch_out.open("w") as out, watch_log.open("w") as err:
+        watcher = subprocess.Popen(
+            [
+                str(cp.binaries.kubectl),
+                f"--kubeconfig={cp.admin_kubeconfig}",
+                "-v=6",  # logs its requests: the watch is open once its GET ...watch=true is
+                *("get", "druidusers", "-n", NS, "--field-selector=metadata.name=patient"),
+                *("--watch", "--output-watch-events", "-o", "json"),
+            ],
+            stdout=out,
+            stderr=err,
+        )
+    wait_for(lambda: "watch=true" in watch_log.read_text(), timeout=15, what="kubectl's watch to open")
     fault = fakes.call(
         lambda: fakes.coordinator.faults.add(Fault(method="POST", path=r"/roles/slow-role$", latency=2.0))
     )
@@ -289,14 +307,40 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
             ],
         )
         obj = wait_reason(cp, "druiduser", NS, "patient", "Synced", timeout=30)
+        wait_for(
+            lambda: obj["metadata"]["resourceVersion"] in watch_out.read_text(), timeout=10, what="the watch"
+        )
     finally:
         fakes.call(lambda: fakes.coordinator.faults.remove(fault))
+        watcher.terminate()
+        watcher.wait(timeout=10)
+    seen = _watch_events(watch_out.read_text())
+    assert [(t, bool(o["metadata"].get("finalizers")), bool(o.get("status"))) for t, o in seen] == [
+        ("ADDED", False, False),
+        ("MODIFIED", True, False),  # kopf's finalizer
+        ("MODIFIED", True, True),  # the one status
+    ], [(t, o["metadata"]["resourceVersion"]) for t, o in seen]
     assert fakes.call(lambda: fakes.coordinator.users["patient"]) == {"slow-role"}
     events = _events(cp, "patient")
     assert [e["reason"] for e in events] == ["CreatedAuthenticatorUser"], events
     assert "assigned role 'slow-role'" in events[0]["message"]
     assert obj["status"]["conditions"][0]["lastTransitionTime"]
     cp.kubectl("delete", "-n", NS, "--wait=false", "druiduser/patient", "druidrole/slow-role")
+
+
+def _watch_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (type, object) pairs of ``kubectl get --watch --output-watch-events -o json``."""
+    decoder, events, at = json.JSONDecoder(), [], 0
+    while (at := _skip_space(text, at)) < len(text):
+        event, at = decoder.raw_decode(text, at)
+        events.append((event["type"], event["object"]))
+    return events
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
 
 
 def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:
