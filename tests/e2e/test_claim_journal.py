@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import yaml
 
 from druid_access import journal as journal_module
 from druid_access.journal import NAME, ClaimJournal
@@ -20,7 +21,15 @@ from druid_access.testing.environment import OPERATOR_NAMESPACE, repo_root
 def plane(controlplane: ControlPlane) -> Iterator[ControlPlane]:
     root = repo_root()
     controlplane.kubectl("apply", "-f", str(root / "deploy" / "namespace.yaml"))
-    controlplane.kubectl("apply", "-f", str(root / "deploy" / "rbac.yaml"))
+    # The chart's claims Role and its binding alone: the rest of deploy/rbac.yaml would grant
+    # this identity more than later modules expect it to have before they install it.
+    claims = [
+        doc
+        for doc in yaml.safe_load_all((root / "deploy" / "rbac.yaml").read_text())
+        if doc and doc["kind"] in ("Role", "RoleBinding") and doc["metadata"]["name"].endswith("-claims")
+    ]
+    assert len(claims) == 2
+    controlplane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(claims))
     controlplane.kubectl("delete", "configmap", NAME, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
     yield controlplane
     controlplane.kubectl("delete", "configmap", NAME, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")

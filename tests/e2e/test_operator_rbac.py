@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from druid_access.journal import NAME as CLAIMS_CONFIGMAP
 from druid_access.testing.controlplane import OPERATOR_NAMESPACE, OPERATOR_USER, ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
@@ -225,7 +226,8 @@ MUST_NOT: list[Check] = [
         for resource in ("clusterroles", "roles")
         for verb in ("escalate", "bind")
     ],
-    *[(verb, "", "configmaps", "") for verb in ("get", "list", "watch", "create", "update")],
+    # Only its claims ConfigMap, by name, in its own namespace (checked in the tests below).
+    *[(verb, "", "configmaps", "") for verb in ("get", "list", "watch", "update", "patch", "delete")],
     *[("impersonate", "", resource, "") for resource in ("users", "groups", "serviceaccounts")],
     ("create", "", "serviceaccounts", "token"),
     *[(verb, "", "events", "") for verb in ("update", "delete")],
@@ -303,6 +305,10 @@ def test_operator_can_do_what_it_needs(controlplane: ControlPlane) -> None:
     assert can_i(controlplane, "patch", f"druidusers.{GROUP}", "--subresource=status", "-n", NS)
     assert can_i(controlplane, "create", "secrets", "--all-namespaces")
     assert can_i(controlplane, "watch", f"druidconnections.{GROUP}", "--all-namespaces")
+    # The ownership claims: one ConfigMap in its own namespace.
+    assert can_i(controlplane, "create", "configmaps", "-n", OPERATOR_NAMESPACE)
+    for verb in ("get", "patch"):
+        assert can_i(controlplane, verb, f"configmaps/{CLAIMS_CONFIGMAP}", "-n", OPERATOR_NAMESPACE)
 
 
 def test_operator_cannot_do_more(controlplane: ControlPlane) -> None:
@@ -313,6 +319,11 @@ def test_operator_cannot_do_more(controlplane: ControlPlane) -> None:
         ("update", "secrets", "--all-namespaces"),
         ("delete", f"druidusers.{GROUP}", "-n", NS),
         ("create", "pods", "-n", OPERATOR_NAMESPACE),
+        ("create", "configmaps", "-n", NS),
+        ("create", "configmaps", "--all-namespaces"),
+        ("patch", f"configmaps/{CLAIMS_CONFIGMAP}", "-n", NS),
+        ("patch", "configmaps/another", "-n", OPERATOR_NAMESPACE),
+        ("get", "configmaps/another", "-n", OPERATOR_NAMESPACE),
         ("impersonate", "serviceaccounts"),
         ("*", "*", "--all-namespaces"),
     ):
