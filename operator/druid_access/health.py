@@ -1,12 +1,19 @@
 """Per-target health: a circuit breaker, so that a dead target is asked by one probe, not by every object.
 
-After ``THRESHOLD`` consecutive passes on a target that got no answer from it (connection
-refused or reset, a timeout, a 502/503/504) and no pass in between that did, the target is
-down: every pass on it answers ``Unreachable`` at once without a request, deletions wait
-(``DeletionBlocked``), and resyncs coming due send nothing. A single probe request retries
-the target with backoff (1 s doubling to ``PROBE_CAP``); its first answer, or any pass
-answered meanwhile, brings the target back. Both changes are reported through ``on_change``,
-which wakes every object on the target, so statuses follow within one probe interval.
+When the passes of ``THRESHOLD`` different objects got no answer from a target (connection
+refused or reset, a timeout, a 502/503/504) and no response of any kind came from it in
+between, the target is down: every pass on it answers ``Unreachable`` at once without a
+request, deletions wait (``DeletionBlocked``), and resyncs coming due send nothing. A single
+probe request retries the target with backoff (1 s doubling to ``PROBE_CAP``); its first
+answer, or any other response meanwhile, brings the target back. Both changes are reported
+through ``on_change``, which wakes every object on the target, so statuses follow within one
+probe interval. One object failing again and again counts once: its own retries back off,
+and it does not take its target, and the statuses of every object on it, down with it.
+
+Before the breaker opens, a target that has not answered lately (nothing heard for
+``FRESH`` seconds, or a failure since) is asked by one pass at a time: a target that died
+while idle gets the observation of one object, not one per worker, and one that answers
+lets every pass waiting behind the first go on together.
 
 A 500 does not count: Druid answers 500 for one object's trouble (a lost compare-and-swap
 race, a value it cannot store), and one object must not take its whole target down.
@@ -18,12 +25,14 @@ import asyncio
 import datetime
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("druid_access.health")
 
 THRESHOLD = 3
+FRESH = 5.0
 PROBE_FIRST = 1.0
 PROBE_CAP = 30.0
 
@@ -40,11 +49,17 @@ class TargetHealth:
     label: str
     probe: Callable[[], Awaitable[object]]
     on_change: Callable[[bool], object]  # True: back up; False: down
-    failures: int = 0
     down_since: datetime.datetime | None = None
     last_error: str = ""
     probes: int = 0
+    heard_at: float = -FRESH  # time.monotonic() of the last response, whatever its status
     _prober: asyncio.Task[None] | None = field(default=None, repr=False)
+    _lane: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _failing: set[object] = field(default_factory=set, repr=False)  # who got no answer since the last one
+
+    @property
+    def failures(self) -> int:
+        return len(self._failing)
 
     @property
     def down(self) -> bool:
@@ -55,21 +70,44 @@ class TargetHealth:
         so that objects which already said so are not written again."""
         return self.last_error
 
-    def answered(self) -> None:
-        """A request got an answer (any status): the target is there."""
-        self.failures = 0
+    def heard(self) -> None:
+        """A response arrived, whatever its status (the target's client calls this for each
+        one but a 502/503/504): the target is there."""
+        self.heard_at = time.monotonic()
+        self._failing.clear()
         if self.down:
             self._recover()
 
-    def unanswered(self, error: str) -> None:
-        """A request got no answer (connection error, timeout, 502/503/504)."""
-        self.failures += 1
+    @property
+    def clear(self) -> bool:
+        """Answering lately, and nothing unanswered since: passes may ask it together."""
+        return self.failures == 0 and time.monotonic() - self.heard_at < FRESH
+
+    async def admit(self) -> bool:
+        """Wait until this pass may send requests. True: it holds the single lane, and must
+        call ``leave`` once its first requests are answered or failed."""
+        if self.clear:
+            return False
+        await self._lane.acquire()
+        if self.clear:  # the pass before this one was answered
+            self._lane.release()
+            return False
+        return True
+
+    def leave(self) -> None:
+        self._lane.release()
+
+    def unanswered(self, error: str, who: object = None) -> None:
+        """A request got no answer (connection error, timeout, 502/503/504); ``who`` is the
+        object whose pass sent it (None: counted as a new one)."""
+        self._failing.add(object() if who is None else who)
         self.last_error = error
         if self.down or self.failures < THRESHOLD:
             return
         self.down_since = datetime.datetime.now(datetime.UTC)
         log.warning(
-            "%s: %d requests in a row unanswered (%s); one probe request alone tries it until it answers",
+            "%s: the requests of %d objects in a row unanswered (%s); one probe request alone tries "
+            "it until it answers",
             self.label,
             self.failures,
             error,
@@ -88,11 +126,12 @@ class TargetHealth:
             except Exception as error:  # any failure means: not yet
                 log.debug("%s: probe %d unanswered (%s)", self.label, self.probes, type(error).__name__)
                 continue
-            self._recover()
+            if self.down:  # the response itself may have brought it back already
+                self._recover()
 
     def _recover(self) -> None:
         self.down_since = None
-        self.failures = 0
+        self._failing.clear()
         prober, self._prober = self._prober, None
         if prober is not None and prober is not asyncio.current_task():
             prober.cancel()

@@ -250,26 +250,32 @@ class Engine:
                 return done(Reason.REJECTED, rejected.message, owned=owned or None)
             assert target is not None  # admission refused a missing target
             health = self.targets.health(kind.target_type, target_name)
-            if health.down:
-                return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
-            remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
-            observed = await kind.observe(remote, name, desired)
-            health.answered()
-            confirmed = 0
-            if remote.view is not None and remote.view.used and not remote.view.missed:
-                confirmed = remote.view.snapshot.number
-            if (
-                remote.view is not None
-                and remote.view.used
-                and not _confirms_sync(kind, desired, observed, owned)
-            ):
-                confirmed = 0
-                # The snapshot only ever confirms an object in sync: anything to do (or to
-                # refuse) is decided from a live read of the object, so no write is planned
-                # from data that may be a resync period old. (Reads of entries this operator
-                # wrote since the snapshot were live already.)
-                remote = dataclasses.replace(remote, view=None)
+            lane = await health.admit()  # one pass at a time while the target is in doubt
+            try:
+                if health.down:
+                    return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
+                remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
                 observed = await kind.observe(remote, name, desired)
+                confirmed = 0
+                if remote.view is not None and remote.view.used and not remote.view.missed:
+                    confirmed = remote.view.snapshot.number
+                if (
+                    remote.view is not None
+                    and remote.view.used
+                    and not _confirms_sync(kind, desired, observed, owned)
+                ):
+                    confirmed = 0
+                    # The snapshot only ever confirms an object in sync: anything to do (or to
+                    # refuse) is decided from a live read of the object, so no write is planned
+                    # from data that may be a resync period old. (Reads of entries this operator
+                    # wrote since the snapshot were live already.)
+                    remote = dataclasses.replace(remote, view=None)
+                    observed = await kind.observe(remote, name, desired)
+            finally:
+                # Released before a failure is counted (no await in between): the next pass
+                # in the lane sees it.
+                if lane:
+                    health.leave()
             exists = kind.exists(observed)
             if exists and not owned:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
@@ -319,7 +325,7 @@ class Engine:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
         except ApiError as error:
             reason, message = describe_api_error(error)
-            self._record_health(kind, target_name, error, message)
+            self._record_health(kind, target_name, meta["uid"], error, message)
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
@@ -345,13 +351,11 @@ class Engine:
             return synced
         return dataclasses.replace(synced, confirmed=confirmed)
 
-    def _record_health(self, kind: AnyKind, target: str, error: ApiError, message: str) -> None:
-        """Tell the target's breaker whether the target answered this failed request."""
-        health = self.targets.health(kind.target_type, target)
+    def _record_health(self, kind: AnyKind, target: str, uid: str, error: ApiError, message: str) -> None:
+        """Tell the target's breaker when this failed request got no answer (an answer, if only
+        a refusal, was told to it by the client as it arrived)."""
         if isinstance(error, Unavailable) and not isinstance(error, CertificateNotTrusted | RateLimited):
-            health.unanswered(message)
-        else:
-            health.answered()  # it answered, if only to refuse
+            self.targets.health(kind.target_type, target).unanswered(message, uid)
 
     async def _privileged_grants_now(
         self,
@@ -485,9 +489,10 @@ class Engine:
         if owner is not None and owner.uid != meta["uid"]:
             return f"released: {kind.family} {name!r} belongs to {owner.namespace}/{owner.name}"
         health = self.targets.health(kind.target_type, target_name)
-        if health.down:
-            raise DeletionBlocked(Reason.UNREACHABLE, health.message())
+        lane = await health.admit()
         try:
+            if health.down:
+                raise DeletionBlocked(Reason.UNREACHABLE, health.message())
             remote = await self._remote(kind, target_name)
             async with self.targets.write_lock(f"{kind.target_type}/{target_name}"):
                 self.targets.touched(kind.target_type, target_name, kind.family, name, deleted=True)
@@ -498,9 +503,11 @@ class Engine:
             raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
         except ApiError as error:
             reason, message = describe_api_error(error)
-            self._record_health(kind, target_name, error, message)
+            self._record_health(kind, target_name, meta["uid"], error, message)
             raise DeletionBlocked(reason, message) from None
-        health.answered()
+        finally:
+            if lane:
+                health.leave()
         text = f"deleted {kind.family} {name!r}" if removed else f"{kind.family} {name!r} was already gone"
         log.info("%s: %s (resource deleted)", _ident(body), text)
         if removed:

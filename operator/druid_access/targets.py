@@ -89,6 +89,7 @@ class Targets:
             username=secret.value(ref.username_key).get_secret_value(),
             password=secret.value(ref.password_key),
             options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
+            on_answer=self.health("cluster", name).heard,
         )
         remote = DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
         if cached is not None:
@@ -105,7 +106,10 @@ class Targets:
         if cached is not None and cached.version == version:
             return cached.client
         client = PivotClient(
-            cfg.url, token=secret.value(ref.key), options=_options(cfg.timeout_seconds, cfg.ca_bundle)
+            cfg.url,
+            token=secret.value(ref.key),
+            options=_options(cfg.timeout_seconds, cfg.ca_bundle),
+            on_answer=self.health("pivot", name).heard,
         )
         if cached is not None:
             await cached.client.aclose()

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from druid_access.health import FRESH, THRESHOLD
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
@@ -574,6 +575,43 @@ def test_a_dead_target_is_probed_alone_and_every_status_follows(
     wait_for(lambda: DEAD[-1] not in fakes.coordinator.roles or None, timeout=60, what="the deletion")
     assert_alive(operator)
     cp.kubectl("delete", "druidrole", *DEAD[:-1], "dead-new", "-n", NS, "--timeout=60s")
+
+
+def test_a_target_that_died_while_idle_is_asked_by_one_pass_at_a_time(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """16 objects applied at once to a target that died since it was last heard from: the
+    workers do not all send their reads together; one pass at a time asks, so the breaker
+    opens after THRESHOLD passes' requests, and the rest say Unreachable without a request."""
+    cp = controlplane
+    names = [f"idle-dead-{i:02d}" for i in range(16)]
+    # Not heard from for FRESH seconds: the last request the fake answered is that long ago.
+    wait_for(
+        lambda: (
+            time.time() - max((r.timestamp for r in fakes.coordinator.requests.records), default=0)
+            > FRESH + 0.5
+            or None
+        ),
+        timeout=60,
+        interval=0.2,
+        what="the target to be idle",
+    )
+    fault = fakes.call(lambda: fakes.coordinator.faults.add(Fault(path="", reset=True)))
+    since = time.time()
+    try:
+        apply(cp, [_doc("DruidRole", name, STATE_READ) for name in names])
+        for name in names:
+            wait_reason(cp, "druidrole", NS, name, "Unreachable", timeout=30)
+        sent = [r for r in fakes.coordinator.requests.records if r.timestamp >= since]
+    finally:
+        fakes.call(lambda: fakes.coordinator.faults.remove(fault))
+    # A new role's pass reads the role (a snapshot read, not per object, may come due too).
+    per_object = [r for r in sent if "cachedSerialized" not in r.path and r.path != "/status/health"]
+    assert len(per_object) <= THRESHOLD, [(r.method, r.path) for r in per_object]
+    for name in names:
+        wait_reason(cp, "druidrole", NS, name, "Synced", timeout=60)
+    assert_alive(operator)
+    cp.kubectl("delete", "druidrole", *names, "-n", NS, "--timeout=60s")
 
 
 # ----------------------------------------------------------------------------------- secret canary

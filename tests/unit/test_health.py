@@ -32,7 +32,7 @@ async def test_opens_after_consecutive_unanswered_requests_only() -> None:
     health = TargetHealth("Druid cluster 'x'", probe, changes.append)
     for _ in range(THRESHOLD - 1):
         health.unanswered("connection refused")
-    health.answered()  # an answer in between starts the count again
+    health.heard()  # an answer in between starts the count again
     for _ in range(THRESHOLD - 1):
         health.unanswered("connection refused")
     assert not health.down and changes == []
@@ -62,14 +62,99 @@ async def test_one_probe_at_a_time_until_the_target_answers() -> None:
     assert probe.calls == calls, "the probe goes on after the target came back"
 
 
-async def test_an_answered_pass_closes_it_and_stops_the_probe() -> None:
+async def test_any_response_closes_it_and_stops_the_probe() -> None:
     changes: list[bool] = []
     probe = Probe()
     health = TargetHealth("Druid cluster 'x'", probe, changes.append)
     for _ in range(THRESHOLD):
         health.unanswered("reset")
-    health.answered()
+    health.heard()  # a pass in flight when it opened was answered
     assert not health.down and changes == [False, True]
     calls = probe.calls
     await asyncio.sleep(0.05)
     assert probe.calls == calls
+
+
+class Passes:
+    """Passes on one target as the engine runs them: admitted, one request, the outcome told."""
+
+    def __init__(self, health: TargetHealth, *, answers: bool) -> None:
+        self.health = health
+        self.answers = answers
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.requests = 0
+        self.unreachable = 0
+
+    async def one(self) -> None:
+        lane = await self.health.admit()
+        try:
+            if self.health.down:
+                self.unreachable += 1
+                return
+            self.requests += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.01)
+            self.in_flight -= 1
+            if self.answers:
+                self.health.heard()  # the client reports every response
+        finally:
+            if lane:
+                self.health.leave()
+        if not self.answers:
+            self.health.unanswered("connection reset")
+
+
+async def test_a_target_dead_since_it_was_last_heard_gets_one_request_per_pass_in_turn() -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    passes = Passes(health, answers=False)
+    await asyncio.gather(*(passes.one() for _ in range(16)))
+    # 16 workers at once, as after a batch of new objects: one request at a time until the
+    # breaker opens, then none.
+    assert passes.most_in_flight == 1
+    assert passes.requests == THRESHOLD
+    assert passes.unreachable == 16 - THRESHOLD
+    assert health.down
+    await health.close()
+
+
+async def test_once_the_first_pass_is_answered_the_others_go_together() -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    passes = Passes(health, answers=True)
+    first = asyncio.ensure_future(passes.one())
+    rest = [asyncio.ensure_future(passes.one()) for _ in range(15)]
+    await asyncio.sleep(0.005)
+    assert passes.in_flight == 1  # not heard lately: the first goes alone
+    await asyncio.gather(first, *rest)
+    assert passes.requests == 16 and passes.most_in_flight == 15
+    # Heard lately and nothing failed since: no waiting at all.
+    assert health.clear
+    assert await health.admit() is False
+
+
+async def test_a_failure_puts_the_next_passes_in_the_lane_again() -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    health.heard()
+    assert health.clear
+    health.unanswered("timeout")
+    assert not health.clear
+    assert await health.admit() is True
+    waiting = asyncio.ensure_future(health.admit())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # behind the one in the lane
+    health.heard()
+    health.leave()
+    assert await waiting is False  # answered meanwhile: it goes without the lane
+
+
+async def test_one_object_failing_again_and_again_counts_once() -> None:
+    changes: list[bool] = []
+    health = TargetHealth("Druid cluster 'x'", Probe(), changes.append)
+    for _ in range(THRESHOLD * 3):  # its own retries: they back off on their own
+        health.unanswered("ReadTimeout", "uid-1")
+    assert not health.down and health.failures == 1
+    for uid in ("uid-2", "uid-3"):
+        health.unanswered("ReadTimeout", uid)
+    assert health.down and changes == [False]  # three objects in a row: the target is down
+    await health.close()

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -24,6 +24,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from druid_access import __version__
 from druid_access.clients.errors import (
+    UNANSWERED_STATUSES,
     ApiError,
     RedirectRefused,
     Target,
@@ -145,6 +146,7 @@ class JsonTransport:
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
+        on_answer: Callable[[], object] | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https"):
@@ -153,6 +155,7 @@ class JsonTransport:
             raise ValueError(f"{target} URL must not embed credentials; pass them separately")
         self.target: Target = target
         self._check = check
+        self._on_answer = on_answer  # told of every response but a 502/503/504
         self._secrets = tuple(s for s in secrets if s)
         self._client = httpx.AsyncClient(
             base_url=url,
@@ -227,6 +230,8 @@ class JsonTransport:
             )
         finally:
             self._slots.release()
+        if self._on_answer is not None and response.status_code not in UNANSWERED_STATUSES:
+            self._on_answer()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
         if check:
             self._check(response, secrets=all_secrets)

@@ -280,6 +280,7 @@ class CoordinatorClient:
         password: SecretStr | str,
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_answer: Callable[[], object] | None = None,
     ) -> None:
         secret = reveal(password)
         self._username = username
@@ -291,6 +292,7 @@ class CoordinatorClient:
             auth=httpx.BasicAuth(username, secret),
             secrets=(secret, _basic_token(username, secret)),
             transport=transport,
+            on_answer=on_answer,
         )
 
     def __repr__(self) -> str:

@@ -244,6 +244,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date: rare enough to ignore; callers fall back to their backoff
 
 
+# A proxy or server in front of the target saying the target itself did not answer.
+UNANSWERED_STATUSES = frozenset({502, 503, 504})
+
+
 def _by_status(status: int) -> type[ApiError]:
     if status == 401:
         return Unauthorized
@@ -251,7 +255,7 @@ def _by_status(status: int) -> type[ApiError]:
         return Forbidden
     if status == 429:
         return RateLimited
-    if status in (502, 503, 504):
+    if status in UNANSWERED_STATUSES:
         return Unavailable
     if status >= 500:
         return ServerError

@@ -13,7 +13,7 @@ are kept (``extra="allow"``) so a read-modify-write round trip loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Annotated, Any, Literal, Self
 
@@ -148,6 +148,7 @@ class PivotClient:
         token: SecretStr | str,
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_answer: Callable[[], object] | None = None,
     ) -> None:
         secret = reveal(token)
         self._http = JsonTransport(
@@ -158,6 +159,7 @@ class PivotClient:
             headers={TOKEN_HEADER: secret},
             secrets=(secret,),
             transport=transport,
+            on_answer=on_answer,
         )
 
     def __repr__(self) -> str:
