@@ -6,7 +6,8 @@ the object it made for a pre-existing one. The claim is the resource's uid in th
 ``NAME`` in the operator's namespace, where tenants cannot write (a tenant could forge an
 annotation on its own object and skip the adoption rules). Claims made while a write is in
 flight are written together by the next one (group commit), so applying many objects at once
-costs a few ConfigMap writes, not one per object. A claim is dropped, lazily and in groups,
+costs a few ConfigMap writes, not one per object: a claim that comes while others are being
+made waits ``LINGER`` for more before it is written. A claim is dropped, lazily and in groups,
 once the status holds it or the resource is gone.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from druid_access.kube import Kube, KubeError
 
@@ -22,6 +24,9 @@ log = logging.getLogger("druid_access.journal")
 NAME = "druid-access-claims"
 # Drops wait this long for company before they are written; losing them costs nothing.
 DROP_DELAY = 2.0
+# A claim made within this long of the one before (objects applied together) waits this long
+# for company before it is written; a claim after a quiet spell is written at once.
+LINGER = 0.25
 
 
 class ClaimJournal:
@@ -35,6 +40,7 @@ class ClaimJournal:
         self._dropper: asyncio.TimerHandle | None = None
         self._dropping: asyncio.Task[None] | None = None
         self.writes = 0
+        self._last_claim = -LINGER
 
     def holds(self, uid: str) -> bool:
         return uid in self._held
@@ -57,6 +63,10 @@ class ClaimJournal:
             return
         self._drops.discard(uid)
         self._adds[uid] = what
+        now = time.monotonic()
+        burst, self._last_claim = now - self._last_claim < LINGER, now
+        if burst:
+            await asyncio.sleep(LINGER)
         async with self._lock:
             if uid in self._held:
                 return  # the write of the one before us took ours too
