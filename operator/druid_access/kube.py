@@ -186,6 +186,12 @@ class Kube:
     """kubernetes-asyncio clients bound to one configuration."""
 
     def __init__(self, api: k8s.ApiClient) -> None:
+        # kubernetes-asyncio's session reads proxy variables and ~/.netrc, in a thread, for every
+        # request (trust_env=True); kopf's does not, and neither do these calls to the same server.
+        rest = api.rest_client
+        connector = rest.pool_manager.connector
+        rest.pool_manager.detach()
+        rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
         self._api = api
         self._core = k8s.CoreV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
