@@ -420,3 +420,24 @@ class Kube:
             raise _unanswered(action, error) from None
         except ApiException as error:
             raise _error(action, error) from None
+
+    async def read_peering(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
+        """The peers kopf recorded in a KopfPeering (in ``namespace``) or ClusterKopfPeering."""
+        where = f"KopfPeering {namespace}/{name}" if namespace else f"ClusterKopfPeering {name}"
+        try:
+            if namespace is None:
+                found = await self._custom.get_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", name
+                )
+            else:
+                found = await self._custom.get_namespaced_custom_object(
+                    "kopf.dev", "v1", namespace, "kopfpeerings", name
+                )
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading {where}", error) from None
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _error(f"reading {where}", error) from None
+        status = found.get("status") if isinstance(found, Mapping) else None
+        return status if isinstance(status, Mapping) else None

@@ -108,10 +108,27 @@ class Loops:
         None
     )
     _resyncing: dict[TargetKey, asyncio.Task[None]] = field(default_factory=dict)
+    # Cleared while another replica is the active one: workers and resyncs wait (kopf pauses
+    # its own watches then, but knows nothing of these tasks).
+    _active: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._active.set()
 
     @property
     def started(self) -> bool:
         return bool(self._tasks)
+
+    @property
+    def paused(self) -> bool:
+        return not self._active.is_set()
+
+    def pause(self) -> None:
+        """No new pass or resync starts (passes in flight finish) until ``resume``."""
+        self._active.clear()
+
+    def resume(self) -> None:
+        self._active.set()
 
     # -- what the watch reports ------------------------------------------------------------
 
@@ -257,6 +274,7 @@ class Loops:
         while True:
             key = await self.queue.get()
             try:
+                await self._active.wait()  # held meanwhile: it stays queued once, not lost
                 record = self.records.get(key)
                 if record is not None and not record.deleting:
                     await run_pass(record)
@@ -281,6 +299,7 @@ class Loops:
         confirm. A timer per target (there are few), so a slow target delays no other."""
         while True:
             await asyncio.sleep(resync_delay(period(target)))
+            await self._active.wait()
             if not self._by_target.get(target):
                 continue
             try:

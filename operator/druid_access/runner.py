@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
@@ -20,6 +22,7 @@ from druid_access import config as config_module
 from druid_access.handlers import App, configure, register, secret_changed
 from druid_access.journal import ClaimJournal
 from druid_access.kube import Kube
+from druid_access.peering import follow
 from druid_access.reconcile import Engine
 from druid_access.secret_store import SecretStore
 from druid_access.targets import Targets
@@ -84,11 +87,20 @@ async def run(
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         f"peering {peering!r} with priority {priority}" if peering else "standalone",
     )
-    watch = asyncio.gather(
+    # kopf's identity of this replica in the peering objects, chosen here so that this
+    # replica can find itself there (peering.follow).
+    identity = f"{os.environ.get('POD_ID') or socket.gethostname()}/{secrets.token_hex(4)}"
+    tasks = [
         secrets_store.run(lambda ns, name: secret_changed(app, ns, name)),
         targets.credentials.run(lambda ns, name: log.debug("credential Secret %s/%s read", ns, name)),
         targets.warm_up(),
-    )
+    ]
+    if peering is not None and priority is not None:
+        scopes = None if all_namespaces else list(namespaces)
+        tasks.append(
+            follow(kube, app.loops, name=peering, namespaces=scopes, identity=identity, priority=priority)
+        )
+    watch = asyncio.gather(*tasks)
     try:
         await kopf.operator(
             registry=registry,
@@ -98,6 +110,7 @@ async def run(
             standalone=peering is None,
             peering_name=peering,
             priority=priority,
+            identity=cast(Any, identity),
         )
     finally:
         watch.cancel()

@@ -1557,6 +1557,49 @@ def _ha_scenario(cp: ControlPlane, fakes: FakesInThread, rel: Release, replicas:
     assert [p["priority"] for p in _peers(cp, rel.fullname).values()] == [standby.priority()]
 
 
+def test_a_replica_outranked_while_active_stops_its_loops(
+    ha_release: Release, controlplane: ControlPlane, fakes: FakesInThread, tmp_path: Path
+) -> None:
+    """kopf pauses its watches when a replica with a higher priority appears; the work queue
+    and the resync timers are the operator's own and must pause with them, or the replica that
+    was active goes on reconciling next to the new one."""
+    cp, rel, coord = controlplane, ha_release, fakes.coordinator
+    args, config_text = read_back(cp, rel)
+    kubeconfig = sa_kubeconfig(cp, rel.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig")
+    low, high = (
+        ChartOperator([*args, f"--priority={p}"], config_text, kubeconfig, tmp_path / name, RELEASE_NS)
+        for name, p in (("low", 10), ("high", 20))
+    )
+    name = "ha-outranked"
+    try:
+        low.start()
+        apply(cp, _role(name, HA_NS))
+        wait_reason(cp, "druidrole", HA_NS, name, "Synced", timeout=60)  # its workers and resyncs run
+        high.start()
+        wait_for(lambda: "workers and resyncs paused" in low.log() or None, timeout=30, what="the pause")
+        assert _state(low.log()) is False  # kopf paused too
+        paused_at = len(low.log())
+
+        # Drift on the Coordinator: the active replica's resync (every 5 s) puts the role back;
+        # the paused one's resyncs do not run.
+        since = time.time()
+        fakes.call(lambda: coord.roles.pop(name))
+        wait_for(lambda: fakes.call(lambda: name in coord.roles) or None, timeout=30, what="the correction")
+        time.sleep(6)  # a resync period more, in which a paused replica would have acted too
+        creates = [r for r in coord.requests.filter("POST", rf"/roles/{name}$") if r.timestamp >= since]
+        assert len(creates) == 1, creates
+        assert f"created role '{name}'" in high.log()
+        assert name not in low.log()[paused_at:]
+
+        # The active one leaves: the other resumes its loops.
+        assert high.stop() == 0
+        wait_for(lambda: "workers and resyncs resumed" in low.log() or None, timeout=30, what="the resume")
+    finally:
+        cp.kubectl("delete", "druidrole", name, "-n", HA_NS, "--timeout=60s", check=False)
+        codes = [replica.stop() for replica in (low, high)]
+    assert all(code in (0, None) for code in codes), codes
+
+
 # --- uninstall (last: the release fixture is used above) -----------------------------------------------
 
 
