@@ -64,6 +64,8 @@ class App:
     # Each kind's claims index (the same object on every call), as the watch hands it over.
     lookups: dict[str, ClaimLookup] = field(default_factory=dict)
     workers: int = WORKERS
+    # Objects whose deletion handler finished, until their DELETED event: never finalized twice.
+    finalized: set[str] = field(default_factory=set)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> None:
@@ -256,6 +258,7 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         if type == "DELETED":
             app.loops.close(key)
             app.engine.journal.forget(body["metadata"]["uid"])
+            app.finalized.discard(body["metadata"]["uid"])
             # Gone for good, and gone from the claims index (kopf updates indices before it
             # calls handlers): the next-oldest claimant may own the remote name now.
             for claimant in _claimants_of(kind, body, lookup):
@@ -265,6 +268,11 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
 
     @kopf.on.delete(*resource, id=f"delete_{plural}", registry=registry)
     async def delete(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        uid = body["metadata"]["uid"]
+        if uid in app.finalized:
+            # kopf calls the handler again when the event of its own finalizer removal comes
+            # late (a busy API server during a mass deletion): the remote side is done already.
+            return
         await app.loops.quiesce(_key(kind, body))  # a pass in flight finishes first
         snapshot = _snapshot(body)
         lookup = _lookup(kwargs[index_id])
@@ -277,6 +285,7 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             # A target that is down is probed on its own: look again soon, at no cost to it.
             cap = 10.0 if blocked.reason is Reason.UNREACHABLE else 60.0
             raise kopf.TemporaryError(blocked.message, delay=backoff(retry, cap)) from None
+        app.finalized.add(uid)
         log.info(
             "%s %s/%s: %s",
             kind.info.kind,
