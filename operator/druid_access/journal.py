@@ -75,6 +75,8 @@ class ClaimJournal:
             except KubeError:
                 self._adds.pop(uid, None)  # not made: nothing may be created on it
                 raise
+            if uid not in self._held:  # forgotten while it waited: the resource is gone
+                raise KubeError(f"the ownership claim of {what} was withdrawn before it was written")
 
     async def release(self, uid: str) -> None:
         """Withdraw a claim now (the create found the name taken: the object is someone else's)."""

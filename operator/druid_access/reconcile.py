@@ -250,6 +250,8 @@ class Engine:
                 return done(Reason.REJECTED, rejected.message, owned=owned or None)
             assert target is not None  # admission refused a missing target
             health = self.targets.health(kind.target_type, target_name)
+            if health.down:  # at once, not after the pass in the lane
+                return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
             lane = await health.admit()  # one pass at a time while the target is in doubt
             try:
                 if health.down:
@@ -489,6 +491,8 @@ class Engine:
         if owner is not None and owner.uid != meta["uid"]:
             return f"released: {kind.family} {name!r} belongs to {owner.namespace}/{owner.name}"
         health = self.targets.health(kind.target_type, target_name)
+        if health.down:
+            raise DeletionBlocked(Reason.UNREACHABLE, health.message())
         lane = await health.admit()
         try:
             if health.down:
