@@ -38,7 +38,7 @@ class ClaimJournal:
         self._drops: set[str] = set()
         self._lock = asyncio.Lock()  # one write at a time; who waits for it joins the next one
         self._dropper: asyncio.TimerHandle | None = None
-        self._dropping: asyncio.Task[None] | None = None
+        self._dropping: asyncio.Task[None] | None = None  # held, so the task is not collected mid-write
         self.writes = 0
         self._last_claim = -LINGER
 

@@ -64,6 +64,7 @@ from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
     apply,
+    json_documents,
     kubectl_json,
     secret,
     wait_for,
@@ -1080,13 +1081,8 @@ def _access_as(cp: ControlPlane, user: str, checks: Sequence[Check]) -> dict[Che
     result = cp.kubectl("create", "-f", "-", "-o", "json", "--as", user, input=payload, timeout=60)
     # One JSON document per review, one after the other; each answer is matched to its check by
     # the attributes the server echoes, not by position.
-    decoder, text, position = json.JSONDecoder(), result.stdout, 0
     answers: dict[Check, bool] = {}
-    while True:
-        position = len(text) - len(text[position:].lstrip())  # skip the whitespace between them
-        if position == len(text):
-            break
-        review, position = decoder.raw_decode(text, position)
+    for review in json_documents(result.stdout):
         attributes = review["spec"]["resourceAttributes"]
         resource = ".".join(filter(None, (attributes["resource"], attributes.get("group", ""))))
         check = (attributes["verb"], resource, attributes.get("subresource", ""), attributes.get("namespace"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -20,6 +19,7 @@ from druid_access.testing.environment import (
     apply,
     free_port,
     install,
+    json_documents,
     kubectl_json,
     operator_config,
     secret,
@@ -314,7 +314,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
         fakes.call(lambda: fakes.coordinator.faults.remove(fault))
         watcher.terminate()
         watcher.wait(timeout=10)
-    seen = _watch_events(watch_out.read_text())
+    seen = [(event["type"], event["object"]) for event in json_documents(watch_out.read_text())]
     assert [(t, bool(o["metadata"].get("finalizers")), bool(o.get("status"))) for t, o in seen] == [
         ("ADDED", False, False),
         ("MODIFIED", True, False),  # kopf's finalizer
@@ -326,21 +326,6 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     assert "assigned role 'slow-role'" in events[0]["message"]
     assert obj["status"]["conditions"][0]["lastTransitionTime"]
     cp.kubectl("delete", "-n", NS, "--wait=false", "druiduser/patient", "druidrole/slow-role")
-
-
-def _watch_events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """The (type, object) pairs of ``kubectl get --watch --output-watch-events -o json``."""
-    decoder, events, at = json.JSONDecoder(), [], 0
-    while (at := _skip_space(text, at)) < len(text):
-        event, at = decoder.raw_decode(text, at)
-        events.append((event["type"], event["object"]))
-    return events
-
-
-def _skip_space(text: str, at: int) -> int:
-    while at < len(text) and text[at].isspace():
-        at += 1
-    return at
 
 
 def test_operator_log_says_what_changed(operator: OperatorProcess) -> None:

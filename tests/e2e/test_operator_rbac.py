@@ -22,6 +22,7 @@ from druid_access.testing.environment import (
     OperatorProcess,
     apply,
     install,
+    json_documents,
     kubectl_json,
     operator_config,
     repo_root,
@@ -277,25 +278,17 @@ def access(cp: ControlPlane, checks: Sequence[Check], namespaces: Sequence[str])
         kubeconfig=cp.operator_kubeconfig,
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": reviews}),
     )
-    items = _json_stream(result.stdout)
+    # One document per review created (or a List of them).
+    items = [
+        i
+        for doc in json_documents(result.stdout)
+        for i in (doc["items"] if doc.get("kind") == "List" else [doc])
+    ]
     assert len(items) == len(cases)
     return {
         _label(check, ns): bool(item["status"]["allowed"])
         for (check, ns), item in zip(cases, items, strict=True)
     }
-
-
-def _json_stream(text: str) -> list[Any]:
-    """kubectl prints one JSON document per created object, one after another."""
-    decoder, index = json.JSONDecoder(), 0
-    docs: list[Any] = []
-    while index < len(text):
-        if text[index].isspace():
-            index += 1
-            continue
-        doc, index = decoder.raw_decode(text, index)
-        docs.extend(doc["items"] if doc.get("kind") == "List" else [doc])
-    return docs
 
 
 def test_operator_can_do_what_it_needs(controlplane: ControlPlane) -> None:

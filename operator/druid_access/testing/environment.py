@@ -207,6 +207,16 @@ def kubectl_json(cp: ControlPlane, *args: str) -> Any:
     return json.loads(cp.kubectl(*args, "-o", "json").stdout)
 
 
+def json_documents(text: str) -> list[Any]:
+    """The JSON documents kubectl prints one after another (``create -o json`` of many objects,
+    ``get --watch -o json``)."""
+    decoder, at, docs = json.JSONDecoder(), 0, []
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    return docs
+
+
 def apply(
     cp: ControlPlane, docs: Sequence[Mapping[str, Any]] | Mapping[str, Any], namespace: str | None = None
 ) -> None:
