@@ -488,6 +488,23 @@ def records(fakes: FakesInThread) -> list[RequestRecord]:
     return fakes.call(lambda: fakes.coordinator.requests.records)
 
 
+def timeline(started: float, requests: Sequence[Any], synced: Sequence[float], step: float = 2.0) -> str:
+    """Coordinator writes and reads and objects Synced per ``step`` seconds from ``started``:
+    where the Coordinator sat idle while objects waited."""
+    buckets: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    for r in requests:
+        buckets[int((r.timestamp - started) // step)][1 if is_read(r) else 0] += 1
+    for t in synced:
+        buckets[int(t // step)][2] += 1
+    lines = [
+        f"- convergence timeline, per {step:g} s from the start of the create:\n",
+        "| from | Coordinator writes | Coordinator reads | objects Synced |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {b * step:g} s | {w:,} | {r:,} | {s:,} |" for b, (w, r, s) in sorted(buckets.items())]
+    return "\n".join(lines) + "\n"
+
+
 def clear(fakes: FakesInThread) -> None:
     fakes.call(fakes.coordinator.requests.clear)
 
@@ -873,6 +890,7 @@ class Bench:
                 + (f"; the watches were reopened {restarts} time(s)" if restarts else "")
                 + "\n"
             )
+            self.details.append(timeline(started, mine, times))
         if self.selected("writes"):
             d = delta(metrics_after, metrics_before)
             w = kube_writes(d, ("druidusers", "druidroles"))

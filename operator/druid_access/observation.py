@@ -47,6 +47,9 @@ ALL = "*"
 
 Entry = tuple[str, str]  # (family, remote name)
 
+# Up to this many missing roles of one object are read one by one, more through the role list.
+ROLE_READS_MAX = 4
+
 
 class Entries(Protocol):
     def entries(self) -> Mapping[Entry, object]:
@@ -261,6 +264,8 @@ class DruidReads:
     authenticator: AuthenticatorName
     authorizer: AuthorizerName
     view: SnapshotView[DruidSnapshot] | None = None
+    # The roles this pass read live, kept for its check of what a tenant may grant.
+    roles_read: dict[str, Role | None] = field(default_factory=dict)
 
     def _data(self, family: str, name: str) -> DruidSnapshot | None:
         return self.view.current(family, name) if self.view is not None else None
@@ -290,11 +295,26 @@ class DruidReads:
                 return frozenset(known)
         return await self.client.list_roles(self.authorizer)
 
+    async def present_roles(self, names: frozenset[str]) -> frozenset[str]:
+        """Those of ``names`` that exist: a few read one by one (each read also gives what the
+        grant check of the pass needs), more through ``role_names``."""
+        if len(names) > ROLE_READS_MAX:
+            return names & await self.role_names(names)
+        ordered = sorted(names)
+        found = await asyncio.gather(*(self.role(n) for n in ordered))
+        return frozenset(n for n, role in zip(ordered, found, strict=True) if role is not None)
+
     async def role(self, name: str) -> Role | None:
         data = self._data("role", name)
         if data is not None:
             return data.roles.get(name)
-        return await absent_as_none(self.client.get_role(self.authorizer, name), "role")
+        return await self.live_role(name)
+
+    async def live_role(self, name: str) -> Role | None:
+        """The role as the Coordinator has it now (read once per pass)."""
+        if name not in self.roles_read:
+            self.roles_read[name] = await absent_as_none(self.client.get_role(self.authorizer, name), "role")
+        return self.roles_read[name]
 
     async def group_mapping(self, name: str) -> GroupMapping | None:
         data = self._data("groupMapping", name)

@@ -118,7 +118,7 @@ class Targets:
 
     async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
         """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""
-        return replace(await self.druid(name), view=await self._view("cluster", name, max_age))
+        return replace(await self.druid(name), view=await self._view("cluster", name, max_age), roles_read={})
 
     async def pivot_remote(self, name: str, *, max_age: float | None = None) -> PivotRemote:
         return PivotRemote(await self.pivot(name), view=await self._view("pivot", name, max_age))

@@ -145,3 +145,47 @@ def test_a_role_created_or_deleted_changes_every_user_and_group_mapping() -> Non
     more = DruidSnapshot(authn={}, users={}, roles={"a": None, "b": None}, group_mappings={})  # type: ignore[dict-item]
     assert changed_entries(before, same) == frozenset()
     assert changed_entries(before, more) == {("role", "b"), ("user", ALL), ("groupMapping", ALL)}
+
+
+async def test_a_few_missing_roles_are_read_one_by_one_and_the_grant_check_reuses_the_reads() -> None:
+    from druid_access.clients import AuthenticatorName, AuthorizerName, NotFound, Permission, Role
+    from druid_access.observation import ROLE_READS_MAX
+    from druid_access.resources.base import DruidRemote
+    from druid_access.resources.role import security_administering
+
+    admin = Permission(resource_type="CONFIG", resource_name="security", action="WRITE")
+    roles = {f"r{i}": Role(name=f"r{i}") for i in range(ROLE_READS_MAX + 2)} | {
+        "sec": Role(name="sec", permissions=frozenset({admin}))
+    }
+
+    class Client:
+        def __init__(self) -> None:
+            self.gets: list[str] = []
+            self.lists = 0
+
+        async def get_role(self, authorizer: str, name: str) -> Role:
+            self.gets.append(name)
+            if name not in roles:
+                raise NotFound("no such role", target="coordinator", method="GET", path="/r", entity="role")
+            return roles[name]
+
+        async def list_roles(self, authorizer: str) -> frozenset[str]:
+            self.lists += 1
+            return frozenset(roles)
+
+    client = Client()
+    remote = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+    assert await remote.reads.present_roles(frozenset({"r0", "sec", "gone"})) == {"r0", "sec"}
+    assert sorted(client.gets) == ["gone", "r0", "sec"] and client.lists == 0
+    # The grant check of the same pass reads nothing again, and still finds the risky role.
+    risky = await security_administering(remote, ["r0", "sec"])
+    assert len(risky) == 1 and "'sec'" in risky[0]
+    assert sorted(client.gets) == ["gone", "r0", "sec"]
+    # Another pass (a new remote, as Targets.druid_remote gives each pass) reads afresh.
+    again = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+    await security_administering(again, ["sec"])
+    assert client.gets.count("sec") == 2
+    # More missing roles than a few: one list instead of a read each.
+    many = frozenset(f"r{i}" for i in range(ROLE_READS_MAX + 2)) | {"gone"}
+    assert await again.reads.present_roles(many) == many - {"gone"}
+    assert client.lists == 1 and client.gets.count("r1") == 0

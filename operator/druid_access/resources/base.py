@@ -9,12 +9,19 @@ that make the remote side match, in order, with nothing when they already match.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 
-from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound, PivotClient
+from druid_access.clients import (
+    AuthenticatorName,
+    AuthorizerName,
+    CoordinatorClient,
+    NotFound,
+    PivotClient,
+    Role,
+)
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
 from druid_access.observation import DruidReads, DruidSnapshot, PivotReads, PivotSnapshot, SnapshotView
@@ -36,10 +43,12 @@ class DruidRemote:
     authenticator: AuthenticatorName
     authorizer: AuthorizerName
     view: SnapshotView[DruidSnapshot] | None = None
+    # The roles the pass read live (``DruidReads.live_role``); a new dict for every pass.
+    roles_read: dict[str, Role | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def reads(self) -> DruidReads:
-        return DruidReads(self.client, self.authenticator, self.authorizer, self.view)
+        return DruidReads(self.client, self.authenticator, self.authorizer, self.view, self.roles_read)
 
 
 @dataclass(frozen=True)

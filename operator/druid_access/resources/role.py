@@ -24,7 +24,6 @@ from druid_access.resources.base import (
     Op,
     Plan,
     SecretValues,
-    absent_as_none,
     deleted,
 )
 
@@ -114,9 +113,8 @@ async def security_administering(remote: DruidRemote, roles: Iterable[str]) -> l
     however they got it (a DruidRole of a privileged namespace, or made by hand), each with
     that permission: giving one away is as good as giving ``admin``."""
     names = sorted(roles)
-    found = await asyncio.gather(
-        *(absent_as_none(remote.client.get_role(remote.authorizer, n), "role") for n in names)
-    )
+    reads = remote.reads
+    found = await asyncio.gather(*(reads.live_role(n) for n in names))
     out = []
     for name, role in zip(names, found, strict=True):
         risky = sorted(_label(p) for p in (role.permissions if role else ()) if administers_security(p))

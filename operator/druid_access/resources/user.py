@@ -203,9 +203,10 @@ class UserKind(KindBase[DruidUserSpec]):
         if desired.password is not None and authn_user is not None and authn_user.credentials is not None:
             matches = await VERDICTS.verify(desired.password.get_secret_value(), authn_user.credentials)
         assigned = authz_user.roles if authz_user is not None else frozenset()
-        # Druid strips a deleted role from every user, so assigned roles exist: the role list
-        # is read only when the user lacks a role it should have (never for a user in sync).
-        roles = assigned if desired.roles <= assigned else await reads.role_names(desired.roles)
+        # Druid strips a deleted role from every user, so assigned roles exist: the others are
+        # read only when the user lacks a role it should have (never for a user in sync).
+        missing = desired.roles - assigned
+        roles = assigned | await reads.present_roles(missing) if missing else assigned
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )
