@@ -282,26 +282,32 @@ class DruidReads:
             return data.users.get(name)
         return await absent_as_none(self.client.get_authorizer_user(self.authorizer, name), "user")
 
+    def _snapshot_roles(self, wanted: frozenset[str]) -> frozenset[str] | None:
+        """The roles known from the snapshot (and those this operator made since it was taken)
+        when they include every role ``wanted``, else None: that a role is missing is always
+        read live."""
+        if self.view is None:
+            return None
+        made = self.view.owner.roles_made
+        known = self.view.snapshot.data.roles.keys() | {
+            n for n, at in made.items() if at > self.view.snapshot.seq
+        }
+        return frozenset(known) if wanted <= known else None
+
     async def role_names(self, wanted: frozenset[str]) -> frozenset[str]:
-        """The roles that exist. The snapshot answers only when it has every role ``wanted``
-        (that confirms nothing is missing); that a role is missing is always read live."""
-        if self.view is not None:
-            # The snapshot's roles, and those this operator made since it was taken.
-            made = self.view.owner.roles_made
-            known = self.view.snapshot.data.roles.keys() | {
-                n for n, at in made.items() if at > self.view.snapshot.seq
-            }
-            if wanted <= known:
-                return frozenset(known)
-        return await self.client.list_roles(self.authorizer)
+        """The roles that exist: from the snapshot when it has every role ``wanted``, else listed."""
+        known = self._snapshot_roles(wanted)
+        return known if known is not None else await self.client.list_roles(self.authorizer)
 
     async def present_roles(self, names: frozenset[str]) -> frozenset[str]:
-        """Those of ``names`` that exist: a few read one by one (each read also gives what the
-        grant check of the pass needs), more through ``role_names``."""
+        """Those of ``names`` that exist: from the snapshot when it has them all; else a few read
+        one by one (each read also gives what the grant check of the pass needs), more listed."""
+        if self._snapshot_roles(names) is not None:
+            return names
         if len(names) > ROLE_READS_MAX:
-            return names & await self.role_names(names)
+            return names & await self.client.list_roles(self.authorizer)
         ordered = sorted(names)
-        found = await asyncio.gather(*(self.role(n) for n in ordered))
+        found = await asyncio.gather(*(self.live_role(n) for n in ordered))
         return frozenset(n for n, role in zip(ordered, found, strict=True) if role is not None)
 
     async def role(self, name: str) -> Role | None:
