@@ -36,6 +36,7 @@ import asyncio
 import collections
 import datetime
 import json
+import math
 import os
 import platform
 import queue
@@ -113,6 +114,55 @@ def _norm(message: str) -> str:
     return re.sub(r"\[[^\]]*\]", "[…]", message)[:110]
 
 
+# ------------------------------------------------------------------------- CPU accounting
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds spent by the whole machine (all cores) outside idle and iowait so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+
+
+def process_cpu(pid: int | None) -> float:
+    """utime + stime of a process so far, in seconds (0 when it is not known)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass
+class CpuUse:
+    """Where the CPU went while something was measured: the whole machine, and the Coordinator."""
+
+    seconds: float = 0.0  # wall time of the interval
+    busy: float = 0.0  # machine CPU seconds, all cores
+    coordinator: float = 0.0  # the Coordinator JVM's CPU seconds
+
+    @classmethod
+    def start(cls, coordinator_pid: int | None) -> tuple[float, float, float]:
+        return time.monotonic(), machine_busy(), process_cpu(coordinator_pid)
+
+    @classmethod
+    def since(cls, mark: tuple[float, float, float], coordinator_pid: int | None) -> CpuUse:
+        wall, busy, coordinator = mark
+        return cls(time.monotonic() - wall, machine_busy() - busy, process_cpu(coordinator_pid) - coordinator)
+
+    def describe(self, writes: float) -> str:
+        cores = os.cpu_count() or 1
+        share = self.busy / (self.seconds * cores) if self.seconds else math.nan
+        per_write = f"; {self.coordinator / writes * 1000:.1f} ms per user write" if writes else ""
+        return (
+            f"machine {self.busy:.1f} CPU-s of {self.seconds * cores:.1f} ({share:.0%} busy); "
+            f"Coordinator JVM {self.coordinator:.1f} CPU-s{per_write}"
+        )
+
+
 # ------------------------------------------------------------------------- direct (no operator)
 
 
@@ -125,6 +175,7 @@ class DirectResult:
     failures: collections.Counter[tuple[str, str, str, str]] = field(default_factory=collections.Counter)
     complete: int = 0
     latencies: list[float] = field(default_factory=list)
+    cpu: CpuUse = field(default_factory=CpuUse)
 
     @property
     def failed_users(self) -> int:
@@ -151,7 +202,7 @@ async def verify_state(client: CoordinatorClient, names: Mapping[str, str], role
     return complete
 
 
-async def direct_run(url: str, users: int, *, serialised: bool) -> DirectResult:
+async def direct_run(url: str, users: int, *, serialised: bool, pid: int | None = None) -> DirectResult:
     options = HttpOptions(
         connect_timeout=10.0,
         read_timeout=120.0,
@@ -194,9 +245,10 @@ async def direct_run(url: str, users: int, *, serialised: bool) -> DirectResult:
                 result.latencies.append(time.monotonic() - started)
                 result.ok[step] += 1
 
-        started = time.monotonic()
+        mark = CpuUse.start(pid)
         await asyncio.gather(*(pipeline(i) for i in range(users)))
-        result.seconds = time.monotonic() - started
+        result.cpu = CpuUse.since(mark, pid)
+        result.seconds = result.cpu.seconds
         names = {user_name(prefix, i): user_password(i) for i in range(users)}
         result.complete = await verify_state(client, names, ROLE)
     return result
@@ -206,7 +258,7 @@ def run_direct(workdir: Path, users: int, *, serialised: bool) -> tuple[DirectRe
     with DruidCoordinator(
         workdir / ("druid-serialised" if serialised else "druid-unserialised"), admin_password=ADMIN_PW
     ) as druid:
-        result = asyncio.run(direct_run(druid.url, users, serialised=serialised))
+        result = asyncio.run(direct_run(druid.url, users, serialised=serialised, pid=druid.coordinator_pid))
         return result, druid.startup_seconds or 0.0
 
 
@@ -279,6 +331,7 @@ class OperatorResult:
     druid_startup: float
     resync: float
     timeout: float
+    cpu: CpuUse = field(default_factory=CpuUse)  # from the start of the create until all Synced
 
     @property
     def synced(self) -> int:
@@ -398,7 +451,8 @@ def run_operator(
             ref = {"secretKeyRef": {"name": f"pw-{i:03d}", "key": "password"}}
             docs.append(_doc("DruidUser", user_name("op", i), {"roles": [ROLE], "password": ref}))
         payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
-        started = time.monotonic()
+        mark = CpuUse.start(druid.coordinator_pid)
+        started = mark[0]
         cp.kubectl("create", "-f", "-", input=payload, timeout=300)
         create_seconds = time.monotonic() - started
 
@@ -441,6 +495,7 @@ def run_operator(
             all_synced = True
         except TimeoutError:
             all_synced = False  # reported as such: how far it got and why
+        cpu = CpuUse.since(mark, druid.coordinator_pid)  # up to ~0.2 s (one poll) after the last
         waited = max(first_synced.values()) if all_synced else time.monotonic() - started
         time.sleep(1.0)  # Events posted with the last writes
         poll()
@@ -487,6 +542,7 @@ def run_operator(
             druid_startup=druid.startup_seconds or 0.0,
             resync=resync,
             timeout=timeout,
+            cpu=cpu,
         )
     finally:
         if watch is not None:
@@ -560,6 +616,8 @@ def direct_table(rows: Iterable[DirectResult]) -> str:
             f"| {ok / r.seconds:.1f} | {r.complete / r.seconds:.2f} "
             f"| {_pct(r.latencies, 0.5) * 1000:.0f} / {_pct(r.latencies, 0.95) * 1000:.0f} ms |"
         )
+    lines.append("")
+    lines += [f"- CPU, {r.label}: {r.cpu.describe(sum(r.ok.values()))}" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -642,6 +700,10 @@ def operator_table(runs: list[OperatorResult]) -> str:
         row(
             "other ERROR lines in the operator log (kopf's retried Kubernetes calls)",
             lambda r: str(len(r.other_errors)),
+        ),
+        row(
+            "CPU from the start of the create until all Synced",
+            lambda r: r.cpu.describe(user_writes(r)),
         ),
         row("established connections operator -> Coordinator at the end", lambda r: str(r.open_connections)),
         row(

@@ -523,6 +523,17 @@ def operator_pid(operator: OperatorProcess) -> int:
     return process.pid
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine (all cores) spent outside idle and iowait so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+
+
+def busy_share(busy: float, seconds: float) -> str:
+    cores = os.cpu_count() or 1
+    return f"{busy:.1f} of {seconds * cores:.1f} CPU-s ({busy / (seconds * cores):.0%})" if seconds else "n/a"
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -595,6 +606,7 @@ class Bench:
     notes: list[str] = field(default_factory=list)
     operator: OperatorProcess | None = None
     floor_seconds: float | None = None
+    floor_busy: float | None = None  # the machine's CPU seconds (all cores) during the floor
     converge_seconds: float | None = None
     steady_reads_per_period: float | None = None
     steady_secret_gets_per_period: float | None = None
@@ -679,7 +691,9 @@ class Bench:
         with FakesInThread(
             admin_password=ADMIN_PW, pivot_token=TOKEN, credential_iterations=ITERATIONS
         ) as fresh:
+            busy = machine_busy()
             seconds, writes, patches = asyncio.run(self._floor(fresh.coordinator.url))
+            self.floor_busy = machine_busy() - busy
             state = fresh.call(
                 lambda: (
                     sum(1 for u in range(self.users) if fresh.coordinator.credentials.get(user_name(u))),
@@ -792,6 +806,7 @@ class Bench:
             assert self.operator is not None
             pid = operator_pid(self.operator)
             cpu_before = cpu_seconds(pid)
+            busy_before = machine_busy()
             log(f"[convergence] creating {m} DruidRoles + {n} DruidUsers through the API")
             started = time.time()
             docs = (
@@ -823,6 +838,7 @@ class Bench:
             bound = self.args.converge_timeout or 120 + 0.4 * expected
             done = wait_until(poll, bound)
             all_synced_at = max(synced_at.values()) if done else time.time()
+            busy = machine_busy() - busy_before  # up to one poll after the last Synced
             time.sleep(3)  # Events and last patches that follow the final status
             poll()
             metrics_after = self.api.metrics()
@@ -879,6 +895,14 @@ class Bench:
                     "1 convergence",
                     "operator CPU while converging",
                     f"{cpu_after - cpu_before:.1f} s",
+                ),
+                Row(
+                    "1 convergence",
+                    "machine CPU busy (all processes) while converging",
+                    busy_share(busy, seconds),
+                    busy_share(self.floor_busy, self.floor_seconds) + " (floor)"
+                    if self.floor_busy is not None and self.floor_seconds
+                    else "",
                 ),
             )
             self.details.append(

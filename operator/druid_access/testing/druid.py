@@ -347,6 +347,11 @@ class DruidCoordinator(Launched):
         return self.directory / "conf"
 
     @property
+    def coordinator_pid(self) -> int | None:
+        """The Coordinator JVM's process id while it runs (benchmarks read its CPU time)."""
+        return self._coordinator.pid if self._coordinator is not None else None
+
+    @property
     def url(self) -> str:
         if self._port is None:
             raise DruidError("the Coordinator is not started")
