@@ -1,0 +1,94 @@
+"""What one request costs a REAL Druid Coordinator, in its own CPU time.
+
+Usage (from the repository root; needs the ``make druid`` cache)::
+
+    .venv/bin/python bench/request_cost.py [--requests 300] [--version 27.0.0] [--out bench/results/request-cost.md]
+
+Starts a fresh Coordinator (``druid_access.testing.druid.DruidCoordinator``, ZooKeeper and Derby
+on 127.0.0.1), then sends ``--requests`` of each kind one at a time after 20 of warm-up, and
+reads the JVM's CPU time (``utime+stime`` of ``/proc/<pid>/stat``) before and after. Basic
+authentication checks the caller's password with PBKDF2 on every request: this is why the
+operator reads a target whole once per resync instead of once per object, and why each live
+read of a pass counts. The unauthenticated health check is the baseline of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient
+from druid_access.testing.druid import DruidCoordinator
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ADMIN_PW = "request-cost-admin"
+AUTHN, AUTHZ = AuthenticatorName("basic"), AuthorizerName("basic")
+
+
+def jvm_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def measure(url: str, pid: int, requests: int) -> list[tuple[str, float, float]]:
+    rows = []
+    async with CoordinatorClient(url, username="admin", password=SecretStr(ADMIN_PW)) as client:
+        await client.create_authenticator_user(AUTHN, "someone")
+        kinds: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("GET /status/health (unauthenticated)", client.health),
+            ("GET an authenticator user", lambda: client.get_authenticator_user(AUTHN, "someone")),
+            ("GET the role list", lambda: client.list_roles(AUTHZ)),
+            ("GET the authenticator's whole user map (Smile)", lambda: client.authenticator_users(AUTHN)),
+        ]
+        for label, call in kinds:
+            for _ in range(20):
+                await call()
+            cpu, wall = jvm_cpu(pid), time.monotonic()
+            for _ in range(requests):
+                await call()
+            rows.append((label, (jvm_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--version", default="27.0.0")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "request-cost.md")
+    args = parser.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="request-cost-") as tmp,
+        DruidCoordinator(Path(tmp) / "druid", admin_password=ADMIN_PW, version=args.version) as druid,
+    ):
+        pid = druid.coordinator_pid
+        assert pid is not None
+        rows = asyncio.run(measure(druid.url, pid, args.requests))
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# What one request costs a Druid {args.version} Coordinator\n",
+        f"- command: `.venv/bin/python {' '.join(sys.argv)}`",
+        f"- date: {date}; {os.cpu_count()} CPU(s); one request at a time, {args.requests} of each after 20 of warm-up",
+        "",
+        "| request | Coordinator CPU per request | wall time per request |",
+        "|---|---:|---:|",
+        *(f"| {label} | {cpu * 1000:.1f} ms | {wall * 1000:.1f} ms |" for label, cpu, wall in rows),
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
