@@ -25,6 +25,10 @@ Derby, started by ``druid_access.testing.druid.DruidCoordinator``):
    the Events by reason and the operator log (failure lines) are collected, and the Coordinator's
    state is verified (every user: both stores, the password verifies by PBKDF2, the role).
 
+Each phase also reports the CPU the whole machine spent (``/proc/stat``) and the Coordinator JVM's
+own CPU per user write: the operator shares the machine with the Coordinator, and its reads cost
+the Coordinator CPU too (``request_cost.py``).
+
 Everything started here is stopped on the way out and every wait is bounded (the run takes about
 3-4 minutes on 2 CPUs).
 """
@@ -36,7 +40,6 @@ import asyncio
 import collections
 import datetime
 import json
-import math
 import os
 import platform
 import queue
@@ -51,7 +54,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from pydantic import SecretStr
@@ -75,6 +78,7 @@ from druid_access.testing.environment import (
     ready_condition,
     secret,
 )
+from proc_stats import busy_share, machine_busy, process_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "contention"
@@ -116,24 +120,17 @@ def _norm(message: str) -> str:
 
 # ------------------------------------------------------------------------- CPU accounting
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+class CpuMark(NamedTuple):
+    """Where the clocks stood when a measured interval began."""
 
-def machine_busy() -> float:
-    """CPU seconds spent by the whole machine (all cores) outside idle and iowait so far."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+    wall: float
+    busy: float
+    coordinator: float
 
-
-def process_cpu(pid: int | None) -> float:
-    """utime + stime of a process so far, in seconds (0 when it is not known)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    @classmethod
+    def now(cls, coordinator_pid: int | None) -> CpuMark:
+        return cls(time.monotonic(), machine_busy(), process_cpu(coordinator_pid))
 
 
 @dataclass
@@ -145,20 +142,17 @@ class CpuUse:
     coordinator: float = 0.0  # the Coordinator JVM's CPU seconds
 
     @classmethod
-    def start(cls, coordinator_pid: int | None) -> tuple[float, float, float]:
-        return time.monotonic(), machine_busy(), process_cpu(coordinator_pid)
-
-    @classmethod
-    def since(cls, mark: tuple[float, float, float], coordinator_pid: int | None) -> CpuUse:
-        wall, busy, coordinator = mark
-        return cls(time.monotonic() - wall, machine_busy() - busy, process_cpu(coordinator_pid) - coordinator)
+    def since(cls, mark: CpuMark, coordinator_pid: int | None) -> CpuUse:
+        return cls(
+            time.monotonic() - mark.wall,
+            machine_busy() - mark.busy,
+            process_cpu(coordinator_pid) - mark.coordinator,
+        )
 
     def describe(self, writes: float) -> str:
-        cores = os.cpu_count() or 1
-        share = self.busy / (self.seconds * cores) if self.seconds else math.nan
         per_write = f"; {self.coordinator / writes * 1000:.1f} ms per user write" if writes else ""
         return (
-            f"machine {self.busy:.1f} CPU-s of {self.seconds * cores:.1f} ({share:.0%} busy); "
+            f"machine {busy_share(self.busy, self.seconds)} busy; "
             f"Coordinator JVM {self.coordinator:.1f} CPU-s{per_write}"
         )
 
@@ -245,7 +239,7 @@ async def direct_run(url: str, users: int, *, serialised: bool, pid: int | None 
                 result.latencies.append(time.monotonic() - started)
                 result.ok[step] += 1
 
-        mark = CpuUse.start(pid)
+        mark = CpuMark.now(pid)
         await asyncio.gather(*(pipeline(i) for i in range(users)))
         result.cpu = CpuUse.since(mark, pid)
         result.seconds = result.cpu.seconds
@@ -451,7 +445,7 @@ def run_operator(
             ref = {"secretKeyRef": {"name": f"pw-{i:03d}", "key": "password"}}
             docs.append(_doc("DruidUser", user_name("op", i), {"roles": [ROLE], "password": ref}))
         payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
-        mark = CpuUse.start(druid.coordinator_pid)
+        mark = CpuMark.now(druid.coordinator_pid)
         started = mark[0]
         cp.kubectl("create", "-f", "-", input=payload, timeout=300)
         create_seconds = time.monotonic() - started

@@ -4,6 +4,8 @@ Usage (from the repository root; needs the ``make druid`` cache)::
 
     .venv/bin/python bench/request_cost.py [--requests 300] [--version 27.0.0] [--out bench/results/request-cost.md]
 
+The results file holds one section per Druid version; a run replaces its version's section.
+
 Starts a fresh Coordinator (``druid_access.testing.druid.DruidCoordinator``, ZooKeeper and Derby
 on 127.0.0.1), then sends ``--requests`` of each kind one at a time after 20 of warm-up, and
 reads the JVM's CPU time (``utime+stime`` of ``/proc/<pid>/stat``) before and after. Basic
@@ -29,35 +31,32 @@ from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient
 from druid_access.testing.druid import DruidCoordinator
+from proc_stats import process_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 ADMIN_PW = "request-cost-admin"
 AUTHN, AUTHZ = AuthenticatorName("basic"), AuthorizerName("basic")
-
-
-def jvm_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def measure(url: str, pid: int, requests: int) -> list[tuple[str, float, float]]:
     rows = []
     async with CoordinatorClient(url, username="admin", password=SecretStr(ADMIN_PW)) as client:
         await client.create_authenticator_user(AUTHN, "someone")
+        await client.create_role(AUTHZ, "a-role")
         kinds: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("GET /status/health (unauthenticated)", client.health),
             ("GET an authenticator user", lambda: client.get_authenticator_user(AUTHN, "someone")),
+            ("GET a role", lambda: client.get_role(AUTHZ, "a-role")),
             ("GET the role list", lambda: client.list_roles(AUTHZ)),
             ("GET the authenticator's whole user map (Smile)", lambda: client.authenticator_users(AUTHN)),
         ]
         for label, call in kinds:
             for _ in range(20):
                 await call()
-            cpu, wall = jvm_cpu(pid), time.monotonic()
+            cpu, wall = process_cpu(pid), time.monotonic()
             for _ in range(requests):
                 await call()
-            rows.append((label, (jvm_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
+            rows.append((label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
     return rows
 
 
@@ -85,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         *(f"| {label} | {cpu * 1000:.1f} ms | {wall * 1000:.1f} ms |" for label, cpu, wall in rows),
         "",
     ]
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    section = "\n".join(lines)
+    # One section per Druid version: a new run replaces the section of its version.
+    kept = args.out.read_text().split("\n# ") if args.out.exists() else []
+    kept = [k if k.startswith("# ") else "# " + k for k in kept if k.strip()]
+    kept = [k for k in kept if not k.startswith(lines[0].rstrip("\n"))]
+    args.out.write_text("\n".join(k.rstrip("\n") + "\n" for k in [*kept, section]))
+    print(section)
     return 0
 
 

@@ -94,6 +94,7 @@ from druid_access.testing.environment import (
     secret,
 )
 from druid_access.testing.faults import Fault, RequestRecord
+from proc_stats import busy_share, machine_busy, process_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "scale"
@@ -109,7 +110,6 @@ NEEDS_POPULATION = frozenset(PHASES) - {"outage"}
 GROUP_LABEL = "scale.bench/group"
 AUTHN = "/druid-ext/basic-security/authentication/db/basic"
 AUTHZ = "/druid-ext/basic-security/authorization/db/basic"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NEW_DURING_OUTAGE = 50
 
 
@@ -488,9 +488,11 @@ def records(fakes: FakesInThread) -> list[RequestRecord]:
     return fakes.call(lambda: fakes.coordinator.requests.records)
 
 
-def timeline(started: float, requests: Sequence[Any], synced: Sequence[float], step: float = 2.0) -> str:
-    """Coordinator writes and reads and objects Synced per ``step`` seconds from ``started``:
-    where the Coordinator sat idle while objects waited."""
+def timeline(
+    started: float, requests: Sequence[RequestRecord], synced: Sequence[float], step: float = 2.0
+) -> str:
+    """Coordinator writes and reads and objects Synced per ``step`` seconds from ``started``,
+    empty steps included: where the Coordinator sat idle while objects waited."""
     buckets: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
     for r in requests:
         buckets[int((r.timestamp - started) // step)][1 if is_read(r) else 0] += 1
@@ -501,7 +503,9 @@ def timeline(started: float, requests: Sequence[Any], synced: Sequence[float], s
         "| from | Coordinator writes | Coordinator reads | objects Synced |",
         "|---:|---:|---:|---:|",
     ]
-    lines += [f"| {b * step:g} s | {w:,} | {r:,} | {s:,} |" for b, (w, r, s) in sorted(buckets.items())]
+    for b in range(max(buckets, default=-1) + 1):
+        w, r, s = buckets.get(b, (0, 0, 0))
+        lines.append(f"| {b * step:g} s | {w:,} | {r:,} | {s:,} |")
     return "\n".join(lines) + "\n"
 
 
@@ -521,24 +525,6 @@ def operator_pid(operator: OperatorProcess) -> int:
     if process is None:
         raise RuntimeError("the operator is not running")
     return process.pid
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine (all cores) spent outside idle and iowait so far."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
-
-
-def busy_share(busy: float, seconds: float) -> str:
-    cores = os.cpu_count() or 1
-    return f"{busy:.1f} of {seconds * cores:.1f} CPU-s ({busy / (seconds * cores):.0%})" if seconds else "n/a"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def size(n: float) -> str:
@@ -780,9 +766,9 @@ class Bench:
         assert self.operator is not None
         pid = operator_pid(self.operator)
         time.sleep(5)
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        cpu0, t0 = process_cpu(pid), time.monotonic()
         time.sleep(10)
-        cpu_rate = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        cpu_rate = (process_cpu(pid) - cpu0) / (time.monotonic() - t0)
         return memory_kib(pid), cpu_rate * self.resync
 
     # -- 1./2. convergence and its Kubernetes writes -------------------------------------------------
@@ -805,7 +791,7 @@ class Bench:
             metrics_before = self.api.metrics()
             assert self.operator is not None
             pid = operator_pid(self.operator)
-            cpu_before = cpu_seconds(pid)
+            cpu_before = process_cpu(pid)
             busy_before = machine_busy()
             log(f"[convergence] creating {m} DruidRoles + {n} DruidUsers through the API")
             started = time.time()
@@ -838,11 +824,12 @@ class Bench:
             bound = self.args.converge_timeout or 120 + 0.4 * expected
             done = wait_until(poll, bound)
             all_synced_at = max(synced_at.values()) if done else time.time()
-            busy = machine_busy() - busy_before  # up to one poll after the last Synced
+            busy = machine_busy() - busy_before
+            busy_seconds = time.time() - started  # the interval busy covers (a poll after the last)
             time.sleep(3)  # Events and last patches that follow the final status
             poll()
             metrics_after = self.api.metrics()
-            cpu_after = cpu_seconds(pid)
+            cpu_after = process_cpu(pid)
             restarts = sum(w.restarts for w in watches)
         seconds = all_synced_at - started
         self.converge_seconds = seconds if done else None
@@ -899,7 +886,7 @@ class Bench:
                 Row(
                     "1 convergence",
                     "machine CPU busy (all processes) while converging",
-                    busy_share(busy, seconds),
+                    busy_share(busy, busy_seconds),
                     busy_share(self.floor_busy, self.floor_seconds) + " (floor)"
                     if self.floor_busy is not None and self.floor_seconds
                     else "",
@@ -980,11 +967,11 @@ class Bench:
         time.sleep(self.args.settle)
         clear(self.fakes)
         metrics_before = self.api.metrics()
-        cpu0 = cpu_seconds(pid)
+        cpu0 = process_cpu(pid)
         started = time.monotonic()
         time.sleep(periods * self.resync)
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(pid) - cpu0
+        cpu = process_cpu(pid) - cpu0
         metrics_after = self.api.metrics()
         log_records = records(self.fakes)
         clear(self.fakes)
@@ -1154,10 +1141,10 @@ class Bench:
         self.operator = self.start_operator(self.fakes, NS, "restarted")
         healthy = time.time() - started
         pid = operator_pid(self.operator)
-        cpu0 = cpu_seconds(pid)
+        cpu0 = process_cpu(pid)
         time.sleep(max(0.0, started + window - time.time()))
         metrics_after = self.api.metrics()
-        cpu = cpu_seconds(pid) - cpu0
+        cpu = process_cpu(pid) - cpu0
         window_records = [r for r in records(self.fakes) if r.timestamp < started + window]
         first = min((r.timestamp for r in window_records), default=math.nan) - started
         reads = sum(1 for r in window_records if is_read(r))

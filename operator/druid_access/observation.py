@@ -264,8 +264,8 @@ class DruidReads:
     authenticator: AuthenticatorName
     authorizer: AuthorizerName
     view: SnapshotView[DruidSnapshot] | None = None
-    # The roles this pass read live, kept for its check of what a tenant may grant.
-    roles_read: dict[str, Role | None] = field(default_factory=dict)
+    # The roles this pass read live, kept for its check of what a tenant may grant (None: none kept).
+    roles_read: dict[str, Role | None] | None = None
 
     def _data(self, family: str, name: str) -> DruidSnapshot | None:
         return self.view.current(family, name) if self.view is not None else None
@@ -282,27 +282,28 @@ class DruidReads:
             return data.users.get(name)
         return await absent_as_none(self.client.get_authorizer_user(self.authorizer, name), "user")
 
-    def _snapshot_roles(self, wanted: frozenset[str]) -> frozenset[str] | None:
-        """The roles known from the snapshot (and those this operator made since it was taken)
-        when they include every role ``wanted``, else None: that a role is missing is always
-        read live."""
+    def _snapshot_roles(self) -> frozenset[str] | None:
+        """The roles of the snapshot and those this operator made since it was taken (None
+        without a snapshot). They only ever confirm that a role exists: that a role is missing
+        is always read live."""
         if self.view is None:
             return None
         made = self.view.owner.roles_made
-        known = self.view.snapshot.data.roles.keys() | {
-            n for n, at in made.items() if at > self.view.snapshot.seq
-        }
-        return frozenset(known) if wanted <= known else None
+        since = {n for n, at in made.items() if at > self.view.snapshot.seq}
+        return frozenset(self.view.snapshot.data.roles.keys() | since)
 
     async def role_names(self, wanted: frozenset[str]) -> frozenset[str]:
         """The roles that exist: from the snapshot when it has every role ``wanted``, else listed."""
-        known = self._snapshot_roles(wanted)
-        return known if known is not None else await self.client.list_roles(self.authorizer)
+        known = self._snapshot_roles()
+        if known is not None and wanted <= known:
+            return known
+        return await self.client.list_roles(self.authorizer)
 
     async def present_roles(self, names: frozenset[str]) -> frozenset[str]:
         """Those of ``names`` that exist: from the snapshot when it has them all; else a few read
         one by one (each read also gives what the grant check of the pass needs), more listed."""
-        if self._snapshot_roles(names) is not None:
+        known = self._snapshot_roles()
+        if known is not None and names <= known:
             return names
         if len(names) > ROLE_READS_MAX:
             return names & await self.client.list_roles(self.authorizer)
@@ -317,7 +318,9 @@ class DruidReads:
         return await self.live_role(name)
 
     async def live_role(self, name: str) -> Role | None:
-        """The role as the Coordinator has it now (read once per pass)."""
+        """The role as read live from the Coordinator in this pass (read once per pass)."""
+        if self.roles_read is None:
+            return await absent_as_none(self.client.get_role(self.authorizer, name), "role")
         if name not in self.roles_read:
             self.roles_read[name] = await absent_as_none(self.client.get_role(self.authorizer, name), "role")
         return self.roles_read[name]

@@ -174,18 +174,79 @@ async def test_a_few_missing_roles_are_read_one_by_one_and_the_grant_check_reuse
             return frozenset(roles)
 
     client = Client()
-    remote = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+    # One pass's remote, as Targets.druid_remote gives each pass: with a dict of its own.
+    remote = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"), roles_read={})  # type: ignore[arg-type]
     assert await remote.reads.present_roles(frozenset({"r0", "sec", "gone"})) == {"r0", "sec"}
     assert sorted(client.gets) == ["gone", "r0", "sec"] and client.lists == 0
     # The grant check of the same pass reads nothing again, and still finds the risky role.
     risky = await security_administering(remote, ["r0", "sec"])
     assert len(risky) == 1 and "'sec'" in risky[0]
     assert sorted(client.gets) == ["gone", "r0", "sec"]
-    # Another pass (a new remote, as Targets.druid_remote gives each pass) reads afresh.
-    again = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+    # Another pass reads afresh; so does every use of a remote without a dict (a target's own).
+    again = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"), roles_read={})  # type: ignore[arg-type]
     await security_administering(again, ["sec"])
     assert client.gets.count("sec") == 2
+    kept = DruidRemote(client, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+    await security_administering(kept, ["sec"])
+    await security_administering(kept, ["sec"])
+    assert client.gets.count("sec") == 4
     # More missing roles than a few: one list instead of a read each.
     many = frozenset(f"r{i}" for i in range(ROLE_READS_MAX + 2)) | {"gone"}
     assert await again.reads.present_roles(many) == many - {"gone"}
     assert client.lists == 1 and client.gets.count("r1") == 0
+
+
+async def test_every_pass_gets_its_own_record_of_the_roles_it_read() -> None:
+    from druid_access.clients import AuthenticatorName, AuthorizerName
+    from druid_access.config import parse
+    from druid_access.resources.base import DruidRemote
+    from druid_access.targets import Targets
+
+    config = parse(
+        {
+            "namespace": "ops",
+            "clusters": {"c": {"coordinatorUrl": "http://127.0.0.1:1", "adminSecret": {"name": "admin"}}},
+        }
+    )
+    targets = Targets(config, kube=None)  # type: ignore[arg-type]
+    kept = DruidRemote(None, AuthenticatorName("basic"), AuthorizerName("basic"))  # type: ignore[arg-type]
+
+    async def druid(name: str) -> DruidRemote:
+        return kept
+
+    targets.druid = druid  # type: ignore[method-assign]
+    first, second = await targets.druid_remote("c"), await targets.druid_remote("c")
+    assert first.roles_read == {} and second.roles_read == {}
+    assert first.roles_read is not second.roles_read and kept.roles_read is None
+
+
+async def test_roles_in_the_snapshot_confirm_without_a_read_and_a_missing_one_is_read_live() -> None:
+    from druid_access.clients import AuthenticatorName, AuthorizerName, NotFound, Role
+    from druid_access.observation import DruidReads, DruidSnapshot
+
+    class Client:
+        gets: list[str] = []
+
+        async def get_role(self, authorizer: str, name: str) -> Role:
+            self.gets.append(name)
+            if name != "made":
+                raise NotFound("no such role", target="coordinator", method="GET", path="/r", entity="role")
+            return Role(name=name)
+
+    async def fetch() -> DruidSnapshot:
+        return DruidSnapshot(authn={}, users={}, roles={"old": Role(name="old")}, group_mappings={})
+
+    snapshots: TargetSnapshots[DruidSnapshot] = TargetSnapshots("Druid cluster 'x'", fetch)
+    snapshot = await snapshots.get(60.0)
+    assert snapshot is not None
+    client = Client()
+    view = snapshots.view(snapshot)
+    reads = DruidReads(client, AuthenticatorName("basic"), AuthorizerName("basic"), view, {})  # type: ignore[arg-type]
+    assert await reads.present_roles(frozenset({"old"})) == {"old"}
+    snapshots.touch("role", "made")
+    snapshots.role_made("made")  # created by this operator since the snapshot
+    assert await reads.present_roles(frozenset({"old", "made"})) == {"old", "made"}
+    assert client.gets == []
+    # Missing from the snapshot: read live, and the view is not marked as used for it.
+    assert await reads.present_roles(frozenset({"gone"})) == frozenset()
+    assert client.gets == ["gone"] and not view.used

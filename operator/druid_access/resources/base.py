@@ -43,8 +43,9 @@ class DruidRemote:
     authenticator: AuthenticatorName
     authorizer: AuthorizerName
     view: SnapshotView[DruidSnapshot] | None = None
-    # The roles the pass read live (``DruidReads.live_role``); a new dict for every pass.
-    roles_read: dict[str, Role | None] = field(default_factory=dict, compare=False, repr=False)
+    # The roles the pass read live (``DruidReads.live_role``): a new dict for every pass
+    # (``Targets.druid_remote``); None, as on the remote a target keeps, remembers none.
+    roles_read: dict[str, Role | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def reads(self) -> DruidReads:

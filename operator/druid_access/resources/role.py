@@ -109,9 +109,10 @@ def administers_security(permission: Permission) -> bool:
 
 
 async def security_administering(remote: DruidRemote, roles: Iterable[str]) -> list[str]:
-    """Those of ``roles`` that hold a security-administration permission on the cluster now,
-    however they got it (a DruidRole of a privileged namespace, or made by hand), each with
-    that permission: giving one away is as good as giving ``admin``."""
+    """Those of ``roles`` that hold a security-administration permission on the cluster, as
+    read live in this pass (never from a snapshot), however they got it (a DruidRole of a
+    privileged namespace, or made by hand), each with that permission: giving one away is as
+    good as giving ``admin``."""
     names = sorted(roles)
     reads = remote.reads
     found = await asyncio.gather(*(reads.live_role(n) for n in names))

@@ -206,7 +206,7 @@ class UserKind(KindBase[DruidUserSpec]):
         # Druid strips a deleted role from every user, so assigned roles exist: the others are
         # read only when the user lacks a role it should have (never for a user in sync).
         missing = desired.roles - assigned
-        roles = assigned | await reads.present_roles(missing) if missing else assigned
+        roles = (assigned | await reads.present_roles(missing)) if missing else assigned
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )
