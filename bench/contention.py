@@ -83,6 +83,7 @@ from proc_stats import busy_share, machine_busy, process_cpu
 ROOT = Path(__file__).resolve().parents[1]
 NS = "contention"
 ADMIN_PW = "bench-contention-admin-pw"
+SETTINGS = {"druid_version": DRUID_VERSION}  # set from --druid-version
 ADMIN_SECRET = "druid-admin-contention"
 ROLE = "bench-readers"
 AUTHN = AuthenticatorName("basic")
@@ -250,7 +251,9 @@ async def direct_run(url: str, users: int, *, serialised: bool, pid: int | None 
 
 def run_direct(workdir: Path, users: int, *, serialised: bool) -> tuple[DirectResult, float]:
     with DruidCoordinator(
-        workdir / ("druid-serialised" if serialised else "druid-unserialised"), admin_password=ADMIN_PW
+        workdir / ("druid-serialised" if serialised else "druid-unserialised"),
+        admin_password=ADMIN_PW,
+        version=SETTINGS["druid_version"],
     ) as druid:
         result = asyncio.run(direct_run(druid.url, users, serialised=serialised, pid=druid.coordinator_pid))
         return result, druid.startup_seconds or 0.0
@@ -393,7 +396,9 @@ def run_operator(
 ) -> OperatorResult:
     tag = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     cp = ControlPlane(workdir / f"controlplane-{tag}")
-    druid = DruidCoordinator(workdir / f"druid-operator-{tag}", admin_password=ADMIN_PW)
+    druid = DruidCoordinator(
+        workdir / f"druid-operator-{tag}", admin_password=ADMIN_PW, version=SETTINGS["druid_version"]
+    )
     proc: OperatorProcess | None = None
     watch: Watch | None = None
     try:
@@ -592,7 +597,7 @@ def machine() -> str:
         pass
     return (
         f"{platform.platform()}, {os.cpu_count()} CPU(s), {mem}, Python {platform.python_version()}, "
-        f"{java_version}, Druid {DRUID_VERSION} Coordinator (embedded Derby, 512 MiB heap) + ZooKeeper "
+        f"{java_version}, Druid {SETTINGS['druid_version']} Coordinator (embedded Derby, 512 MiB heap) + ZooKeeper "
         f"on 127.0.0.1, git {commit} (plus any uncommitted changes in the working tree)"
     )
 
@@ -808,6 +813,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument(
+        "--druid-version", default=DRUID_VERSION, help="Druid release to run (a `make druid` build)"
+    )
     parser.add_argument("--resync", type=float, default=60.0, help="operator resyncSeconds")
     parser.add_argument("--timeout", type=float, default=10.0, help="operator timeoutSeconds")
     parser.add_argument("--wait", type=float, default=300.0, help="bound on waiting for all Synced")
@@ -821,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "contention.md")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
+    SETTINGS["druid_version"] = args.druid_version
     shown = argv if argv is not None else sys.argv[1:]
     command = shlex.join([".venv/bin/python", "bench/contention.py", *shown])
     workdir = Path(tempfile.mkdtemp(prefix="contention-"))
