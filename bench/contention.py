@@ -83,7 +83,6 @@ from proc_stats import busy_share, machine_busy, process_cpu
 ROOT = Path(__file__).resolve().parents[1]
 NS = "contention"
 ADMIN_PW = "bench-contention-admin-pw"
-SETTINGS = {"druid_version": DRUID_VERSION}  # set from --druid-version
 ADMIN_SECRET = "druid-admin-contention"
 ROLE = "bench-readers"
 AUTHN = AuthenticatorName("basic")
@@ -249,11 +248,11 @@ async def direct_run(url: str, users: int, *, serialised: bool, pid: int | None 
     return result
 
 
-def run_direct(workdir: Path, users: int, *, serialised: bool) -> tuple[DirectResult, float]:
+def run_direct(workdir: Path, users: int, *, serialised: bool, version: str) -> tuple[DirectResult, float]:
     with DruidCoordinator(
         workdir / ("druid-serialised" if serialised else "druid-unserialised"),
         admin_password=ADMIN_PW,
-        version=SETTINGS["druid_version"],
+        version=version,
     ) as druid:
         result = asyncio.run(direct_run(druid.url, users, serialised=serialised, pid=druid.coordinator_pid))
         return result, druid.startup_seconds or 0.0
@@ -392,13 +391,12 @@ def run_operator(
     resync: float,
     timeout: float,
     wait_timeout: float,
+    version: str,
     pythonpath: str | None = None,
 ) -> OperatorResult:
     tag = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     cp = ControlPlane(workdir / f"controlplane-{tag}")
-    druid = DruidCoordinator(
-        workdir / f"druid-operator-{tag}", admin_password=ADMIN_PW, version=SETTINGS["druid_version"]
-    )
+    druid = DruidCoordinator(workdir / f"druid-operator-{tag}", admin_password=ADMIN_PW, version=version)
     proc: OperatorProcess | None = None
     watch: Watch | None = None
     try:
@@ -451,7 +449,7 @@ def run_operator(
             docs.append(_doc("DruidUser", user_name("op", i), {"roles": [ROLE], "password": ref}))
         payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
         mark = CpuMark.now(druid.coordinator_pid)
-        started = mark[0]
+        started = mark.wall
         cp.kubectl("create", "-f", "-", input=payload, timeout=300)
         create_seconds = time.monotonic() - started
 
@@ -571,7 +569,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def machine() -> str:
+def machine(version: str) -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -597,7 +595,7 @@ def machine() -> str:
         pass
     return (
         f"{platform.platform()}, {os.cpu_count()} CPU(s), {mem}, Python {platform.python_version()}, "
-        f"{java_version}, Druid {SETTINGS['druid_version']} Coordinator (embedded Derby, 512 MiB heap) + ZooKeeper "
+        f"{java_version}, Druid {version} Coordinator (embedded Derby, 512 MiB heap) + ZooKeeper "
         f"on 127.0.0.1, git {commit} (plus any uncommitted changes in the working tree)"
     )
 
@@ -750,6 +748,7 @@ def report(
     serialised: DirectResult,
     runs: list[OperatorResult],
     druid_startups: list[float],
+    version: str,
 ) -> str:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     users = unserialised.users
@@ -758,7 +757,7 @@ def report(
         f"# Write contention on a real Druid Coordinator: {users} users at once\n",
         f"- command: `{command}`",
         f"- date: {date}",
-        f"- machine: {machine()}",
+        f"- machine: {machine(version)}",
         "- Coordinator start-ups (ZooKeeper + Coordinator until loadStatus true): "
         + ", ".join(f"{s:.1f} s" for s in druid_startups),
         f"- operator: resync {runs[0].resync:g} s, timeoutSeconds {runs[0].timeout:g}, one cluster, "
@@ -829,18 +828,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "contention.md")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
-    SETTINGS["druid_version"] = args.druid_version
     shown = argv if argv is not None else sys.argv[1:]
     command = shlex.join([".venv/bin/python", "bench/contention.py", *shown])
     workdir = Path(tempfile.mkdtemp(prefix="contention-"))
     try:
         print(f"[direct, unserialised] {args.users} users at once", flush=True)
-        unserialised, s1 = run_direct(workdir, args.users, serialised=False)
+        unserialised, s1 = run_direct(workdir, args.users, serialised=False, version=args.druid_version)
         print(
             f"  {unserialised.seconds:.1f} s, {unserialised.failed_users} failed, {unserialised.complete} complete"
         )
         print(f"[direct, serialised] {args.users} users", flush=True)
-        serialised, s2 = run_direct(workdir, args.users, serialised=True)
+        serialised, s2 = run_direct(workdir, args.users, serialised=True, version=args.druid_version)
         print(
             f"  {serialised.seconds:.1f} s, {serialised.failed_users} failed, {serialised.complete} complete"
         )
@@ -857,6 +855,7 @@ def main(argv: list[str] | None = None) -> int:
                 resync=args.resync,
                 timeout=args.timeout,
                 wait_timeout=args.wait,
+                version=args.druid_version,
                 pythonpath=pythonpath,
             )
             runs.append(run)
@@ -870,7 +869,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         startups = [s1, s2, *(r.druid_startup for r in runs)]
-        text = report(command, unserialised, serialised, runs, startups)
+        text = report(command, unserialised, serialised, runs, startups, args.druid_version)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
         print(text)

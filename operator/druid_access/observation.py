@@ -319,11 +319,12 @@ class DruidReads:
 
     async def live_role(self, name: str) -> Role | None:
         """The role as read live from the Coordinator in this pass (read once per pass)."""
-        if self.roles_read is None:
-            return await absent_as_none(self.client.get_role(self.authorizer, name), "role")
-        if name not in self.roles_read:
-            self.roles_read[name] = await absent_as_none(self.client.get_role(self.authorizer, name), "role")
-        return self.roles_read[name]
+        if self.roles_read is not None and name in self.roles_read:
+            return self.roles_read[name]
+        role = await absent_as_none(self.client.get_role(self.authorizer, name), "role")
+        if self.roles_read is not None:
+            self.roles_read[name] = role
+        return role
 
     async def group_mapping(self, name: str) -> GroupMapping | None:
         data = self._data("groupMapping", name)

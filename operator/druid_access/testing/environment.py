@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,12 +208,15 @@ def kubectl_json(cp: ControlPlane, *args: str) -> Any:
     return json.loads(cp.kubectl(*args, "-o", "json").stdout)
 
 
+_NON_SPACE = re.compile(r"\S")
+
+
 def json_documents(text: str) -> list[Any]:
     """The JSON documents kubectl prints one after another (``create -o json`` of many objects,
     ``get --watch -o json``)."""
     decoder, at, docs = json.JSONDecoder(), 0, []
-    while (at := len(text) - len(text[at:].lstrip())) < len(text):
-        doc, at = decoder.raw_decode(text, at)
+    while (start := _NON_SPACE.search(text, at)) is not None:
+        doc, at = decoder.raw_decode(text, start.start())
         docs.append(doc)
     return docs
 
