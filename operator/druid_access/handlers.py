@@ -1,18 +1,18 @@
 """kopf registrations, and the pass a worker runs for one object.
 
 Per kind: an index of claims (which resource claims which remote name; kopf fills every
-index before any handler runs, so the oldest claimant is known from the first pass), an
-event handler that hands each watch event to ``Loops`` (which queues a pass when the spec
-changes), and a deletion handler behind the finalizer. kopf watches and keeps finalizers;
-the passes run on ``Loops``' bounded pool of workers, not on a task per object. Secrets are
-watched by ``secret_store`` (label-selected, which kopf cannot do server-side), which wakes
-the objects reading them through ``secret_changed``.
+index before any handler runs, so the oldest claimant is known from the first pass), and
+an event handler that hands each watch event to ``Loops`` (which queues a pass when the
+object is new, its spec changes or its deletion starts). kopf watches; the passes, deletions
+included, run on ``Loops``' bounded pool of workers, not on a task per object, and keep the
+operator's finalizer themselves (``finalizer``). Secrets are watched by ``secret_store``
+(label-selected, which kopf cannot do server-side), which wakes the objects reading them
+through ``secret_changed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import kopf
 
+from druid_access import finalizer
 from druid_access.kube import KubeError
 from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.models import GROUP, VERSION
@@ -47,7 +48,6 @@ log = logging.getLogger("druid_access.handlers")
 KINDS: tuple[AnyKind, ...] = (UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind())
 _BY_NAME = {kind.info.kind: kind for kind in KINDS}
 PREFIX = GROUP
-FINALIZER = f"{GROUP}/finalizer"
 DEFAULT_RESYNC = 300.0
 POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
 
@@ -64,7 +64,8 @@ class App:
     # Each kind's claims index (the same object on every call), as the watch hands it over.
     lookups: dict[str, ClaimLookup] = field(default_factory=dict)
     workers: int = WORKERS
-    # Objects whose deletion handler finished, until their DELETED event: never finalized twice.
+    # Objects whose remote side the deletion pass finished, until their DELETED event: a stale
+    # watch event that queues the deletion again only takes the finalizer off.
     finalized: set[str] = field(default_factory=set)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -143,7 +144,7 @@ def _emitter(body: Mapping[str, Any]) -> Emit:
     return emit
 
 
-async def _deletion_emitter(app: App, body: kopf.Body) -> Emit:
+async def _deletion_emitter(app: App, body: Mapping[str, Any]) -> Emit:
     """Events as usual, unless the namespace itself is being deleted: the API server refuses
     new objects there, and kopf would log each refused Event as an error and retry it. Asked of
     the API server only when the watch has not reported the namespace yet (just after start-up)."""
@@ -172,10 +173,6 @@ def _lookup(index: Any) -> ClaimLookup:
     return lookup
 
 
-def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(body))
-
-
 class _NoDiffBase(kopf.DiffBaseStorage):
     """No record of the last handled spec: kopf keeps one (an annotation, one more write per
     object) only to tell creations from updates for on.create/on.update handlers, and this
@@ -190,7 +187,7 @@ class _NoDiffBase(kopf.DiffBaseStorage):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """Keep kopf's bookkeeping under our group and its writes to objects to a minimum."""
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = finalizer.KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = _NoDiffBase()
     settings.posting.level = logging.INFO
@@ -266,34 +263,6 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             return
         app.loops.observe(key, body)
 
-    @kopf.on.delete(*resource, id=f"delete_{plural}", registry=registry)
-    async def delete(body: kopf.Body, retry: int, **kwargs: Any) -> None:
-        uid = body["metadata"]["uid"]
-        if uid in app.finalized:
-            # kopf calls the handler again when the event of its own finalizer removal comes
-            # late (a busy API server during a mass deletion): the remote side is done already.
-            return
-        await app.loops.quiesce(_key(kind, body))  # a pass in flight finishes first
-        snapshot = _snapshot(body)
-        lookup = _lookup(kwargs[index_id])
-        emit = await _deletion_emitter(app, body)
-        try:
-            done = await app.engine.finalize(kind, snapshot, lookup, emit)
-        except DeletionBlocked as blocked:
-            outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
-            await app.engine.write_status(kind, snapshot, outcome, deletion_blocked=blocked.message)
-            # A target that is down is probed on its own: look again soon, at no cost to it.
-            cap = 10.0 if blocked.reason is Reason.UNREACHABLE else 60.0
-            raise kopf.TemporaryError(blocked.message, delay=backoff(retry, cap)) from None
-        app.finalized.add(uid)
-        log.info(
-            "%s %s/%s: %s",
-            kind.info.kind,
-            snapshot["metadata"]["namespace"],
-            snapshot["metadata"]["name"],
-            done,
-        )
-
 
 def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -> list[Claimant]:
     try:
@@ -308,37 +277,47 @@ async def run_pass(app: App, record: Record) -> None:
     """One pass for one object, on a worker; schedules its retry when it failed."""
     kind = _BY_NAME[record.key[0]]
     body = record.current()
-    namespace = body["metadata"]["namespace"]
-    if body["metadata"].get("deletionTimestamp") or namespace in app.terminating:
-        return  # the deletion handler takes it from here
-    lookup = app.lookups[kind.info.kind]
-    record.generation = body["metadata"].get("generation")
-    live, record.live = record.live, False
-    emit = _emitter(body)
-    # A new object may wait (without a status) for roles created with it, for a while.
-    patient = time.monotonic() - record.seen < POSTPONE_SECONDS
     try:
-        # A first pass and a resync observe through the target's snapshot; a change, live.
-        result = await app.engine.reconcile(
-            kind, body, lookup, emit, bulk=not live, roles_coming=app.roles_coming if patient else None
-        )
-        app.loops.set_refs(record, result.refs)
-        if result.postponed:  # the role's first pass wakes it
-            record.live = record.live or live
-            app.loops.retry(record, POSTPONE_SECONDS / 4)
-            return
-        record.remember(await app.engine.write_status(kind, body, result.outcome, emit=emit))
-    except KubeError as error:  # the status could not be written: the API server is away
+        if body["metadata"].get("deletionTimestamp"):
+            await _deletion_pass(app, kind, record, body)
+        elif body["metadata"]["namespace"] not in app.terminating:  # else its deletion comes next
+            await _reconcile_pass(app, kind, record, body)
+    except KubeError as error:  # the API server is away
         if record.attempts == 0:  # once per streak, not once per retry of every object
             log.warning("%s %s/%s: %s; retrying with backoff", *record.key, error)
         record.attempts += 1
         app.loops.retry(record, backoff(record.attempts, 60.0))
-        return
     except Exception as error:  # a bug must not stop the object's passes
-        log.error("%s %s/%s: reconcile failed: %s", *record.key, type(error).__name__)
+        log.error("%s %s/%s: pass failed: %s", *record.key, type(error).__name__)
         record.attempts += 1
         app.loops.retry(record, backoff(record.attempts, 60.0))
+
+
+async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    # The finalizer goes on before anything is created remotely (once per version of the body:
+    # the watch may bring the version with it after this object's next pass has started).
+    if not finalizer.held(meta) and record.held_at != meta["resourceVersion"]:
+        if not await finalizer.hold(app.engine.kube, kind.info.plural, meta):
+            app.loops.retry(record, 1.0)  # changed meanwhile: the watch brings the newer version
+            return
+        record.held_at = meta["resourceVersion"]
+    lookup = app.lookups[kind.info.kind]
+    record.generation = meta.get("generation")
+    live, record.live = record.live, False
+    emit = _emitter(body)
+    # A new object may wait (without a status) for roles created with it, for a while.
+    patient = time.monotonic() - record.seen < POSTPONE_SECONDS
+    # A first pass and a resync observe through the target's snapshot; a change, live.
+    result = await app.engine.reconcile(
+        kind, body, lookup, emit, bulk=not live, roles_coming=app.roles_coming if patient else None
+    )
+    app.loops.set_refs(record, result.refs)
+    if result.postponed:  # the role's first pass wakes it
+        record.live = record.live or live
+        app.loops.retry(record, POSTPONE_SECONDS / 4)
         return
+    record.remember(await app.engine.write_status(kind, body, result.outcome, emit=emit))
     record.confirmed = result.confirmed
     first = record.passes == 0
     record.passes += 1
@@ -350,3 +329,32 @@ async def run_pass(app: App, record: Record) -> None:
         app.loops.retry(record, backoff(record.attempts - 1, min(BACKOFF_CAP, resync)))
     else:
         record.attempts = 0  # the target's resync looks at it again
+
+
+async def _deletion_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
+    """Delete the remote side (``Engine.finalize``), then take the finalizer off. While the
+    target cannot be reached, the status says why and the deletion waits, as a key in the
+    queue: thousands of deletions wait at the cost of their keys."""
+    meta = body["metadata"]
+    if not finalizer.held(meta):
+        return  # never reconciled, or released already: nothing of ours holds it
+    uid = meta["uid"]
+    if uid not in app.finalized:
+        emit = await _deletion_emitter(app, body)
+        try:
+            done = await app.engine.finalize(kind, body, app.lookups[kind.info.kind], emit)
+        except DeletionBlocked as blocked:
+            outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
+            record.remember(
+                await app.engine.write_status(kind, body, outcome, deletion_blocked=blocked.message)
+            )
+            # A target that is down is probed on its own (its recovery wakes this): look again
+            # soon, at no cost to it.
+            cap = 10.0 if blocked.reason is Reason.UNREACHABLE else 60.0
+            record.attempts += 1
+            app.loops.retry(record, backoff(record.attempts - 1, cap))
+            return
+        app.finalized.add(uid)
+        log.info("%s %s/%s: %s", *record.key, done)
+    if not await finalizer.release(app.engine.kube, kind.info.plural, meta):
+        app.loops.retry(record, 1.0)

@@ -1,6 +1,7 @@
 """The few Kubernetes calls the operator makes itself (kopf watches the custom resources).
 
-Reading, watching and creating Secrets, and writing a custom object's status subresource.
+Reading, watching and creating Secrets, writing a custom object's status subresource, and
+adding or removing the operator's finalizer.
 All go through kubernetes-asyncio, which shares kopf's event loop. Secret values leave this
 module only as ``SecretStr``.
 
@@ -378,6 +379,41 @@ class Kube:
             if error.status == 404:
                 return  # deleted meanwhile: nothing left to report on
             raise _error(f"writing status of {plural}/{namespace}/{name}", error) from None
+
+    async def set_finalizers(
+        self, plural: str, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> bool:
+        """Replace a custom object's finalizers, if it is still at ``resource_version``.
+
+        False when it changed meanwhile (the caller looks again at a newer version) or is gone.
+        The version is the precondition: a merge patch replaces the whole list, and a finalizer
+        another controller added meanwhile must not be lost."""
+        action = f"writing the finalizers of {plural}/{namespace}/{name}"
+        patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": resource_version}}
+        try:
+            await self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"
+            )
+        except _NO_ANSWER as error:
+            raise _unanswered(action, error) from None
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise _error(action, error) from None
+        return True
+
+    async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A custom object's metadata, read now; None when it is gone."""
+        try:
+            found = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading {plural}/{namespace}/{name}", error) from None
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _error(f"reading {plural}/{namespace}/{name}", error) from None
+        meta = found.get("metadata") if isinstance(found, Mapping) else None
+        return meta if isinstance(meta, Mapping) else None
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         """A ConfigMap's data; None when there is none."""

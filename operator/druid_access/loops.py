@@ -1,7 +1,7 @@
 """Which objects need a pass, and when: a keyed work queue served by a bounded pool of workers.
 
 Nothing here runs per object while it is idle. An object is queued when its watch event
-brings a new spec (or it is first seen), a Secret it reads changes, a role it waits for is
+brings a new spec (or it is first seen, or its deletion starts), a Secret it reads changes, a role it waits for is
 created, its target's health changes, a retry of a failure comes due, or its target's
 resync finds something to look at. The resync is one timer per target: it reads the target
 whole (``observation``) and queues only the objects that snapshot does not confirm in sync
@@ -79,7 +79,8 @@ class Record:
     refs: Refs = field(default_factory=Refs)
     live: bool = False  # the pending pass brings a change to apply: observe live
     confirmed: int = 0  # the target snapshot that last confirmed it in sync (0: none)
-    deleting: bool = False
+    deleting: bool = False  # its deletion started: its passes are deletion passes
+    held_at: str | None = None  # the version of the body this operator put its finalizer on
     passes: int = 0  # passes completed (with a status written)
     seen: float = field(default_factory=time.monotonic)  # when the watch first reported it
 
@@ -136,15 +137,21 @@ class Loops:
     # -- what the watch reports ------------------------------------------------------------
 
     def observe(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
-        """A watch event: keep the body; queue a pass if the object is new or its spec changed."""
+        """A watch event: keep the body; queue a pass if the object is new, its spec changed
+        or its deletion started."""
         generation = body["metadata"].get("generation")
+        deleting = bool(body["metadata"].get("deletionTimestamp"))
         record = self.records.get(key)
         if record is None:
-            self.records[key] = Record(key, _compact(body, status=True), generation)
+            self.records[key] = Record(key, _compact(body, status=True), generation, deleting=deleting)
             self.queue.add(key)  # its first pass observes through the target's snapshot
             return
         record.body = _compact(body, status=record.written is None)
-        if record.generation != generation:
+        if deleting and not record.deleting:
+            record.deleting = True
+            record.attempts = 0
+            self.queue.add(key)  # after a pass in flight, never beside it
+        elif record.generation != generation:
             self.wake(key)
 
     def close(self, key: ObjectKey) -> None:
@@ -153,14 +160,6 @@ class Loops:
         self.queue.forget(key)
         if record is not None:
             self._unindex(record)
-
-    async def quiesce(self, key: ObjectKey) -> None:
-        """The object is being deleted: no more passes; wait for one in flight to finish."""
-        record = self.records.get(key)
-        if record is not None:
-            record.deleting = True
-        self.queue.forget(key)
-        await self.queue.released(key)
 
     # -- indexes ---------------------------------------------------------------------------
 
@@ -194,14 +193,14 @@ class Loops:
     def wake(self, key: ObjectKey, *, live: bool = True) -> bool:
         """Queue the object's next pass now; ``live``: it has a change to apply (read live)."""
         record = self.records.get(key)
-        if record is None or record.deleting:
+        if record is None:
             return False
         record.live = record.live or live
         self.queue.add(key)
         return True
 
     def retry(self, record: Record, delay: float) -> None:
-        if not record.deleting:
+        if record.key in self.records:
             self.queue.add_after(record.key, delay)
 
     def wake_for_secret(self, namespace: str, name: str) -> int:
@@ -279,7 +278,7 @@ class Loops:
             try:
                 await self._active.wait()  # held meanwhile: it stays queued once, not lost
                 record = self.records.get(key)
-                if record is not None and not record.deleting:
+                if record is not None:
                     await run_pass(record)
             except Exception:  # a bug must not end a worker
                 log.exception("%s %s/%s: pass failed", *key)

@@ -263,7 +263,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     """A DruidUser applied together with the DruidRole it names does not go through
     RoleNotFound while the role is being created: its pass waits (no read, no write, no status)
     for the role's first pass, then writes everything at once: one status, one Event. The
-    object itself is written twice by the operator: kopf's finalizer and that status (the
+    object itself is written twice by the operator: its finalizer and that status (the
     ownership claim before the create goes to the claims ConfigMap)."""
     cp = controlplane
     watch_out, watch_log = tmp_path / "watch.json", tmp_path / "watch.log"
@@ -286,7 +286,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     try:
         role = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]}
         apply(cp, _doc("DruidRole", "slow-role", role))
-        # kopf has seen the role (its finalizer is on); its creation takes 2 s from about now.
+        # The role's first pass has begun (its finalizer is on); its creation takes 2 s from about now.
         wait_for(
             lambda: kubectl_json(cp, "get", "druidrole", "slow-role", "-n", NS)["metadata"].get("finalizers"),
             timeout=30,
@@ -317,7 +317,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     seen = [(event["type"], event["object"]) for event in json_documents(watch_out.read_text())]
     assert [(t, bool(o["metadata"].get("finalizers")), bool(o.get("status"))) for t, o in seen] == [
         ("ADDED", False, False),
-        ("MODIFIED", True, False),  # kopf's finalizer
+        ("MODIFIED", True, False),  # the finalizer, before anything is created
         ("MODIFIED", True, True),  # the one status
     ], [(t, o["metadata"]["resourceVersion"]) for t, o in seen]
     assert fakes.call(lambda: fakes.coordinator.users["patient"]) == {"slow-role"}

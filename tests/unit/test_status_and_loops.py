@@ -98,6 +98,46 @@ async def test_watch_events_queue_a_pass_only_for_new_objects_and_new_specs() ->
     assert key not in loops.records and len(loops.queue) == 0
 
 
+async def test_a_deletion_is_queued_once_after_the_pass_in_flight_and_retried_while_blocked() -> None:
+    loops = Loops()
+    key = ("DruidUser", "ns", "bob")
+    loops.observe(key, _body("bob"))
+    assert await loops.queue.get() == key  # a worker holds its first pass
+    deleting = _body("bob")
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-27T08:00:00Z"  # type: ignore[index]
+    loops.observe(key, deleting)
+    loops.observe(key, deleting)  # the same state again: queued once
+    record = loops.records[key]
+    assert record.deleting and len(loops.queue) == 0  # not beside the pass in flight
+    loops.queue.done(key)
+    assert len(loops.queue) == 1  # right after it
+    assert await loops.queue.get() == key
+    loops.queue.done(key)
+    loops.observe(key, deleting)  # nothing new: no second deletion pass
+    assert len(loops.queue) == 0
+    loops.retry(record, 0.01)  # blocked (its target is down): it waits as a key, then runs
+    await asyncio.sleep(0.05)
+    assert len(loops.queue) == 1
+    assert await loops.queue.get() == key
+    loops.queue.done(key)
+    loops.set_refs(record, Refs(target="default", target_type="cluster"))
+    assert loops.wake_for_target("cluster", "default") == 1  # the target's recovery resumes it
+    assert loops.resync(("cluster", "default"), None) == 0  # a resync does not: it is no pass
+    loops.close(key)
+    loops.retry(record, 0.01)  # gone meanwhile: nothing left to retry
+    await asyncio.sleep(0.05)
+    assert len(loops.queue) == 0
+
+
+async def test_an_object_first_seen_while_being_deleted_gets_a_deletion_pass() -> None:
+    loops = Loops()
+    key = ("DruidUser", "ns", "bob")
+    body = _body("bob")
+    body["metadata"]["deletionTimestamp"] = "2026-11-27T08:00:00Z"  # type: ignore[index]
+    loops.observe(key, body)
+    assert loops.records[key].deleting and await loops.queue.get() == key
+
+
 async def test_wake_ups_by_secret_role_and_target() -> None:
     loops = Loops()
     key = ("DruidUser", "ns", "bob")
