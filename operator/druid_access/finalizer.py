@@ -27,26 +27,33 @@ def held(meta: Mapping[str, Any]) -> bool:
 
 
 async def hold(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
-    """Put the finalizer on (once the object is in the API server, a deletion waits for us).
+    """Put the finalizer on: from then on, a deletion of the object waits for the operator.
 
-    False when the object changed meanwhile: its next pass tries again on the newer version."""
-    finalizers = [*(meta.get("finalizers") or ()), FINALIZER]
-    return await kube.set_finalizers(
-        plural, meta["namespace"], meta["name"], finalizers, meta["resourceVersion"]
-    )
+    ``meta`` may be older than the object (the watch lags): a newer version is read when the
+    write finds one. False when the object is gone or being deleted (nothing may be created
+    for it then), or kept changing under us."""
+    return await _change(kube, plural, meta, add=True)
 
 
 async def release(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
     """Take the finalizer off, keeping any other controller's. False if the object kept
     changing under us (the caller tries again later)."""
+    return await _change(kube, plural, meta, add=False)
+
+
+async def _change(kube: Kube, plural: str, meta: Mapping[str, Any], *, add: bool) -> bool:
+    namespace, name = meta["namespace"], meta["name"]
     current: Mapping[str, Any] | None = meta
     for _ in range(_ATTEMPTS):
-        if current is None or not held(current):
-            return True  # gone, or released already
-        finalizers = [f for f in current.get("finalizers") or () if f != FINALIZER]
-        if await kube.set_finalizers(
-            plural, meta["namespace"], meta["name"], finalizers, current["resourceVersion"]
-        ):
+        if current is None:
+            return not add  # gone
+        if add and current.get("deletionTimestamp"):
+            return False  # the API server refuses new finalizers now, and its deletion comes next
+        if held(current) == add:
+            return True  # done already
+        others = [f for f in current.get("finalizers") or () if f != FINALIZER]
+        wanted = [*others, FINALIZER] if add else others
+        if await kube.set_finalizers(plural, namespace, name, wanted, current["resourceVersion"]):
             return True
-        current = await kube.read_metadata(plural, meta["namespace"], meta["name"])
+        current = await kube.read_metadata(plural, namespace, name)
     return False

@@ -295,13 +295,17 @@ async def run_pass(app: App, record: Record) -> None:
 
 async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
     meta = body["metadata"]
-    # The finalizer goes on before anything is created remotely (once per version of the body:
-    # the watch may bring the version with it after this object's next pass has started).
-    if not finalizer.held(meta) and record.held_at != meta["resourceVersion"]:
+
+    async def hold() -> bool:
+        # Once per version of the body: the watch may bring the version with our finalizer
+        # only after this object's next pass has started.
+        if finalizer.held(meta) or record.held_at == meta["resourceVersion"]:
+            return True
         if not await finalizer.hold(app.engine.kube, kind.info.plural, meta):
-            app.loops.retry(record, 1.0)  # changed meanwhile: the watch brings the newer version
-            return
+            return False
         record.held_at = meta["resourceVersion"]
+        return True
+
     lookup = app.lookups[kind.info.kind]
     record.generation = meta.get("generation")
     live, record.live = record.live, False
@@ -310,7 +314,13 @@ async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[st
     patient = time.monotonic() - record.seen < POSTPONE_SECONDS
     # A first pass and a resync observe through the target's snapshot; a change, live.
     result = await app.engine.reconcile(
-        kind, body, lookup, emit, bulk=not live, roles_coming=app.roles_coming if patient else None
+        kind,
+        body,
+        lookup,
+        emit,
+        bulk=not live,
+        roles_coming=app.roles_coming if patient else None,
+        hold=hold,
     )
     app.loops.set_refs(record, result.refs)
     if result.postponed:  # the role's first pass wakes it

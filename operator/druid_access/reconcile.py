@@ -12,9 +12,10 @@ through ``Emit`` and claims arrive through ``ClaimLookup``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,8 @@ class Claimant:
 ClaimLookup = Callable[[Claim], Sequence[Claimant]]
 
 RolesComing = Callable[[str, frozenset[str]], frozenset[str]]
+# Puts the operator's finalizer on the object; False when it changed or went meanwhile.
+Hold = Callable[[], Awaitable[bool]]
 """(cluster, roles) -> those of the roles a DruidRole is about to create there."""
 
 
@@ -178,14 +181,21 @@ class Engine:
         *,
         bulk: bool = False,
         roles_coming: RolesComing | None = None,
+        hold: Hold | None = None,
     ) -> Result:
         """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live.
 
         ``roles_coming``: postpone the pass (no read, no write, no status) while a role it
         needs is about to be created, so that it writes everything in one go once the role
-        is there, instead of a ``RoleNotFound`` status and Event first."""
+        is there, instead of a ``RoleNotFound`` status and Event first.
+
+        ``hold``: called before the object owns anything remote (before its first write, its
+        adoption, or a pass on what it owns), so that its deletion waits for the operator; the
+        pass is postponed when it fails."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
-            result = await self._reconcile(kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming)
+            result = await self._reconcile(
+                kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold
+            )
         metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
         return result
 
@@ -198,6 +208,7 @@ class Engine:
         *,
         bulk: bool,
         roles_coming: RolesComing | None,
+        hold: Hold | None,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -310,10 +321,15 @@ class Engine:
                     drift_detected=newly_drifted,
                     secret_version=secret_version,
                 )
-            if plan.ops and not owned:
-                # Claim before creating: if the operator dies between the remote create and
-                # the final status write, the next pass knows the object is its own.
-                await self.journal.claim(meta["uid"], _ident(body))
+            # Claim before creating: if the operator dies between the remote create and the
+            # final status write, the next pass knows the object is its own. The finalizer goes
+            # on alongside (the claim waits for company anyway), and both before the first
+            # write: if the finalizer fails, nothing was created and nothing is claimed.
+            claiming = bool(plan.ops) and not owned
+            if not await self._hold_and_claim(hold if owned or claiming else None, body, claiming=claiming):
+                changed = "the object changed while the operator's finalizer was being put on it"
+                return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
+            if claiming:
                 owned = claimed = True
             why = "drift on the remote side" if drift else _why(body, secret_version)
             changes = await self._apply(kind, body, remote, target_name, name, plan.ops, why, emit, applied)
@@ -458,6 +474,23 @@ class Engine:
             self.journal.forget(meta["uid"])  # the status holds the claim now
         return new
 
+    async def _hold_and_claim(self, hold: Hold | None, body: Mapping[str, Any], *, claiming: bool) -> bool:
+        """The finalizer and the claim, together; neither is left behind when the other fails."""
+        uid = body["metadata"]["uid"]
+        held, claimed = await asyncio.gather(
+            hold() if hold is not None else _true(),
+            self.journal.claim(uid, _ident(body)) if claiming else _true(),
+            return_exceptions=True,
+        )
+        if held is True and not isinstance(claimed, BaseException):
+            return True
+        if claiming and not isinstance(claimed, BaseException):
+            await self.journal.release(uid)
+        for outcome in (held, claimed):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return False
+
     async def finalize(self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit) -> str:
         """Delete the remote object if this resource owns it. Returns what was done.
 
@@ -518,6 +551,10 @@ class Engine:
             metrics.REMOTE_WRITES.labels(kind.info.kind, "Deleted").inc()
             emit("Normal", "Deleted", text)
         return text
+
+
+async def _true() -> bool:
+    return True
 
 
 class DeletionBlocked(Exception):

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import pytest
 
+from druid_access.finalizer import FINALIZER
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
@@ -596,6 +597,41 @@ def test_deletion_policy_delete_removes_user_from_both_stores(
     }
 
 
+def test_deletion_keeps_another_controllers_finalizer(
+    cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """The operator's finalizer is put on before the create and taken off after the remote
+    delete; a finalizer of another controller, added meanwhile, stays, and holds the object."""
+    cp, coord, name = cluster, fakes.coordinator, "shared-user"
+    other = "example.com/backup"
+    apply(cp, _user_docs(NS_A, name, "shared-user-pw-1", {"deletionPolicy": "Delete"}))
+    obj = wait_reason(cp, "druiduser", NS_A, name, "Synced")
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
+    cp.kubectl(
+        "patch",
+        "druiduser",
+        name,
+        "-n",
+        NS_A,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "add", "path": "/metadata/finalizers/-", "value": other}]),
+    )
+    cp.kubectl("delete", "druiduser", name, "-n", NS_A, "--wait=false")
+
+    def released() -> dict[str, Any] | None:
+        found = _get(cp, "druiduser", NS_A, name)
+        return found if found is not None and found["metadata"].get("finalizers") == [other] else None
+
+    held = wait_for(released, timeout=30, what="the operator's finalizer to come off")
+    assert held["metadata"].get("deletionTimestamp")
+    assert fakes.call(lambda: name not in coord.credentials and name not in coord.users)
+    cp.kubectl(
+        "patch", "druiduser", name, "-n", NS_A, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    _wait_gone(cp, "druiduser", NS_A, name, timeout=30)
+
+
 def test_deletion_policy_retain_leaves_user(
     cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
 ) -> None:
@@ -793,6 +829,7 @@ def test_namespace_not_allowed_makes_no_remote_call(
     ):
         obj = wait_reason(cp, kind, NS_GUARD, name, "NamespaceNotAllowed")
         assert NS_GUARD in ready_condition(obj)["message"]  # type: ignore[index]
+        assert not obj["metadata"].get("finalizers")  # it owns nothing: its deletion waits for nobody
     time.sleep(SETTLE)
 
     coord_hits = _since(fakes, "coordinator", coord_mark, "outsider")
