@@ -26,13 +26,16 @@ def held(meta: Mapping[str, Any]) -> bool:
     return FINALIZER in (meta.get("finalizers") or ())
 
 
-async def hold(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
-    """Put the finalizer on: from then on, a deletion of the object waits for the operator.
+async def hold(
+    kube: Kube, plural: str, meta: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> bool:
+    """Put the finalizer on (and ``annotations``, in the same write): from then on, a deletion
+    of the object waits for the operator.
 
     ``meta`` may be older than the object (the watch lags): a newer version is read when the
     write finds one. False when the object is gone or being deleted (nothing may be created
     for it then), or kept changing under us."""
-    return await _change(kube, plural, meta, add=True)
+    return await _change(kube, plural, meta, add=True, annotations=annotations)
 
 
 async def release(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
@@ -41,7 +44,14 @@ async def release(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
     return await _change(kube, plural, meta, add=False)
 
 
-async def _change(kube: Kube, plural: str, meta: Mapping[str, Any], *, add: bool) -> bool:
+async def _change(
+    kube: Kube,
+    plural: str,
+    meta: Mapping[str, Any],
+    *,
+    add: bool,
+    annotations: Mapping[str, str] | None = None,
+) -> bool:
     namespace, name = meta["namespace"], meta["name"]
     current: Mapping[str, Any] | None = meta
     for _ in range(_ATTEMPTS):
@@ -49,11 +59,13 @@ async def _change(kube: Kube, plural: str, meta: Mapping[str, Any], *, add: bool
             return not add  # gone
         if add and current.get("deletionTimestamp"):
             return False  # the API server refuses new finalizers now, and its deletion comes next
-        if held(current) == add:
+        present = current.get("annotations") or {}
+        if held(current) == add and all(present.get(k) == v for k, v in (annotations or {}).items()):
             return True  # done already
         others = [f for f in current.get("finalizers") or () if f != FINALIZER]
         wanted = [*others, FINALIZER] if add else others
-        if await kube.set_finalizers(plural, namespace, name, wanted, current["resourceVersion"]):
+        version = current["resourceVersion"]
+        if await kube.set_finalizers(plural, namespace, name, wanted, version, annotations):
             return True
         current = await kube.read_metadata(plural, namespace, name)
     return False

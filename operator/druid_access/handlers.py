@@ -22,7 +22,7 @@ from typing import Any, cast
 import kopf
 
 from druid_access import finalizer
-from druid_access.kube import KubeError
+from druid_access.kube import KubeError, SecretMissing
 from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.models import GROUP, VERSION
 from druid_access.offload import trim
@@ -77,9 +77,9 @@ class App:
             if self.loops.started:
                 return
             try:
-                await self.engine.journal.load()
-            except KubeError as error:
-                log.warning("could not read the recorded ownership claims: %s", error)
+                await self.engine.claims.load()
+            except (KubeError, SecretMissing) as error:  # tried again by the first claim
+                log.warning("could not read the key of the ownership claims: %s", error)
             self.loops.start(
                 lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
             )
@@ -254,7 +254,7 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         key = _key(kind, body)
         if type == "DELETED":
             app.loops.close(key)
-            app.engine.journal.forget(body["metadata"]["uid"])
+            app.engine.claims.forget(body["metadata"]["uid"])
             app.finalized.discard(body["metadata"]["uid"])
             # Gone for good, and gone from the claims index (kopf updates indices before it
             # calls handlers): the next-oldest claimant may own the remote name now.
@@ -296,12 +296,12 @@ async def run_pass(app: App, record: Record) -> None:
 async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
     meta = body["metadata"]
 
-    async def hold() -> bool:
+    async def hold(annotations: Mapping[str, str]) -> bool:
         # Once per version of the body: the watch may bring the version with our finalizer
         # only after this object's next pass has started.
-        if finalizer.held(meta) or record.held_at == meta["resourceVersion"]:
+        if not annotations and (finalizer.held(meta) or record.held_at == meta["resourceVersion"]):
             return True
-        if not await finalizer.hold(app.engine.kube, kind.info.plural, meta):
+        if not await finalizer.hold(app.engine.kube, kind.info.plural, meta, annotations):
             return False
         record.held_at = meta["resourceVersion"]
         return True

@@ -381,15 +381,25 @@ class Kube:
             raise _error(f"writing status of {plural}/{namespace}/{name}", error) from None
 
     async def set_finalizers(
-        self, plural: str, namespace: str, name: str, finalizers: list[str], resource_version: str
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        finalizers: list[str],
+        resource_version: str,
+        annotations: Mapping[str, str] | None = None,
     ) -> bool:
-        """Replace a custom object's finalizers, if it is still at ``resource_version``.
+        """Replace a custom object's finalizers (and set ``annotations`` in the same write), if
+        it is still at ``resource_version``.
 
         False when it changed meanwhile (the caller looks again at a newer version) or is gone.
         The version is the precondition: a merge patch replaces the whole list, and a finalizer
         another controller added meanwhile must not be lost."""
         action = f"writing the finalizers of {plural}/{namespace}/{name}"
-        patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": resource_version}}
+        meta: dict[str, Any] = {"finalizers": finalizers or None, "resourceVersion": resource_version}
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        patch = {"metadata": meta}
         try:
             await self._custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"
@@ -401,6 +411,45 @@ class Kube:
                 return False
             raise _error(action, error) from None
         return True
+
+    async def remove_annotation(self, plural: str, namespace: str, name: str, annotation: str) -> None:
+        action = f"removing annotation {annotation} of {plural}/{namespace}/{name}"
+        patch = {"metadata": {"annotations": {annotation: None}}}
+        try:
+            await self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"
+            )
+        except _NO_ANSWER as error:
+            raise _unanswered(action, error) from None
+        except ApiException as error:
+            if error.status != 404:
+                raise _error(action, error) from None
+
+    async def read_or_create_key(self, namespace: str, name: str, key: str, value: str) -> SecretStr:
+        """The value under ``key`` of a Secret the operator keeps for itself, made with
+        ``value`` when it does not exist (several replicas racing: the first one's wins)."""
+        for _ in range(2):
+            found = await self.read_secret(namespace, name)
+            if found is not None:
+                return found.value(key)
+            body = k8s.V1Secret(
+                metadata=k8s.V1ObjectMeta(
+                    name=name,
+                    namespace=namespace,
+                    labels={"app.kubernetes.io/managed-by": "druid-access-operator"},
+                ),
+                type="Opaque",
+                string_data={key: value},
+            )
+            try:
+                await self._core.create_namespaced_secret(namespace, body)
+                return SecretStr(value)
+            except _NO_ANSWER as error:
+                raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
+            except ApiException as error:
+                if error.status != 409:
+                    raise _error(f"creating Secret {namespace}/{name}", error) from None
+        raise KubeError(f"Secret {namespace}/{name} was made and removed while it was being read")
 
     async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A custom object's metadata, read now; None when it is gone."""
@@ -414,48 +463,6 @@ class Kube:
             raise _error(f"reading {plural}/{namespace}/{name}", error) from None
         meta = found.get("metadata") if isinstance(found, Mapping) else None
         return meta if isinstance(meta, Mapping) else None
-
-    async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A ConfigMap's data; None when there is none."""
-        try:
-            found = await self._core.read_namespaced_config_map(name, namespace)
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading ConfigMap {namespace}/{name}", error) from None
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _error(f"reading ConfigMap {namespace}/{name}", error) from None
-        return dict(found.data or {})
-
-    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str | None]) -> None:
-        """Set (str) and remove (None) keys of a ConfigMap's data, creating it if need be.
-
-        A merge patch touches only the keys given, so writers of different keys never conflict."""
-        action = f"writing ConfigMap {namespace}/{name}"
-        try:
-            try:
-                await self._core.patch_namespaced_config_map(
-                    name, namespace, {"data": dict(data)}, _content_type="application/merge-patch+json"
-                )
-                return
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-            kept = {key: value for key, value in data.items() if value is not None}
-            body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name, namespace=namespace), data=kept)
-            try:
-                await self._core.create_namespaced_config_map(namespace, body)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                # Made by another writer meanwhile: patch it after all.
-                await self._core.patch_namespaced_config_map(
-                    name, namespace, {"data": dict(data)}, _content_type="application/merge-patch+json"
-                )
-        except _NO_ANSWER as error:
-            raise _unanswered(action, error) from None
-        except ApiException as error:
-            raise _error(action, error) from None
 
     async def read_peering(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
         """The peers kopf recorded in a KopfPeering (in ``namespace``) or ClusterKopfPeering."""

@@ -12,7 +12,6 @@ through ``Emit`` and claims arrive through ``ClaimLookup``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from druid_access import metrics
+from druid_access.claims import Claims
 from druid_access.clients import (
     AlreadyExists,
     ApiError,
@@ -37,7 +37,6 @@ from druid_access.clients import (
     Unavailable,
 )
 from druid_access.config import ClusterConfig, PivotConfig
-from druid_access.journal import ClaimJournal
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
 from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed, granted_roles
@@ -84,8 +83,9 @@ class Claimant:
 ClaimLookup = Callable[[Claim], Sequence[Claimant]]
 
 RolesComing = Callable[[str, frozenset[str]], frozenset[str]]
-# Puts the operator's finalizer on the object; False when it changed or went meanwhile.
-Hold = Callable[[], Awaitable[bool]]
+# Puts the operator's finalizer on the object, with these annotations in the same write; False
+# when the object changed or went meanwhile.
+Hold = Callable[[Mapping[str, str]], Awaitable[bool]]
 """(cluster, roles) -> those of the roles a DruidRole is about to create there."""
 
 
@@ -132,13 +132,13 @@ class Engine:
     targets: Targets
     kube: Kube
     secrets: SecretStore
-    journal: ClaimJournal
+    claims: Claims
     _rejected: dict[str, _Rejection] = field(default_factory=dict)
 
     def owned(self, body: Mapping[str, Any]) -> bool:
         """Did this resource create or adopt its remote object? Its status says so, or, until
         the status is written, the claim recorded before the first create does."""
-        return (body.get("status") or {}).get("owned") is True or self.journal.holds(body["metadata"]["uid"])
+        return (body.get("status") or {}).get("owned") is True or self.claims.holds(body["metadata"])
 
     def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
         if kind.target_type == "cluster":
@@ -181,7 +181,7 @@ class Engine:
         *,
         bulk: bool = False,
         roles_coming: RolesComing | None = None,
-        hold: Hold | None = None,
+        hold: Hold,
     ) -> Result:
         """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live.
 
@@ -208,7 +208,7 @@ class Engine:
         *,
         bulk: bool,
         roles_coming: RolesComing | None,
-        hold: Hold | None,
+        hold: Hold,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -322,11 +322,10 @@ class Engine:
                     secret_version=secret_version,
                 )
             # Claim before creating: if the operator dies between the remote create and the
-            # final status write, the next pass knows the object is its own. The finalizer goes
-            # on alongside (the claim waits for company anyway), and both before the first
-            # write: if the finalizer fails, nothing was created and nothing is claimed.
+            # final status write, the next pass knows the object is its own. The claim goes on
+            # the object with the finalizer, in one write, before the first remote write.
             claiming = bool(plan.ops) and not owned
-            if not await self._hold_and_claim(hold if owned or claiming else None, body, claiming=claiming):
+            if (owned or claiming) and not await self._hold_and_claim(hold, body, claiming=claiming):
                 changed = "the object changed while the operator's finalizer was being put on it"
                 return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
             if claiming:
@@ -350,7 +349,7 @@ class Engine:
             if claimed and not applied and isinstance(error, AlreadyExists):
                 # Someone else created it between our read and our create: it is not ours,
                 # and the next pass must treat it as pre-existing (Refuse or Adopt).
-                await self.journal.release(meta["uid"])
+                await self.claims.withdraw(meta, kind.info.plural)
                 return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
         self._rejected.pop(meta["uid"], None)
@@ -471,25 +470,17 @@ class Engine:
         if patch is not None:
             await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], patch)
         if new.get("owned") is True:
-            self.journal.forget(meta["uid"])  # the status holds the claim now
+            self.claims.forget(meta["uid"])  # the status holds the claim now
         return new
 
-    async def _hold_and_claim(self, hold: Hold | None, body: Mapping[str, Any], *, claiming: bool) -> bool:
-        """The finalizer and the claim, together; neither is left behind when the other fails."""
+    async def _hold_and_claim(self, hold: Hold, body: Mapping[str, Any], *, claiming: bool) -> bool:
+        """The finalizer, and the claim when this pass is about to create: one write."""
         uid = body["metadata"]["uid"]
-        held, claimed = await asyncio.gather(
-            hold() if hold is not None else _true(),
-            self.journal.claim(uid, _ident(body)) if claiming else _true(),
-            return_exceptions=True,
-        )
-        if held is True and not isinstance(claimed, BaseException):
-            return True
-        if claiming and not isinstance(claimed, BaseException):
-            await self.journal.release(uid)
-        for outcome in (held, claimed):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return False
+        if not await hold(await self.claims.annotation(uid) if claiming else {}):
+            return False
+        if claiming:
+            self.claims.made(uid)
+        return True
 
     async def finalize(self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit) -> str:
         """Delete the remote object if this resource owns it. Returns what was done.
@@ -551,10 +542,6 @@ class Engine:
             metrics.REMOTE_WRITES.labels(kind.info.kind, "Deleted").inc()
             emit("Normal", "Deleted", text)
         return text
-
-
-async def _true() -> bool:
-    return True
 
 
 class DeletionBlocked(Exception):

@@ -19,8 +19,8 @@ import kopf
 from prometheus_client import start_http_server
 
 from druid_access import config as config_module
+from druid_access.claims import Claims
 from druid_access.handlers import App, configure, register, secret_changed
-from druid_access.journal import ClaimJournal
 from druid_access.kube import Kube
 from druid_access.peering import follow
 from druid_access.reconcile import Engine
@@ -56,7 +56,7 @@ async def run(
     kube = await Kube.connect()
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
-    app = App(Engine(targets, kube, secrets_store, ClaimJournal(kube, cfg.namespace)))
+    app = App(Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)))
     targets.on_health_change = lambda kind, name, up: app.loops.wake_for_target(kind, name)
     registry = kopf.OperatorRegistry()
 

@@ -51,6 +51,7 @@ from chart_support import (
     sa_kubeconfig,
 )
 
+from druid_access.claims import KEY_SECRET
 from druid_access.config import (
     ClusterConfig,
     PivotConfig,
@@ -59,7 +60,6 @@ from druid_access.config import (
     TokenSecret,
     parse,
 )
-from druid_access.journal import NAME as CLAIMS_CONFIGMAP
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
@@ -177,14 +177,14 @@ def _namespaced_bindings(
     docs: Sequence[Mapping[str, Any]], full: str, namespace: str
 ) -> list[Mapping[str, Any]]:
     """The RoleBindings of the main ClusterRole, once the claims Role is checked: the operator
-    may read and patch only its claims ConfigMap, in its own namespace."""
+    may read only the key of its claims, in its own namespace (and make it)."""
     role = _one(docs, "Role", f"{full}-claims")
     assert role["metadata"]["namespace"] == namespace
     assert [(g, r, v) for g, r, v in _rules(role)] == [
-        ("", "configmaps", frozenset({"get", "patch"})),
-        ("", "configmaps", frozenset({"create"})),
+        ("", "secrets", frozenset({"get"})),
+        ("", "secrets", frozenset({"create"})),
     ]
-    assert role["rules"][0]["resourceNames"] == [CLAIMS_CONFIGMAP]
+    assert role["rules"][0]["resourceNames"] == [KEY_SECRET]
     binding = _one(docs, "RoleBinding", f"{full}-claims")
     assert binding["metadata"]["namespace"] == namespace
     assert binding["roleRef"] == {

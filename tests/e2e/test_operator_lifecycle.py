@@ -264,7 +264,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     RoleNotFound while the role is being created: its pass waits (no read, no write, no status)
     for the role's first pass, then writes everything at once: one status, one Event. The
     object itself is written twice by the operator: its finalizer and that status (the
-    ownership claim before the create goes to the claims ConfigMap)."""
+    ownership claim before the create goes on with the finalizer)."""
     cp = controlplane
     watch_out, watch_log = tmp_path / "watch.json", tmp_path / "watch.log"
     with watch_out.open("w") as out, watch_log.open("w") as err:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import pytest
 
+from druid_access.claims import ANNOTATION
 from druid_access.finalizer import FINALIZER
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
@@ -327,7 +328,13 @@ def test_refuse_leaves_preexisting_objects_untouched(
     _seed(fakes, prefix)
     before = _state(fakes, prefix)
     coord_mark, pivot_mark = _mark(fakes, "coordinator"), _mark(fakes, "pivot")
-    apply(cp, _claiming_docs(NS_A, prefix, {}))  # adoptionPolicy defaults to Refuse
+    docs = _claiming_docs(NS_A, prefix, {})  # adoptionPolicy defaults to Refuse
+    # A tenant forging the operator's ownership claim on its objects gains nothing: the seal is
+    # an HMAC under a key only the operator reads.
+    for doc in docs:
+        if doc["kind"] != "Secret":
+            doc["metadata"].setdefault("annotations", {})[ANNOTATION] = "0" * 64
+    apply(cp, docs)
 
     for kind, name in _kinds(prefix):
         obj = wait_reason(cp, kind, NS_A, name, "AlreadyExists")
@@ -432,6 +439,11 @@ def test_object_created_before_a_crash_is_not_mistaken_for_preexisting(
     assert len(creates) == 1, _describe(creates)
     assert _since(fakes, "coordinator", mark, rf"/roles/{name}/permissions", writes=True) == []
     assert fakes.call(lambda: list(coord.roles[name])) == [], "the operator died before setting permissions"
+    # What survives the crash: the finalizer and the sealed claim, written together before the create.
+    crashed = _get(cp, "druidrole", NS_CRASH, name)
+    assert crashed is not None and crashed["metadata"]["finalizers"] == [FINALIZER]
+    assert re.fullmatch(r"[0-9a-f]{64}", crashed["metadata"]["annotations"][ANNOTATION])
+    assert not crashed.get("status", {}).get("owned")
 
     spawn(config, [NS_CRASH])
     seen: list[str] = []

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from druid_access.journal import NAME as CLAIMS_CONFIGMAP
+from druid_access.claims import KEY_SECRET
 from druid_access.testing.controlplane import OPERATOR_NAMESPACE, OPERATOR_USER, ControlPlane
 from druid_access.testing.environment import (
     FakesInThread,
@@ -227,8 +227,10 @@ MUST_NOT: list[Check] = [
         for resource in ("clusterroles", "roles")
         for verb in ("escalate", "bind")
     ],
-    # Only its claims ConfigMap, by name, in its own namespace (checked in the tests below).
-    *[(verb, "", "configmaps", "") for verb in ("get", "list", "watch", "update", "patch", "delete")],
+    *[
+        (verb, "", "configmaps", "")
+        for verb in ("create", "get", "list", "watch", "update", "patch", "delete")
+    ],
     *[("impersonate", "", resource, "") for resource in ("users", "groups", "serviceaccounts")],
     ("create", "", "serviceaccounts", "token"),
     *[(verb, "", "events", "") for verb in ("update", "delete")],
@@ -298,10 +300,9 @@ def test_operator_can_do_what_it_needs(controlplane: ControlPlane) -> None:
     assert can_i(controlplane, "patch", f"druidusers.{GROUP}", "--subresource=status", "-n", NS)
     assert can_i(controlplane, "create", "secrets", "--all-namespaces")
     assert can_i(controlplane, "watch", f"druidconnections.{GROUP}", "--all-namespaces")
-    # The ownership claims: one ConfigMap in its own namespace.
-    assert can_i(controlplane, "create", "configmaps", "-n", OPERATOR_NAMESPACE)
-    for verb in ("get", "patch"):
-        assert can_i(controlplane, verb, f"configmaps/{CLAIMS_CONFIGMAP}", "-n", OPERATOR_NAMESPACE)
+    # The key of the ownership claims: one Secret in its own namespace.
+    assert can_i(controlplane, "create", "secrets", "-n", OPERATOR_NAMESPACE)
+    assert can_i(controlplane, "get", f"secrets/{KEY_SECRET}", "-n", OPERATOR_NAMESPACE)
 
 
 def test_operator_cannot_do_more(controlplane: ControlPlane) -> None:
@@ -312,11 +313,9 @@ def test_operator_cannot_do_more(controlplane: ControlPlane) -> None:
         ("update", "secrets", "--all-namespaces"),
         ("delete", f"druidusers.{GROUP}", "-n", NS),
         ("create", "pods", "-n", OPERATOR_NAMESPACE),
-        ("create", "configmaps", "-n", NS),
-        ("create", "configmaps", "--all-namespaces"),
-        ("patch", f"configmaps/{CLAIMS_CONFIGMAP}", "-n", NS),
-        ("patch", "configmaps/another", "-n", OPERATOR_NAMESPACE),
-        ("get", "configmaps/another", "-n", OPERATOR_NAMESPACE),
+        ("create", "configmaps", "-n", OPERATOR_NAMESPACE),
+        ("patch", f"secrets/{KEY_SECRET}", "-n", OPERATOR_NAMESPACE),
+        ("delete", f"secrets/{KEY_SECRET}", "-n", OPERATOR_NAMESPACE),
         ("impersonate", "serviceaccounts"),
         ("*", "*", "--all-namespaces"),
     ):

@@ -1,0 +1,90 @@
+"""Ownership claims not yet recorded in a resource's status: a sealed annotation on the object.
+
+Before its first remote create, a resource must be known as the creator even if the operator
+dies before the status saying ``owned: true`` is written; otherwise the next pass would take
+the object it made for a pre-existing one. The claim is written in the same patch that puts
+the operator's finalizer on (a write the object needs anyway), as the annotation
+``ANNOTATION``: an HMAC of the object's uid under a key only the operator reads (the Secret ``KEY_SECRET`` in its own namespace, made on first use). A tenant
+can write annotations on its own objects but cannot compute the seal, so it cannot forge a
+claim to take over a remote object that its namespace may not adopt; a seal copied from
+another object does not match this one's uid. (The target and the remote name of a uid never
+change: the CRD schema makes them immutable.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from druid_access.kube import Kube
+from druid_access.models import GROUP
+
+log = logging.getLogger("druid_access.claims")
+
+ANNOTATION = f"{GROUP}/claim"
+KEY_SECRET = "druid-access-claim-key"
+KEY_FIELD = "key"
+
+
+class Claims:
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self._kube = kube
+        self._namespace = namespace
+        self._key: bytes | None = None
+        self._loading = asyncio.Lock()
+        # Claims written by this process, until the watch brings them (the seal is checked then).
+        self._made: set[str] = set()
+        # Claims withdrawn (the name turned out to be taken) while the annotation may still be
+        # on the object: they never count, whatever the object says.
+        self._withdrawn: set[str] = set()
+
+    async def load(self) -> None:
+        """Read the key, or make it (at start; again on demand if the API server was away)."""
+        async with self._loading:
+            if self._key is None:
+                fresh = secrets.token_hex(32)
+                key = await self._kube.read_or_create_key(self._namespace, KEY_SECRET, KEY_FIELD, fresh)
+                self._key = key.get_secret_value().encode()
+
+    def _seal(self, uid: str) -> str:
+        if self._key is None:
+            raise RuntimeError("the claim key is not loaded")
+        return hmac.new(self._key, f"{GROUP} claim {uid}".encode(), hashlib.sha256).hexdigest()
+
+    def holds(self, meta: Mapping[str, Any]) -> bool:
+        uid = meta["uid"]
+        if uid in self._withdrawn:
+            return False
+        if uid in self._made:
+            return True
+        sealed = (meta.get("annotations") or {}).get(ANNOTATION)
+        if not isinstance(sealed, str) or self._key is None:
+            return False  # without the key nothing is taken for a claim: refusing is the safe side
+        return hmac.compare_digest(sealed, self._seal(uid))
+
+    async def annotation(self, uid: str) -> dict[str, str]:
+        """The annotation to write with the finalizer."""
+        await self.load()
+        return {ANNOTATION: self._seal(uid)}
+
+    def made(self, uid: str) -> None:
+        self._withdrawn.discard(uid)
+        self._made.add(uid)
+
+    async def withdraw(self, meta: Mapping[str, Any], plural: str) -> None:
+        """The create found the name taken: the remote object is someone else's."""
+        uid = meta["uid"]
+        self._made.discard(uid)
+        self._withdrawn.add(uid)
+        await self._kube.remove_annotation(plural, meta["namespace"], meta["name"], ANNOTATION)
+        # Kept in _withdrawn: the watch may still bring a version with the annotation.
+
+    def forget(self, uid: str) -> None:
+        """The status holds the claim now, or the resource is gone."""
+        self._made.discard(uid)
+        self._withdrawn.discard(uid)
