@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from druid_access.kube import Kube
+from druid_access.kube import Kube, KubeError, SecretMissing
 from druid_access.models import GROUP
 
 log = logging.getLogger("druid_access.claims")
@@ -29,6 +29,11 @@ log = logging.getLogger("druid_access.claims")
 ANNOTATION = f"{GROUP}/claim"
 KEY_SECRET = "druid-access-claim-key"
 KEY_FIELD = "key"
+MIN_KEY_LENGTH = 32
+
+
+class ClaimKeyMissing(KubeError):
+    """The key could not be read: no pass may decide whether a claim holds until it is."""
 
 
 class Claims:
@@ -43,12 +48,25 @@ class Claims:
         # on the object: they never count, whatever the object says.
         self._withdrawn: set[str] = set()
 
+    @property
+    def loaded(self) -> bool:
+        return self._key is not None
+
     async def load(self) -> None:
-        """Read the key, or make it (at start; again on demand if the API server was away)."""
+        """Read the key, or make it: before any pass (a claim on an object cannot be judged
+        without it, and taking it for no claim would orphan the remote object)."""
         async with self._loading:
             if self._key is None:
                 fresh = secrets.token_hex(32)
-                key = await self._kube.read_or_create_key(self._namespace, KEY_SECRET, KEY_FIELD, fresh)
+                try:
+                    key = await self._kube.read_or_create_key(self._namespace, KEY_SECRET, KEY_FIELD, fresh)
+                except SecretMissing as error:
+                    raise ClaimKeyMissing(str(error)) from None
+                if len(key.get_secret_value()) < MIN_KEY_LENGTH:
+                    raise ClaimKeyMissing(
+                        f"Secret {self._namespace}/{KEY_SECRET}: key {KEY_FIELD!r} is shorter than "
+                        f"{MIN_KEY_LENGTH} characters"
+                    )
                 self._key = key.get_secret_value().encode()
 
     def _seal(self, uid: str) -> str:
@@ -63,9 +81,11 @@ class Claims:
         if uid in self._made:
             return True
         sealed = (meta.get("annotations") or {}).get(ANNOTATION)
-        if not isinstance(sealed, str) or self._key is None:
-            return False  # without the key nothing is taken for a claim: refusing is the safe side
-        return hmac.compare_digest(sealed, self._seal(uid))
+        if not isinstance(sealed, str):
+            return False
+        if self._key is None:
+            raise ClaimKeyMissing("the key of the ownership claims is not loaded")
+        return hmac.compare_digest(sealed.encode(), self._seal(uid).encode())
 
     async def annotation(self, uid: str) -> dict[str, str]:
         """The annotation to write with the finalizer."""

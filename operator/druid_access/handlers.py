@@ -22,7 +22,8 @@ from typing import Any, cast
 import kopf
 
 from druid_access import finalizer
-from druid_access.kube import KubeError, SecretMissing
+from druid_access.claims import ClaimKeyMissing
+from druid_access.kube import KubeError
 from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.models import GROUP, VERSION
 from druid_access.offload import trim
@@ -78,7 +79,7 @@ class App:
                 return
             try:
                 await self.engine.claims.load()
-            except (KubeError, SecretMissing) as error:  # tried again by the first claim
+            except KubeError as error:  # tried again by every pass until it is read
                 log.warning("could not read the key of the ownership claims: %s", error)
             self.loops.start(
                 lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
@@ -235,7 +236,10 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
             return None
         meta = body["metadata"]
         target = app.engine.target_config(kind, kind.target_name(spec))
-        owned = app.engine.owned(body)
+        try:
+            owned = app.engine.owned(body)
+        except ClaimKeyMissing:  # indexed again with every watch event of the object
+            owned = False
         if admission(kind, spec, meta, target, owned=owned) is not None:
             return None  # a resource refused on its target cannot claim a name there
         claimant = Claimant(
@@ -278,6 +282,8 @@ async def run_pass(app: App, record: Record) -> None:
     kind = _BY_NAME[record.key[0]]
     body = record.current()
     try:
+        if not app.engine.claims.loaded:
+            await app.engine.claims.load()
         if body["metadata"].get("deletionTimestamp"):
             await _deletion_pass(app, kind, record, body)
         elif body["metadata"]["namespace"] not in app.terminating:  # else its deletion comes next

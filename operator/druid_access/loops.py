@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from druid_access.finalizer import FINALIZER
 from druid_access.observation import TargetSnapshots
 from druid_access.reconcile import Refs
 from druid_access.workqueue import WorkQueue
@@ -67,6 +68,15 @@ def _compact(body: Mapping[str, Any], *, status: bool) -> bytes:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
     kept = {k: v for k, v in body.items() if k != "status" or status}
     return json.dumps({**kept, "metadata": meta}, separators=(",", ":")).encode()
+
+
+def _lost_finalizer(body: Mapping[str, Any], record: Record) -> bool:
+    """An object that owns its remote object without the finalizer (removed by someone, or
+    replaced whole): its deletion would not wait for the remote delete."""
+    if FINALIZER in (body["metadata"].get("finalizers") or ()):
+        return False
+    status = json.loads(record.written) if record.written is not None else body.get("status") or {}
+    return status.get("owned") is True
 
 
 @dataclass(slots=True)
@@ -153,6 +163,8 @@ class Loops:
             self.queue.add(key)  # after a pass in flight, never beside it
         elif record.generation != generation:
             self.wake(key)
+        elif not deleting and _lost_finalizer(body, record):
+            self.wake(key, live=False)  # someone took it off: the pass puts it back
 
     def close(self, key: ObjectKey) -> None:
         """The object is gone: forget it."""

@@ -83,10 +83,10 @@ class Claimant:
 ClaimLookup = Callable[[Claim], Sequence[Claimant]]
 
 RolesComing = Callable[[str, frozenset[str]], frozenset[str]]
+"""(cluster, roles) -> those of the roles a DruidRole is about to create there."""
 # Puts the operator's finalizer on the object, with these annotations in the same write; False
 # when the object changed or went meanwhile.
 Hold = Callable[[Mapping[str, str]], Awaitable[bool]]
-"""(cluster, roles) -> those of the roles a DruidRole is about to create there."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,13 @@ class Engine:
 
     def owned(self, body: Mapping[str, Any]) -> bool:
         """Did this resource create or adopt its remote object? Its status says so, or, until
-        the status is written, the claim recorded before the first create does."""
-        return (body.get("status") or {}).get("owned") is True or self.claims.holds(body["metadata"])
+        the status is written, the claim recorded before the first create does.
+
+        A status saying ``owned: false`` (the name was found taken) outweighs any claim on the
+        object: only the operator writes the status, while a tenant could put back a claim it
+        saw before it was withdrawn."""
+        owned = (body.get("status") or {}).get("owned")
+        return owned if isinstance(owned, bool) else self.claims.holds(body["metadata"])
 
     def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
         if kind.target_type == "cluster":
@@ -325,7 +330,7 @@ class Engine:
             # final status write, the next pass knows the object is its own. The claim goes on
             # the object with the finalizer, in one write, before the first remote write.
             claiming = bool(plan.ops) and not owned
-            if (owned or claiming) and not await self._hold_and_claim(hold, body, claiming=claiming):
+            if (owned or claiming) and not await self._hold_and_claim(kind, hold, body, claiming=claiming):
                 changed = "the object changed while the operator's finalizer was being put on it"
                 return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
             if claiming:
@@ -473,9 +478,16 @@ class Engine:
             self.claims.forget(meta["uid"])  # the status holds the claim now
         return new
 
-    async def _hold_and_claim(self, hold: Hold, body: Mapping[str, Any], *, claiming: bool) -> bool:
+    async def _hold_and_claim(
+        self, kind: AnyKind, hold: Hold, body: Mapping[str, Any], *, claiming: bool
+    ) -> bool:
         """The finalizer, and the claim when this pass is about to create: one write."""
-        uid = body["metadata"]["uid"]
+        meta = body["metadata"]
+        uid = meta["uid"]
+        if claiming and (body.get("status") or {}).get("owned") is False:
+            # The name was taken once and is free now: the refusal on record would outweigh the
+            # claim, so it goes first (a status write, only in this case).
+            await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], {"owned": None})
         if not await hold(await self.claims.annotation(uid) if claiming else {}):
             return False
         if claiming:

@@ -5,12 +5,14 @@ seal, and a withdrawn claim never counts again."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import pytest
 import yaml
 
-from druid_access.claims import ANNOTATION, KEY_SECRET, Claims
+from druid_access.claims import ANNOTATION, KEY_SECRET, ClaimKeyMissing, Claims
 from druid_access.kube import Kube, KubeError
+from druid_access.reconcile import Engine
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import OPERATOR_NAMESPACE, repo_root
 
@@ -75,13 +77,47 @@ async def test_a_claim_made_here_holds_at_once_and_a_withdrawn_one_never(kube: K
     claims.forget("uid-c")  # the resource is gone
 
 
-async def test_without_the_key_nothing_counts_as_claimed(plane: ControlPlane) -> None:
+async def test_a_refusal_on_record_outweighs_a_claim_put_back_after_a_restart(kube: Kube) -> None:
+    """A tenant that saw its object's seal before the claim was withdrawn can put it back; the
+    status saying owned: false (which only the operator writes) outweighs it, in a process that
+    never saw the withdrawal."""
+    first = Claims(kube, OPERATOR_NAMESPACE)
+    await first.load()
+    sealed = await first.annotation("uid-e")
+    restarted = Claims(kube, OPERATOR_NAMESPACE)
+    await restarted.load()
+    engine = Engine(cast(Any, None), kube, cast(Any, None), restarted)
+    claimed = {"metadata": _meta("uid-e", sealed)}
+    assert engine.owned(claimed)  # the crash window: no status yet, the claim holds
+    assert not engine.owned({**claimed, "status": {"owned": False}})
+    assert engine.owned({"metadata": _meta("uid-e"), "status": {"owned": True}})
+    # Whatever a tenant writes there is judged, never an error: not ASCII, not hex, too long.
+    for forged in ("é" * 64, "zz", "0" * 1000):
+        assert not restarted.holds(_meta("uid-e", {ANNOTATION: forged}))
+
+
+async def test_without_the_key_no_claim_is_judged(plane: ControlPlane, kube: Kube) -> None:
+    claims = Claims(kube, OPERATOR_NAMESPACE)
+    genuine = await claims.annotation("uid-f")  # loads the key
+    # Not loaded (yet): a claim on the object cannot be judged, and is not taken for none
+    # (that would orphan the remote object of an object caught between create and status).
+    unloaded = Claims(kube, OPERATOR_NAMESPACE)
+    with pytest.raises(ClaimKeyMissing):
+        unloaded.holds(_meta("uid-f", genuine))
+    assert not unloaded.holds(_meta("uid-f"))  # no claim on it: nothing to judge
     # The operator's identity may read and make its key only in its own namespace.
-    kube = await Kube.connect(str(plane.operator_kubeconfig))
+    elsewhere = Claims(kube, "default")
+    with pytest.raises(KubeError, match=r"Secret default/druid-access-claim-key: HTTP 403"):
+        await elsewhere.load()
+
+
+async def test_a_key_too_short_is_refused(plane: ControlPlane, kube: Kube) -> None:
+    plane.kubectl("delete", "secret", KEY_SECRET, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
+    plane.kubectl(
+        "create", "secret", "generic", KEY_SECRET, "-n", OPERATOR_NAMESPACE, "--from-literal=key=short"
+    )
     try:
-        claims = Claims(kube, "default")
-        with pytest.raises(KubeError, match=r"Secret default/druid-access-claim-key: HTTP 403"):
-            await claims.load()
-        assert not claims.holds(_meta("uid-d", {ANNOTATION: "0" * 64}))
+        with pytest.raises(ClaimKeyMissing, match="shorter than 32"):
+            await Claims(kube, OPERATOR_NAMESPACE).load()
     finally:
-        await kube.close()
+        plane.kubectl("delete", "secret", KEY_SECRET, "-n", OPERATOR_NAMESPACE)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import pytest
 
+from druid_access.claims import ANNOTATION
 from druid_access.passwords import verify_password
 from druid_access.testing.controlplane import ControlPlane
 from druid_access.testing.environment import (
@@ -34,6 +35,7 @@ from druid_access.testing.environment import (
     OperatorProcess,
     apply,
     install,
+    kubectl_json,
     operator_config,
     purge,
     ready_condition,
@@ -538,5 +540,14 @@ def test_an_object_someone_else_created_first_is_not_taken_over(
     time.sleep(SETTLE)
     assert _hits(fakes, "coordinator", mark, "/users/race-user/credentials") == []
     assert fakes.call(lambda: coord.credentials.get("race-user")) is None
+    # The withdrawn claim is gone from the object (and the status saying owned: false would
+    # outweigh it if the tenant put it back).
+    obj = kubectl_json(cp, "get", "druiduser", "race-user", "-n", TENANT)
+    assert ANNOTATION not in (obj["metadata"].get("annotations") or {})
+    # Once the name is free again, the resource claims it afresh, creates it and owns it.
+    fakes.call(lambda: coord.credentials.pop("race-user"))
+    obj = wait_reason(cp, "druiduser", TENANT, "race-user", "Synced", timeout=30)
+    assert obj["status"]["owned"] is True
+    assert fakes.call(lambda: verify_password("tenant-password", coord.credentials["race-user"]))
     _delete(cp, "druiduser", TENANT, "race-user")
-    assert fakes.call(lambda: "race-user" in coord.credentials)  # not ours: left in place
+    assert fakes.call(lambda: "race-user" not in coord.credentials)  # ours now: deleted with it

@@ -619,6 +619,17 @@ def test_deletion_keeps_another_controllers_finalizer(
     apply(cp, _user_docs(NS_A, name, "shared-user-pw-1", {"deletionPolicy": "Delete"}))
     obj = wait_reason(cp, "druiduser", NS_A, name, "Synced")
     assert obj["metadata"]["finalizers"] == [FINALIZER]
+    # Taken off by someone (or lost in a replace): the operator puts it back.
+    cp.kubectl(
+        "patch", "druiduser", name, "-n", NS_A, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    wait_for(
+        lambda: (
+            (_get(cp, "druiduser", NS_A, name) or {}).get("metadata", {}).get("finalizers") == [FINALIZER]
+        ),
+        timeout=30,
+        what="the finalizer to be put back",
+    )
     cp.kubectl(
         "patch",
         "druiduser",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from druid_access.finalizer import FINALIZER
 from druid_access.loops import BACKOFF_CAP, Loops, Record, backoff, resync_delay
 from druid_access.observation import TargetSnapshots
 from druid_access.reconcile import Refs
@@ -63,6 +64,7 @@ def _body(name: str, generation: int = 1) -> dict[str, object]:
             "name": name,
             "uid": f"uid-{name}",
             "generation": generation,
+            "finalizers": [FINALIZER],
             "managedFields": [{"manager": "kubectl"}],
         },
         "spec": {"cluster": "default"},
@@ -136,6 +138,22 @@ async def test_an_object_first_seen_while_being_deleted_gets_a_deletion_pass() -
     body["metadata"]["deletionTimestamp"] = "2026-11-27T08:00:00Z"  # type: ignore[index]
     loops.observe(key, body)
     assert loops.records[key].deleting and await loops.queue.get() == key
+
+
+async def test_an_owned_object_that_lost_its_finalizer_gets_a_pass_to_put_it_back() -> None:
+    loops = Loops()
+    key = ("DruidUser", "ns", "bob")
+    loops.observe(key, _body("bob"))
+    assert await loops.queue.get() == key
+    loops.queue.done(key)
+    record = loops.records[key]
+    stripped = _body("bob")
+    stripped["metadata"]["finalizers"] = []  # type: ignore[index]
+    loops.observe(key, stripped)  # not owned (refused, say): nothing of ours to hold
+    assert len(loops.queue) == 0
+    record.remember({"owned": True})
+    loops.observe(key, stripped)
+    assert len(loops.queue) == 1 and not record.live  # put back through the snapshot
 
 
 async def test_wake_ups_by_secret_role_and_target() -> None:
