@@ -4,11 +4,12 @@ Before its first remote create, a resource must be known as the creator even if 
 dies before the status saying ``owned: true`` is written; otherwise the next pass would take
 the object it made for a pre-existing one. The claim is written in the same patch that puts
 the operator's finalizer on (a write the object needs anyway), as the annotation
-``ANNOTATION``: an HMAC of the object's uid under a key only the operator reads (the Secret ``KEY_SECRET`` in its own namespace, made on first use). A tenant
-can write annotations on its own objects but cannot compute the seal, so it cannot forge a
-claim to take over a remote object that its namespace may not adopt; a seal copied from
-another object does not match this one's uid. (The target and the remote name of a uid never
-change: the CRD schema makes them immutable.)
+``ANNOTATION``: an HMAC of the object's uid under a key only the operator reads (the Secret
+``KEY_SECRET`` in its own namespace, made on first use). A tenant can write annotations on its
+own objects but cannot compute the seal, so it cannot forge a claim to take over a remote
+object that its namespace may not adopt; a seal copied from another object does not match
+this one's uid. (The target and the remote name of a uid never change: the CRD schema makes
+them immutable.) A withdrawn claim is outweighed by the status (``Engine.owned``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from druid_access.kube import Kube, KubeError, SecretMissing
 from druid_access.models import GROUP
-
-log = logging.getLogger("druid_access.claims")
 
 ANNOTATION = f"{GROUP}/claim"
 KEY_SECRET = "druid-access-claim-key"
