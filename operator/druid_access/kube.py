@@ -395,14 +395,30 @@ class Kube:
         False when it changed meanwhile (the caller looks again at a newer version) or is gone.
         The version is the precondition: a merge patch replaces the whole list, and a finalizer
         another controller added meanwhile must not be lost."""
-        action = f"writing the finalizers of {plural}/{namespace}/{name}"
         meta: dict[str, Any] = {"finalizers": finalizers or None, "resourceVersion": resource_version}
         if annotations:
             meta["annotations"] = dict(annotations)
-        patch = {"metadata": meta}
+        return await self._patch_metadata(plural, namespace, name, meta, "writing the finalizers")
+
+    async def remove_annotation(self, plural: str, namespace: str, name: str, annotation: str) -> None:
+        meta = {"annotations": {annotation: None}}
+        await self._patch_metadata(plural, namespace, name, meta, f"removing annotation {annotation}")
+
+    async def _patch_metadata(
+        self, plural: str, namespace: str, name: str, meta: Mapping[str, Any], what: str
+    ) -> bool:
+        """A merge patch of a custom object's metadata; False when it is gone or no longer at
+        the resourceVersion the patch names."""
+        action = f"{what} of {plural}/{namespace}/{name}"
         try:
             await self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"metadata": dict(meta)},
+                _content_type="application/merge-patch+json",
             )
         except _NO_ANSWER as error:
             raise _unanswered(action, error) from None
@@ -411,19 +427,6 @@ class Kube:
                 return False
             raise _error(action, error) from None
         return True
-
-    async def remove_annotation(self, plural: str, namespace: str, name: str, annotation: str) -> None:
-        action = f"removing annotation {annotation} of {plural}/{namespace}/{name}"
-        patch = {"metadata": {"annotations": {annotation: None}}}
-        try:
-            await self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"
-            )
-        except _NO_ANSWER as error:
-            raise _unanswered(action, error) from None
-        except ApiException as error:
-            if error.status != 404:
-                raise _error(action, error) from None
 
     async def read_or_create_key(self, namespace: str, name: str, key: str, value: str) -> SecretStr:
         """The value under ``key`` of a Secret the operator keeps for itself, made with
