@@ -39,7 +39,7 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
-from druid_access.resources.base import Claim, InvalidSpecError, Kind, SecretNeed, granted_roles
+from druid_access.resources.base import Claim, Create, InvalidSpecError, Kind, SecretNeed, granted_roles
 from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
 from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
@@ -187,8 +187,12 @@ class Engine:
         bulk: bool = False,
         roles_coming: RolesComing | None = None,
         hold: Hold,
+        seen: float | None = None,
     ) -> Result:
         """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live.
+
+        ``seen``: when the operator first saw the object (``time.monotonic()``); a snapshot
+        started after that may show its name free, and the creates are planned from it.
 
         ``roles_coming``: postpone the pass (no read, no write, no status) while a role it
         needs is about to be created, so that it writes everything in one go once the role
@@ -199,7 +203,7 @@ class Engine:
         pass is postponed when it fails."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
             result = await self._reconcile(
-                kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold
+                kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold, seen=seen
             )
         metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
         return result
@@ -214,6 +218,7 @@ class Engine:
         bulk: bool,
         roles_coming: RolesComing | None,
         hold: Hold,
+        seen: float | None,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -255,6 +260,8 @@ class Engine:
         secret_version: str | None = None
         claimed = False
         applied: list[str] = []
+        ops: Sequence[Any] = ()
+        remote: Any = None
         try:
             values, secret_version = await self._resolve(kind.secret_needs(spec), body)
             desired = kind.desired(spec, name, values)
@@ -283,19 +290,26 @@ class Engine:
                     and not _confirms_sync(kind, desired, observed, owned)
                 ):
                     confirmed = 0
-                    # The snapshot only ever confirms an object in sync: anything to do (or to
-                    # refuse) is decided from a live read of the object, so no write is planned
-                    # from data that may be a resync period old. (Reads of entries this operator
-                    # wrote since the snapshot were live already.)
-                    remote = dataclasses.replace(remote, view=None)
-                    observed = await kind.observe(remote, name, desired)
+                    free = not owned and not kind.exists(observed) and seen is not None
+                    if not free or remote.view.snapshot.taken <= seen:
+                        # Beyond a sync to confirm, a snapshot only shows a name free, and
+                        # only to an object seen before it was started (what was made before
+                        # the object was applied is in it): creates are refused by the target
+                        # when another writer took the name since (AlreadyExists, below).
+                        # Anything else is decided from a live read, never from data a resync
+                        # period old. (Reads of entries written since were live already.)
+                        if free:  # a newer snapshot, for the objects still to come
+                            self.targets.snapshots(kind.target_type, target_name).refresh_soon()
+                        remote = dataclasses.replace(remote, view=None)
+                        observed = await kind.observe(remote, name, desired)
             finally:
                 # Released before a failure is counted (no await in between): the next pass
                 # in the lane sees it.
                 if lane:
                     health.leave()
             exists = kind.exists(observed)
-            if exists and not owned:
+            adopting = exists and not owned
+            if adopting:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
                     return done(
                         Reason.ALREADY_EXISTS,
@@ -303,8 +317,6 @@ class Engine:
                         "by this resource; set spec.adoptionPolicy: Adopt to take it over",
                         owned=False,
                     )
-                emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
-                log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
                 owned = True
             plan = kind.plan(desired, observed)
             not_permitted = await self._privileged_grants_now(meta, target_name, target, remote, plan.ops)
@@ -335,8 +347,12 @@ class Engine:
                 return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
             if claiming:
                 owned = claimed = True
+            if adopting:  # said once the finalizer is on: a pass postponed before says nothing
+                emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
+                log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
             why = "drift on the remote side" if drift else _why(body, secret_version)
-            changes = await self._apply(kind, body, remote, target_name, name, plan.ops, why, emit, applied)
+            ops = plan.ops
+            changes = await self._apply(kind, body, remote, target_name, name, ops, why, emit, applied)
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
         except SecretNotAllowed as error:
@@ -351,9 +367,14 @@ class Engine:
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
-            if claimed and not applied and isinstance(error, AlreadyExists):
-                # Someone else created it between our read and our create: it is not ours,
-                # and the next pass must treat it as pre-existing (Refuse or Adopt).
+            if claimed and (
+                (not applied and isinstance(error, REFUSALS)) or isinstance(error, AlreadyExists)
+            ):
+                # The pass that claimed the name made nothing: the target refused its first
+                # write, or another writer took the name since it was read (what this pass
+                # made of the object before that is removed again). It is not ours: the next
+                # pass treats it as pre-existing (Refuse or Adopt), or claims it afresh.
+                message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
                 await self.claims.withdraw(meta, kind.info.plural)
                 return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
@@ -439,6 +460,30 @@ class Engine:
             if done:
                 emit("Normal", ops[0].reason, f"{'; '.join(done)} ({why})")
         return tuple(done)
+
+    async def _undo(
+        self, kind: AnyKind, body: Mapping[str, Any], remote: Any, target: str, name: str, made: Sequence[Any]
+    ) -> str:
+        """Remove what this pass created of the object, newest first; says so for the status."""
+        creates = [op for op in reversed(made) if isinstance(op, Create)]
+        if not creates:
+            return ""
+        try:
+            async with self.targets.write_lock(f"{kind.target_type}/{target}"):
+                for op in creates:
+                    self.targets.touched(kind.target_type, target, kind.family, name)
+                    await op.undo(remote)
+        except ApiError as error:
+            log.warning(
+                "%s: could not remove what this pass created of %s %r: %s",
+                _ident(body),
+                kind.family,
+                name,
+                describe_api_error(error)[1],
+            )
+            return "; what this pass had created of it could not be removed"
+        log.info("%s: removed what this pass created of %s %r", _ident(body), kind.family, name)
+        return "; what this pass had created of it was removed again"
 
     async def write_status(
         self,
@@ -626,6 +671,11 @@ def describe_api_error(error: ApiError) -> tuple[Reason, str]:
         # The remote side changed between our read and write (another writer): read again.
         return Reason.CONCURRENT_CHANGE, f"{target} refused a request ({error.status}): {error.message}"
     return Reason.SERVER_ERROR, f"{target} answered unexpectedly ({error.status}): {error.message}"
+
+
+# Answers that say the target made nothing: a claim taken for the write is withdrawn. (No
+# answer at all, or a server error, leaves it in doubt, so the claim stays.)
+REFUSALS = (AlreadyExists, Conflict, Invalid, NotFound, Unauthorized, Forbidden, RedirectRefused)
 
 
 def _confirms_sync(kind: AnyKind, desired: Any, observed: Any, owned: bool) -> bool:

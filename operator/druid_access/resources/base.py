@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -72,6 +72,14 @@ class Op(Protocol[R]):
     def describe(self) -> str: ...
 
     async def apply(self, remote: R) -> None: ...
+
+
+@runtime_checkable
+class Create(Protocol):
+    """A write that made something new, and can take it back: when a later create of the same
+    pass finds its name taken by another writer, the engine removes what the pass made."""
+
+    async def undo(self, remote: Any) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class CreateAuthenticatorUser:
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.create_authenticator_user(remote.authenticator, self.name)
 
+    async def undo(self, remote: DruidRemote) -> None:
+        await remote.client.delete_authenticator_user(remote.authenticator, self.name)
+
 
 @dataclass(frozen=True)
 class SetPassword:
@@ -89,6 +92,9 @@ class CreateAuthorizerUser:
 
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.create_authorizer_user(remote.authorizer, self.name)
+
+    async def undo(self, remote: DruidRemote) -> None:
+        await remote.client.delete_authorizer_user(remote.authorizer, self.name)
 
 
 @dataclass(frozen=True)
@@ -122,15 +128,20 @@ class UnassignRole:
 
 
 def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
+    # Both creates come before the password: a create refused because another writer took the
+    # name leaves at most a user without credentials, which the engine removes again, and never
+    # a password on someone else's authorizer user.
     ops: list[Op[DruidRemote]] = []
     drift: list[str] = []
     name = desired.name
+    password: list[Op[DruidRemote]] = []
     if desired.password is not None:
         if observed.authn is None:
-            ops += [CreateAuthenticatorUser(name), SetPassword(name, desired.password)]
+            ops.append(CreateAuthenticatorUser(name))
+            password.append(SetPassword(name, desired.password))
             drift.append("authenticatorUser")
         elif not _password_matches(desired.password, observed):
-            ops.append(SetPassword(name, desired.password))
+            password.append(SetPassword(name, desired.password))
             drift.append("password")
     current: frozenset[str] = frozenset()
     if observed.authz is None:
@@ -138,6 +149,7 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
         drift.append("authorizerUser")
     else:
         current = observed.authz.roles
+    ops += password
     missing = desired.roles - observed.existing_roles
     to_add = sorted(desired.roles - current - missing)
     to_remove = sorted(current - desired.roles)
