@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from druid_access.clients import (
     ApiError,
@@ -284,6 +284,37 @@ async def absent_as_none(call: Awaitable[T], entity: str) -> T | None:
         return None
 
 
+@dataclass
+class SharedReads:
+    """The latest live read of each role of one target, shared by the passes running at once:
+    a pass takes a read that started after the pass itself began, as fresh as one of its own
+    (many new users of one role are checked with a handful of reads), else starts one."""
+
+    _reads: dict[str, tuple[float, asyncio.Future[Role | None]]] = field(default_factory=dict)
+
+    async def role(self, name: str, since: float, read: Callable[[], Awaitable[Role | None]]) -> Role | None:
+        found = self._reads.get(name)
+        if found is None or found[0] < since or _failed(found[1]):
+            future = asyncio.ensure_future(read())
+            future.add_done_callback(_retrieve)
+            found = self._reads[name] = (time.monotonic(), future)
+        return await asyncio.shield(found[1])
+
+    def forget(self, name: str) -> None:
+        """The role was written or deleted: later passes read it afresh."""
+        self._reads.pop(name, None)
+
+
+def _failed(future: asyncio.Future[Any]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Marks a failure as seen: its waiters, if any, have it raised."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(frozen=True)
 class DruidReads:
     """What observation reads of a Druid cluster: from the pass's snapshot view, else live.
@@ -296,6 +327,8 @@ class DruidReads:
     view: SnapshotView[DruidSnapshot] | None = None
     # The roles this pass read live, kept for its check of what a tenant may grant (None: none kept).
     roles_read: dict[str, Role | None] | None = None
+    shared: SharedReads | None = None  # the target's live role reads, shared by passes
+    since: float = math.inf  # when the pass began (time.monotonic()): shares no read without ``shared``
 
     def _data(self, family: str, name: str) -> DruidSnapshot | None:
         return self.view.current(family, name) if self.view is not None else None
@@ -348,10 +381,15 @@ class DruidReads:
         return await self.live_role(name)
 
     async def live_role(self, name: str) -> Role | None:
-        """The role as read live from the Coordinator in this pass (read once per pass)."""
+        """The role as read live from the Coordinator in this pass (read once per pass; a read
+        another pass started after this one began serves it too)."""
         if self.roles_read is not None and name in self.roles_read:
             return self.roles_read[name]
-        role = await absent_as_none(self.client.get_role(self.authorizer, name), "role")
+
+        def read() -> Awaitable[Role | None]:
+            return absent_as_none(self.client.get_role(self.authorizer, name), "role")
+
+        role = await (self.shared.role(name, self.since, read) if self.shared is not None else read())
         if self.roles_read is not None:
             self.roles_read[name] = role
         return role

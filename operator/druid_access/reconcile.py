@@ -447,8 +447,8 @@ class Engine:
         if not ops:
             return ()
         try:
-            async with self.targets.write_lock(f"{kind.target_type}/{target}"):
-                for op in ops:
+            for op in ops:
+                async with self.targets.writing(kind.target_type, target, getattr(op, "lane", "")):
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.apply(remote)
                     self.targets.written(kind.target_type, target, kind.family, name)
@@ -469,7 +469,7 @@ class Engine:
         if not creates:
             return ""
         try:
-            async with self.targets.write_lock(f"{kind.target_type}/{target}"):
+            async with self.targets.writing(kind.target_type, target, None):
                 for op in creates:
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.undo(remote)
@@ -579,7 +579,7 @@ class Engine:
             if health.down:
                 raise DeletionBlocked(Reason.UNREACHABLE, health.message())
             remote = await self._remote(kind, target_name)
-            async with self.targets.write_lock(f"{kind.target_type}/{target_name}"):
+            async with self.targets.writing(kind.target_type, target_name, None):
                 self.targets.touched(kind.target_type, target_name, kind.family, name, deleted=True)
                 removed = await kind.delete(remote, name)
         except SecretMissing as error:

@@ -3,17 +3,20 @@
 The credential Secrets are kept by a watch (``CredentialStore``), not read per reconcile.
 A client is rebuilt when its Secret's resourceVersion or its CA bundle file changes, so
 rotating the operator's own Druid password or Pivot token, or a CA (a mounted Secret is
-updated in place), needs no restart. Writes to one Druid cluster are
-serialised by a lock: the Coordinator stores each map as one blob updated with
-compare-and-swap and gives up after five lost races (Druid's CAS retry limit), so concurrent writers
-would fail each other; reads stay concurrent.
+updated in place), needs no restart. Writes to one store of a target are serialised by a
+lock (``writing``): the Coordinator keeps each store (the authenticator's users; the
+authorizer's users, roles and group mappings) as one value updated with compare-and-swap and
+gives up after five lost races, so concurrent writers to a store would fail each other. The
+two stores are written in parallel lanes; reads stay concurrent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -28,8 +31,8 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
 from druid_access.kube import Kube, SecretData, SecretMissing
-from druid_access.observation import SnapshotView, TargetSnapshots, read_druid, read_pivot
-from druid_access.resources.base import DruidRemote, PivotRemote
+from druid_access.observation import SharedReads, SnapshotView, TargetSnapshots, read_druid, read_pivot
+from druid_access.resources.base import LANES, DruidRemote, PivotRemote
 from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")
@@ -51,6 +54,7 @@ class Targets:
     _pivot: dict[str, _Cached[PivotClient]] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _snapshots: dict[str, TargetSnapshots[Any]] = field(default_factory=dict)
+    _shared: dict[str, SharedReads] = field(default_factory=dict)  # by cluster name
     _health: dict[str, TargetHealth] = field(default_factory=dict)
     # Told (target type, name, up?) when a target goes down or comes back.
     on_health_change: Callable[[str, str, bool], object] = lambda *_: None
@@ -73,8 +77,14 @@ class Targets:
     def pivot_config(self, name: str) -> PivotConfig | None:
         return self.config.pivots.get(name)
 
-    def write_lock(self, key: str) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def writing(self, target_type: str, name: str, lane: str | None) -> AsyncIterator[None]:
+        """Hold the target's write ``lane`` (None: every lane, always taken in one order)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for one in LANES if lane is None else (lane,):
+                lock = self._locks.setdefault(f"{target_type}/{name}/{one}", asyncio.Lock())
+                await stack.enter_async_context(lock)
+            yield
 
     async def druid(self, name: str) -> DruidRemote:
         cfg = self.config.clusters[name]
@@ -118,7 +128,10 @@ class Targets:
 
     async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
         """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""
-        return replace(await self.druid(name), view=await self._view("cluster", name, max_age), roles_read={})
+        since = time.monotonic()
+        view = await self._view("cluster", name, max_age)
+        shared = self._shared.setdefault(name, SharedReads())
+        return replace(await self.druid(name), view=view, roles_read={}, shared=shared, since=since)
 
     async def pivot_remote(self, name: str, *, max_age: float | None = None) -> PivotRemote:
         return PivotRemote(await self.pivot(name), view=await self._view("pivot", name, max_age))
@@ -186,6 +199,8 @@ class Targets:
         A deleted role leaves every user that held it: the snapshot is dropped."""
         snapshots = self.snapshots(target_type, name)
         snapshots.touch(family, remote_name)
+        if family == "role" and name in self._shared:
+            self._shared[name].forget(remote_name)
         if family == "role" and deleted:
             snapshots.role_gone(remote_name)
             snapshots.invalidate()

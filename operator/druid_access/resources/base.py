@@ -8,6 +8,7 @@ that make the remote side match, in order, with nothing when they already match.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
@@ -24,7 +25,14 @@ from druid_access.clients import (
 )
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
-from druid_access.observation import DruidReads, DruidSnapshot, PivotReads, PivotSnapshot, SnapshotView
+from druid_access.observation import (
+    DruidReads,
+    DruidSnapshot,
+    PivotReads,
+    PivotSnapshot,
+    SharedReads,
+    SnapshotView,
+)
 from druid_access.observation import absent_as_none as absent_as_none
 
 R = TypeVar("R", contravariant=True)
@@ -46,10 +54,20 @@ class DruidRemote:
     # The roles the pass read live (``DruidReads.live_role``): a new dict for every pass
     # (``Targets.druid_remote``); None, as on the remote a target keeps, remembers none.
     roles_read: dict[str, Role | None] | None = field(default=None, compare=False, repr=False)
+    shared: SharedReads | None = field(default=None, compare=False, repr=False)
+    since: float = field(default=math.inf, compare=False, repr=False)  # when the pass began
 
     @property
     def reads(self) -> DruidReads:
-        return DruidReads(self.client, self.authenticator, self.authorizer, self.view, self.roles_read)
+        return DruidReads(
+            self.client,
+            self.authenticator,
+            self.authorizer,
+            self.view,
+            self.roles_read,
+            self.shared,
+            self.since,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +82,15 @@ class PivotRemote:
         return PivotReads(self.client, self.view)
 
 
+# The write lanes of a target, each serialised on its own (``Targets.writing``): Druid's
+# authenticator store, and the main one (the authorizer's store; a Pivot target).
+AUTHENTICATOR_LANE = "authenticator"
+LANES = ("", AUTHENTICATOR_LANE)  # in the order a write needing every lane takes them
+
+
 class Op(Protocol[R]):
-    """One remote write. ``reason`` names it in Events; ``describe`` never shows secrets."""
+    """One remote write. ``reason`` names it in Events; ``describe`` never shows secrets;
+    an optional ``lane`` class attribute names its write lane (the main one without)."""
 
     reason: ClassVar[str]
 

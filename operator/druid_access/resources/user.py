@@ -21,6 +21,7 @@ from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import DRUID_USER, DruidUserSpec
 from druid_access.passwords import Verdicts, verify_password
 from druid_access.resources.base import (
+    AUTHENTICATOR_LANE,
     DruidRemote,
     KindBase,
     Op,
@@ -57,6 +58,7 @@ VERDICTS = Verdicts()
 class CreateAuthenticatorUser:
     name: str
     reason: ClassVar[str] = "CreatedAuthenticatorUser"
+    lane: ClassVar[str] = AUTHENTICATOR_LANE  # the authenticator's store
 
     def describe(self) -> str:
         return f"created authenticator user {self.name!r}"
@@ -74,6 +76,7 @@ class SetPassword:
     password: SecretStr
 
     reason: ClassVar[str] = "SetPassword"
+    lane: ClassVar[str] = AUTHENTICATOR_LANE  # the authenticator's store
 
     def describe(self) -> str:
         return f"set the password of {self.name!r}"
