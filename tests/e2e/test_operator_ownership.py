@@ -590,6 +590,69 @@ def _user_docs(namespace: str, name: str, password: str, extra: dict[str, Any]) 
     ]
 
 
+def test_a_name_taken_while_the_user_is_being_created_is_left_to_its_maker(
+    cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """Someone makes the authorizer user while the operator creates the authenticator user:
+    the operator removes what it made (no password was set: the creates come first), takes
+    back its claim and then refuses the name like any other pre-existing one."""
+    cp, coord, name = cluster, fakes.coordinator, "raced-user"
+    authn_path = f"/druid-ext/basic-security/authentication/db/basic/users/{name}"
+    mark = _mark(fakes, "coordinator")
+    slow_create = fakes.call(
+        lambda: coord.faults.add(
+            Fault(method="POST", path=rf"/authentication/db/basic/users/{name}$", latency=3, times=1)
+        )
+    )
+    apply(cp, _user_docs(NS_A, name, "raced-user-pw-1", {}))
+    wait_for(lambda: fakes.call(lambda: slow_create.fired) >= 1, timeout=30, what="the create to arrive")
+    fakes.call(lambda: coord.users.__setitem__(name, {"hand-made"}))  # the other writer
+
+    obj = wait_reason(cp, "druiduser", NS_A, name, "AlreadyExists")
+    assert obj["status"]["owned"] is False
+    assert ANNOTATION not in (obj["metadata"].get("annotations") or {})
+    assert fakes.call(lambda: (name in coord.credentials, coord.users.get(name))) == (False, {"hand-made"})
+    writes = _describe(_since(fakes, "coordinator", mark, rf"/users/{name}(/|$)", writes=True))
+    assert writes == [
+        f"POST {authn_path} -> 200",
+        f"POST /druid-ext/basic-security/authorization/db/basic/users/{name} -> 400",
+        f"DELETE {authn_path} -> 200",
+    ], writes
+    cp.kubectl("delete", "druiduser", name, "-n", NS_A, "--timeout=60s")
+    assert fakes.call(lambda: coord.users.get(name)) == {"hand-made"}, "not the operator's to delete"
+
+
+def test_a_claim_is_taken_back_when_the_first_write_is_refused(
+    cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """A create the target refuses (403 here) made nothing: the object does not stay marked
+    as the owner of a name someone else may take meanwhile; it claims it afresh once it works."""
+    cp, coord, name = cluster, fakes.coordinator, "refused-role"
+    refusal = fakes.call(
+        lambda: coord.faults.add(
+            Fault(method="POST", path=rf"{ROLES_PATH}/{name}$", status=403, body={"error": "Unauthorized"})
+        )
+    )
+    apply(cp, _doc("DruidRole", NS_A, name, {"permissions": [_perm("STATE", "STATE", "READ")]}))
+
+    def refused() -> dict[str, Any] | None:
+        obj = _get(cp, "druidrole", NS_A, name)
+        ready = ready_condition(obj) if obj else None
+        if obj is None or ready is None or ready.get("reason") != "Forbidden":
+            return None
+        unclaimed = ANNOTATION not in (obj["metadata"].get("annotations") or {})
+        return obj if obj["status"].get("owned") is False and unclaimed else None
+
+    wait_for(refused, timeout=30, what=f"druidrole {NS_A}/{name}: Forbidden, owned false, no claim")
+    assert fakes.call(lambda: name in coord.roles) is False
+    fakes.call(lambda: coord.faults.remove(refusal))
+    obj = wait_reason(cp, "druidrole", NS_A, name, "Synced", timeout=60)
+    assert obj["status"]["owned"] is True
+    assert re.fullmatch(r"[0-9a-f]{64}", obj["metadata"]["annotations"][ANNOTATION])
+    cp.kubectl("delete", "druidrole", name, "-n", NS_A, "--timeout=60s")
+    assert fakes.call(lambda: name in coord.roles) is False
+
+
 def test_deletion_policy_delete_removes_user_from_both_stores(
     cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 
@@ -250,3 +251,110 @@ async def test_roles_in_the_snapshot_confirm_without_a_read_and_a_missing_one_is
     # Missing from the snapshot: read live, and the view is not marked as used for it.
     assert await reads.present_roles(frozenset({"gone"})) == frozenset()
     assert client.gets == ["gone"] and not view.used
+
+
+async def test_a_live_role_read_is_shared_only_with_passes_begun_before_it_started() -> None:
+    from druid_access.clients import Role
+    from druid_access.observation import SharedReads
+
+    shared, gate, reads = SharedReads(), asyncio.Event(), []
+
+    async def read() -> Role:
+        reads.append(len(reads))
+        await gate.wait()
+        return Role(name=f"r{len(reads)}")
+
+    begun = time.monotonic()  # passes that began before the read starts
+    waiting = [asyncio.ensure_future(shared.role("r", begun, read)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert {role.name for role in await asyncio.gather(*waiting) if role} == {"r1"} and len(reads) == 1
+    # A pass that began after that read started reads again, as fresh as a read of its own.
+    later = time.monotonic() + 1e-6
+    role = await shared.role("r", later, read)
+    assert role is not None and role.name == "r2" and len(reads) == 2
+    # A write of the role by the operator forgets it: the next pass reads again.
+    shared.forget("r")
+    assert (await shared.role("r", begun, read)) is not None and len(reads) == 3
+
+
+async def test_a_failed_shared_read_fails_its_waiters_and_is_not_reused() -> None:
+    from druid_access.clients import Role
+    from druid_access.observation import SharedReads
+
+    shared, calls = SharedReads(), []
+
+    async def read() -> Role:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Unavailable("ConnectError: refused", target="coordinator", method="GET", path="/r")
+        return Role(name="r")
+
+    begun = time.monotonic()
+    with pytest.raises(Unavailable):
+        await shared.role("r", begun, read)
+    assert (await shared.role("r", begun, read)) == Role(name="r") and len(calls) == 2
+
+
+async def test_objects_waiting_for_a_newer_snapshot_get_one_every_few_seconds() -> None:
+    from druid_access.observation import REFRESH_MIN
+
+    fetch = Fetcher()
+    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
+    first = await snapshots.get(60.0)
+    assert first is not None and fetch.calls == 1
+    snapshots.refresh_soon()  # the last fetch started just now: not yet
+    await asyncio.sleep(0)
+    assert fetch.calls == 1
+    snapshots._started -= REFRESH_MIN  # as if the last fetch started REFRESH_MIN ago
+    fetch.gate = asyncio.Event()
+    snapshots.refresh_soon()
+    snapshots.refresh_soon()  # one on its way: no second
+    await asyncio.sleep(0)
+    assert fetch.calls == 2
+    waiting = asyncio.ensure_future(snapshots.get(0.0))  # a pass that needs a new one joins it
+    await asyncio.sleep(0)
+    fetch.gate.set()
+    newer = await waiting
+    assert newer is not None and newer.data == 2 and newer.taken > first.taken and fetch.calls == 2
+    assert snapshots.current is newer
+
+
+async def test_the_two_stores_of_a_cluster_are_written_in_parallel_lanes() -> None:
+    from druid_access.config import parse
+    from druid_access.resources.base import AUTHENTICATOR_LANE
+    from druid_access.targets import Targets
+
+    config = parse(
+        {
+            "namespace": "ops",
+            "clusters": {"c": {"coordinatorUrl": "http://127.0.0.1:1", "adminSecret": {"name": "admin"}}},
+        }
+    )
+    targets = Targets(config, kube=None)  # type: ignore[arg-type]
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def write(lane: str | None, label: str) -> None:
+        async with targets.writing("cluster", "c", lane):
+            order.append(f"{label} in")
+            await release.wait()
+            order.append(f"{label} out")
+
+    tasks = [
+        asyncio.ensure_future(write("", "authz-1")),
+        asyncio.ensure_future(write(AUTHENTICATOR_LANE, "authn-1")),
+        asyncio.ensure_future(write("", "authz-2")),
+        asyncio.ensure_future(write(None, "delete")),  # a deletion takes every lane
+    ]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # One writer per lane at a time, the two lanes at once; the deletion waits for both.
+    assert order == ["authz-1 in", "authn-1 in"]
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order.index("authz-2 in") > order.index("authz-1 out")
+    assert order.index("delete in") > max(order.index("authz-1 out"), order.index("authn-1 out"))
+    assert order.index("delete in") > order.index("authz-2 out") or order.index("authz-2 in") > order.index(
+        "delete out"
+    )
