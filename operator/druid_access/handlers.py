@@ -258,14 +258,20 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         key = _key(kind, body)
         if type == "DELETED":
             app.loops.close(key)
-            app.engine.claims.forget(body["metadata"]["uid"])
-            app.finalized.discard(body["metadata"]["uid"])
+            _forget(app, body["metadata"]["uid"])
             # Gone for good, and gone from the claims index (kopf updates indices before it
             # calls handlers): the next-oldest claimant may own the remote name now.
             for claimant in _claimants_of(kind, body, lookup):
                 app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
             return
-        app.loops.observe(key, body)
+        replaced = app.loops.observe(key, body)
+        if replaced is not None:
+            _forget(app, replaced)
+
+
+def _forget(app: App, uid: str) -> None:
+    app.engine.claims.forget(uid)
+    app.finalized.discard(uid)
 
 
 def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -> list[Claimant]:

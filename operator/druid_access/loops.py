@@ -93,6 +93,7 @@ class Record:
     held_at: str | None = None  # the version of the body this operator put its finalizer on
     passes: int = 0  # passes completed (with a status written)
     seen: float = field(default_factory=time.monotonic)  # when the watch first reported it
+    uid: str = ""
 
     def current(self) -> dict[str, Any]:
         """The body to reconcile: the watch's, with the status this operator last wrote."""
@@ -146,16 +147,25 @@ class Loops:
 
     # -- what the watch reports ------------------------------------------------------------
 
-    def observe(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
+    def observe(self, key: ObjectKey, body: Mapping[str, Any]) -> str | None:
         """A watch event: keep the body; queue a pass if the object is new, its spec changed
-        or its deletion started."""
+        or its deletion started. Returns the uid of an object of the same name whose deletion
+        the watch never reported (a relist found another one): it is forgotten."""
+        uid = body["metadata"].get("uid") or ""
         generation = body["metadata"].get("generation")
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         record = self.records.get(key)
+        replaced = None
+        if record is not None and record.uid != uid:
+            replaced = record.uid
+            self.close(key)
+            record = None
         if record is None:
-            self.records[key] = Record(key, _compact(body, status=True), generation, deleting=deleting)
+            self.records[key] = Record(
+                key, _compact(body, status=True), generation, deleting=deleting, uid=uid
+            )
             self.queue.add(key)  # its first pass observes through the target's snapshot
-            return
+            return replaced
         record.body = _compact(body, status=record.written is None)
         if deleting and not record.deleting:
             record.deleting = True
@@ -165,6 +175,7 @@ class Loops:
             self.wake(key)
         elif not deleting and _lost_finalizer(body, record):
             self.wake(key, live=False)  # someone took it off: the pass puts it back
+        return None
 
     def close(self, key: ObjectKey) -> None:
         """The object is gone: forget it."""

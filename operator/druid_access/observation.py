@@ -128,7 +128,11 @@ def changed_entries(previous: S, current: S) -> frozenset[Entry]:
 
 
 _ABSENT = object()
-HISTORY = 8  # snapshots whose changes are kept, to carry a confirmation over a few of them
+# Snapshots whose changes are kept, to carry a confirmation over them (a resync period's worth
+# while snapshots come every REFRESH_MIN seconds for objects being created).
+HISTORY = 32
+# Role reads kept for sharing (``SharedReads``) before the finished ones are dropped.
+SHARED_MAX = 256
 # The shortest interval between two snapshots fetched for new objects (``refresh_soon``).
 REFRESH_MIN = 2.0
 
@@ -223,6 +227,11 @@ class TargetSnapshots(Generic[S]):
     def invalidate(self) -> None:
         self.current = None
 
+    def close(self) -> None:
+        """Stop a fetch in flight (the operator is stopping)."""
+        if self._fetching is not None:
+            self._fetching.cancel()
+
     def role_made(self, name: str) -> None:
         self.roles_made[name] = self.seq
 
@@ -295,6 +304,8 @@ class SharedReads:
     async def role(self, name: str, since: float, read: Callable[[], Awaitable[Role | None]]) -> Role | None:
         found = self._reads.get(name)
         if found is None or found[0] < since or _failed(found[1]):
+            if len(self._reads) >= SHARED_MAX:  # only reads in flight or just done are of use
+                self._reads = {n: r for n, r in self._reads.items() if not r[1].done()}
             future = asyncio.ensure_future(read())
             future.add_done_callback(_retrieve)
             found = self._reads[name] = (time.monotonic(), future)
@@ -303,6 +314,11 @@ class SharedReads:
     def forget(self, name: str) -> None:
         """The role was written or deleted: later passes read it afresh."""
         self._reads.pop(name, None)
+
+    def close(self) -> None:
+        for _, future in self._reads.values():
+            future.cancel()
+        self._reads.clear()
 
 
 def _failed(future: asyncio.Future[Any]) -> bool:

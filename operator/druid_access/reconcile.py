@@ -139,7 +139,8 @@ class Engine:
         """Did this resource create or adopt its remote object? Its status says so, or, until
         the status is written, the claim recorded before the first create does.
 
-        A status saying ``owned: false`` (the name was found taken) outweighs any claim on the
+        A status saying ``owned: false`` (the name was found taken, or the target refused the
+        first create of a pass that claimed it, so nothing was made) outweighs any claim on the
         object: only the operator writes the status, while a tenant could put back a claim it
         saw before it was withdrawn."""
         owned = (body.get("status") or {}).get("owned")
@@ -309,6 +310,11 @@ class Engine:
                     health.leave()
             exists = kind.exists(observed)
             adopting = exists and not owned
+
+            def adopted() -> None:
+                emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
+                log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
+
             if adopting:
                 if spec.adoption_policy is AdoptionPolicy.REFUSE:
                     return done(
@@ -321,6 +327,8 @@ class Engine:
             plan = kind.plan(desired, observed)
             not_permitted = await self._privileged_grants_now(meta, target_name, target, remote, plan.ops)
             if not_permitted is not None:
+                if adopting:  # on record as owned from now on: said now or never
+                    adopted()
                 return done(Reason.NOT_PERMITTED, not_permitted, owned=owned or None)
             # A referenced Secret that changed since the last sync is a change of the desired
             # state (a rotation), not drift on the remote side: apply it under either policy.
@@ -330,6 +338,8 @@ class Engine:
             if newly_drifted:
                 metrics.DRIFT.labels(kind.info.kind).inc()
             if drift and spec.drift_policy is DriftPolicy.REPORT:
+                if adopting:
+                    adopted()
                 return done(
                     Reason.DRIFTED,
                     "the remote object differs from the spec; driftPolicy is Report",
@@ -348,8 +358,7 @@ class Engine:
             if claiming:
                 owned = claimed = True
             if adopting:  # said once the finalizer is on: a pass postponed before says nothing
-                emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
-                log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
+                adopted()
             why = "drift on the remote side" if drift else _why(body, secret_version)
             ops = plan.ops
             changes = await self._apply(kind, body, remote, target_name, name, ops, why, emit, applied)
@@ -373,7 +382,10 @@ class Engine:
                 # The pass that claimed the name made nothing: the target refused its first
                 # write, or another writer took the name since it was read (what this pass
                 # made of the object before that is removed again). It is not ours: the next
-                # pass treats it as pre-existing (Refuse or Adopt), or claims it afresh.
+                # pass treats it as pre-existing (Refuse or Adopt), or claims it afresh. The
+                # refusal goes on record first: from then on no claim on the object counts (one
+                # put back by a tenant, or one a crash leaves before the rest is done).
+                await self._record_not_owned(kind, body)
                 message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
                 await self.claims.withdraw(meta, kind.info.plural)
                 return done(reason, message, owned=False)
@@ -397,7 +409,12 @@ class Engine:
     def _record_health(self, kind: AnyKind, target: str, uid: str, error: ApiError, message: str) -> None:
         """Tell the target's breaker when this failed request got no answer (an answer, if only
         a refusal, was told to it by the client as it arrived)."""
-        if isinstance(error, Unavailable) and not isinstance(error, CertificateNotTrusted | RateLimited):
+        if (
+            isinstance(error, Unavailable)
+            and not isinstance(error, CertificateNotTrusted | RateLimited)
+            and not error.counted  # one read shared by several passes is one unanswered request
+        ):
+            error.counted = True
             self.targets.health(kind.target_type, target).unanswered(message, uid)
 
     async def _privileged_grants_now(
@@ -461,6 +478,15 @@ class Engine:
                 emit("Normal", ops[0].reason, f"{'; '.join(done)} ({why})")
         return tuple(done)
 
+    async def _record_not_owned(self, kind: AnyKind, body: Mapping[str, Any]) -> None:
+        """Say ``owned: false`` in the status now; if the API server fails, the claim still
+        stops counting in this process (``Claims.withdraw``), and the pass is retried."""
+        meta = body["metadata"]
+        try:
+            await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], {"owned": False})
+        except KubeError as error:
+            log.warning("%s: could not record that it owns nothing: %s", _ident(body), error)
+
     async def _undo(
         self, kind: AnyKind, body: Mapping[str, Any], remote: Any, target: str, name: str, made: Sequence[Any]
     ) -> str:
@@ -469,8 +495,8 @@ class Engine:
         if not creates:
             return ""
         try:
-            async with self.targets.writing(kind.target_type, target, None):
-                for op in creates:
+            for op in creates:
+                async with self.targets.writing(kind.target_type, target, getattr(op, "lane", "")):
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.undo(remote)
         except ApiError as error:

@@ -219,6 +219,10 @@ class Targets:
         return await read_pivot(await self.pivot(name))
 
     async def close(self) -> None:
+        for snapshots in self._snapshots.values():
+            snapshots.close()
+        for shared in self._shared.values():
+            shared.close()
         for health in self._health.values():
             await health.close()
         for druid in self._druid.values():

@@ -263,3 +263,42 @@ async def test_cpu_work_runs_off_the_event_loop_and_trimming_is_harmless() -> No
     assert await in_thread(threading.get_ident) != loop_thread
     assert await in_thread(lambda a, *, b: a + b, 1, b=2) == 3
     trim()  # returns free pages to the system where glibc is there; never fails
+
+
+async def test_an_object_replaced_under_the_same_name_unseen_by_the_watch_starts_afresh() -> None:
+    """A relist brings another object of the same name (the deletion of the first was never
+    reported): it is a new object, with a new first pass and a new first-seen time."""
+    loops = Loops()
+    key = ("DruidUser", "ns", "bob")
+    assert loops.observe(key, _body("bob")) is None
+    first = loops.records[key]
+    assert await loops.queue.get() == key
+    loops.queue.done(key)
+    again = _body("bob")
+    again["metadata"]["uid"] = "uid-bob-2"  # type: ignore[index]
+    assert loops.observe(key, again) == "uid-bob"
+    second = loops.records[key]
+    assert second is not first and second.uid == "uid-bob-2" and second.seen >= first.seen
+    assert len(loops.queue) == 1
+    assert loops.observe(key, again) is None  # the same object again: nothing replaced
+
+
+def test_a_failed_request_shared_by_several_passes_counts_once_for_the_breaker() -> None:
+    from typing import Any, cast
+
+    from druid_access.clients import Unavailable
+    from druid_access.health import THRESHOLD, TargetHealth
+    from druid_access.reconcile import Engine
+    from druid_access.resources.user import UserKind
+
+    health = TargetHealth("Druid cluster 'c'", probe=lambda: asyncio.sleep(0), on_change=lambda up: None)
+
+    class Targets:
+        def health(self, target_type: str, name: str) -> TargetHealth:
+            return health
+
+    engine = Engine(cast(Any, Targets()), cast(Any, None), cast(Any, None), cast(Any, None))
+    shared = Unavailable("ReadTimeout: timed out", target="coordinator", method="GET", path="/roles/r")
+    for uid in (f"uid-{i}" for i in range(THRESHOLD + 2)):  # every pass that waited on the read
+        engine._record_health(UserKind(), "c", uid, shared, shared.message)
+    assert health.failures == 1 and not health.down

@@ -23,6 +23,7 @@ from httpx._client import UseClientDefault as _UseClientDefault
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from druid_access import __version__
+from druid_access.clients._transport import Transport
 from druid_access.clients.errors import (
     UNANSWERED_STATUSES,
     ApiError,
@@ -166,14 +167,12 @@ class JsonTransport:
             verify=options.ssl_context(),
             follow_redirects=False,  # followed below, only where the policy allows
             trust_env=False,  # no proxy or netrc surprises inside an operator
-            transport=transport,
+            transport=transport or Transport(ssl_context=options.ssl_context(), limits=options.limits()),
         )
-        # Requests wait for a connection here, never inside httpx's pool: httpcore (1.0.9 included)
-        # leaks a pool slot for good when a request stops waiting (pool timeout, cancellation) just
-        # as the pool opens a connection for it (encode/httpcore#1093). Under a burst the leaked
-        # never-connected connections fill the pool and every later request fails with PoolTimeout
-        # although the server is idle. With at most max_connections requests in flight, a request
-        # always finds a free slot in the pool at once.
+        # Requests wait for a connection here, with the pool timeout, never inside the transport's
+        # pool: with at most max_connections requests in flight, a request always finds a free
+        # slot there at once. (httpcore's pool, under httpx's own transport, leaks a slot for good
+        # when a request stops waiting just as a connection opens for it: encode/httpcore#1093.)
         self._slots = asyncio.Semaphore(options.max_connections)
         self._queue_timeout = options.pool_timeout
         self._redirects = RedirectPolicy(

@@ -108,6 +108,9 @@ class ApiError(Exception):
         self.entity = entity
         self.entity_name = entity_name
         self.retry_after = retry_after
+        # Told to the target's breaker already: a failed read shared by several passes
+        # (``observation.SharedReads``) is one unanswered request, not one per pass.
+        self.counted = False
         super().__init__(self.message)
 
     def __str__(self) -> str:
