@@ -333,7 +333,6 @@ async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[st
         bulk=not live,
         roles_coming=app.roles_coming if patient else None,
         hold=hold,
-        seen=record.seen,
     )
     app.loops.set_refs(record, result.refs)
     if result.postponed:  # the role's first pass wakes it

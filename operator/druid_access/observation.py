@@ -7,14 +7,9 @@ connection list), and every timer pass of an object on it (its first pass, each 
 observes through that snapshot while it is younger than the target's resync period. A pass
 woken by a change (spec, Secret, a role appearing) reads its object live.
 
-A snapshot confirms that an object is in sync. Beyond that it only shows a name free, and
-only to an object first seen before the snapshot was started, so a remote object made before
-its custom resource was applied is in it: the creates planned from that are refused by the
-target if another writer took the name since (AlreadyExists), and the engine then removes
-what the pass had made. Anything else to do (or to refuse) is planned from a live read of
-the object, never from data up to a resync period old (``reconcile.Engine``). While objects
-wait for a snapshot newer than themselves, one is fetched in the background every few
-seconds (``TargetSnapshots.refresh_soon``). The operator's own
+A snapshot only ever confirms that an object is in sync: when it shows anything to do (or
+to refuse), the engine observes that object again, live, and plans from that, so no write
+is planned from data up to a resync period old (``reconcile.Engine``). The operator's own
 writes mark what they touched, and a read of a touched entry goes live until a snapshot
 fetched after the write replaces it. A snapshot that cannot be read (an old Druid, a proxy
 refusing Smile) leaves every read live, said once in the log until it works again.
@@ -128,13 +123,9 @@ def changed_entries(previous: S, current: S) -> frozenset[Entry]:
 
 
 _ABSENT = object()
-# Snapshots whose changes are kept, to carry a confirmation over them (a resync period's worth
-# while snapshots come every REFRESH_MIN seconds for objects being created).
-HISTORY = 32
+HISTORY = 8  # snapshots whose changes are kept, to carry a confirmation over a few of them
 # Role reads kept for sharing (``SharedReads``) before the finished ones are dropped.
 SHARED_MAX = 256
-# The shortest interval between two snapshots fetched for new objects (``refresh_soon``).
-REFRESH_MIN = 2.0
 
 
 @dataclass
@@ -157,8 +148,6 @@ class TargetSnapshots(Generic[S]):
         default_factory=lambda: deque(maxlen=HISTORY)
     )
     _numbered: int = 0
-    _started: float = -math.inf  # when the last fetch started (time.monotonic())
-    _duration: float = 0.0  # how long the last fetch took
 
     async def get(self, max_age: float) -> Snapshot[S] | None:
         """A snapshot younger than ``max_age`` seconds, fetched if needed; None if it fails."""
@@ -166,14 +155,6 @@ class TargetSnapshots(Generic[S]):
         if current is not None and time.monotonic() - current.taken < max_age:
             return current
         return await asyncio.shield(self._start())
-
-    def refresh_soon(self) -> None:
-        """Fetch a newer snapshot in the background, unless one is on its way or the last one
-        started less than ``REFRESH_MIN`` seconds, or ten of its own durations, ago."""
-        if self._fetching is None and time.monotonic() - self._started >= max(
-            REFRESH_MIN, 10 * self._duration
-        ):
-            self._start()
 
     def _start(self) -> asyncio.Future[Snapshot[S] | None]:
         if self._fetching is None:
@@ -189,14 +170,7 @@ class TargetSnapshots(Generic[S]):
 
     async def _fetch(self) -> Snapshot[S] | None:
         start, seq = time.monotonic(), self.seq
-        self._started = start
         self.fetches += 1
-        try:
-            return await self._read(start, seq)
-        finally:
-            self._duration = time.monotonic() - start
-
-    async def _read(self, start: float, seq: int) -> Snapshot[S] | None:
         try:
             data = await self.fetch()
         except ApiError as error:

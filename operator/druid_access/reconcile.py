@@ -188,12 +188,8 @@ class Engine:
         bulk: bool = False,
         roles_coming: RolesComing | None = None,
         hold: Hold,
-        seen: float | None = None,
     ) -> Result:
         """One pass. ``bulk``: observe through the target's snapshot (a timer pass), else live.
-
-        ``seen``: when the operator first saw the object (``time.monotonic()``); a snapshot
-        started after that may show its name free, and the creates are planned from it.
 
         ``roles_coming``: postpone the pass (no read, no write, no status) while a role it
         needs is about to be created, so that it writes everything in one go once the role
@@ -204,7 +200,7 @@ class Engine:
         pass is postponed when it fails."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
             result = await self._reconcile(
-                kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold, seen=seen
+                kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold
             )
         metrics.RECONCILES.labels(kind.info.kind, result.outcome.reason.value).inc()
         return result
@@ -219,7 +215,6 @@ class Engine:
         bulk: bool,
         roles_coming: RolesComing | None,
         hold: Hold,
-        seen: float | None,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -291,18 +286,12 @@ class Engine:
                     and not _confirms_sync(kind, desired, observed, owned)
                 ):
                     confirmed = 0
-                    free = not owned and not kind.exists(observed) and seen is not None
-                    if not free or remote.view.snapshot.taken <= seen:
-                        # Beyond a sync to confirm, a snapshot only shows a name free, and
-                        # only to an object seen before it was started (what was made before
-                        # the object was applied is in it): creates are refused by the target
-                        # when another writer took the name since (AlreadyExists, below).
-                        # Anything else is decided from a live read, never from data a resync
-                        # period old. (Reads of entries written since were live already.)
-                        if free:  # a newer snapshot, for the objects still to come
-                            self.targets.snapshots(kind.target_type, target_name).refresh_soon()
-                        remote = dataclasses.replace(remote, view=None)
-                        observed = await kind.observe(remote, name, desired)
+                    # The snapshot only ever confirms an object in sync: anything to do (or to
+                    # refuse) is decided from a live read of the object, so no write is planned
+                    # from data that may be a resync period old. (Reads of entries this operator
+                    # wrote since the snapshot were live already.)
+                    remote = dataclasses.replace(remote, view=None)
+                    observed = await kind.observe(remote, name, desired)
             finally:
                 # Released before a failure is counted (no await in between): the next pass
                 # in the lane sees it.

@@ -594,8 +594,8 @@ def test_a_name_taken_while_the_user_is_being_created_is_left_to_its_maker(
     cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
 ) -> None:
     """Someone makes the authorizer user while the operator creates the authenticator user:
-    the operator removes what it made (no password was set: the creates come first), takes
-    back its claim and then refuses the name like any other pre-existing one."""
+    the operator records that it owns nothing, deletes the authenticator user it made (with the
+    password it set), takes back its claim, and then refuses the name like any pre-existing one."""
     cp, coord, name = cluster, fakes.coordinator, "raced-user"
     authn_path = f"/druid-ext/basic-security/authentication/db/basic/users/{name}"
     mark = _mark(fakes, "coordinator")
@@ -615,6 +615,7 @@ def test_a_name_taken_while_the_user_is_being_created_is_left_to_its_maker(
     writes = _describe(_since(fakes, "coordinator", mark, rf"/users/{name}(/|$)", writes=True))
     assert writes == [
         f"POST {authn_path} -> 200",
+        f"POST {authn_path}/credentials -> 200",
         f"POST /druid-ext/basic-security/authorization/db/basic/users/{name} -> 400",
         f"DELETE {authn_path} -> 200",
     ], writes

@@ -296,30 +296,6 @@ async def test_a_failed_shared_read_fails_its_waiters_and_is_not_reused() -> Non
     assert (await shared.role("r", begun, read)) == Role(name="r") and len(calls) == 2
 
 
-async def test_objects_waiting_for_a_newer_snapshot_get_one_every_few_seconds() -> None:
-    from druid_access.observation import REFRESH_MIN
-
-    fetch = Fetcher()
-    snapshots = TargetSnapshots("Druid cluster 'x'", fetch)
-    first = await snapshots.get(60.0)
-    assert first is not None and fetch.calls == 1
-    snapshots.refresh_soon()  # the last fetch started just now: not yet
-    await asyncio.sleep(0)
-    assert fetch.calls == 1
-    snapshots._started -= REFRESH_MIN  # as if the last fetch started REFRESH_MIN ago
-    fetch.gate = asyncio.Event()
-    snapshots.refresh_soon()
-    snapshots.refresh_soon()  # one on its way: no second
-    await asyncio.sleep(0)
-    assert fetch.calls == 2
-    waiting = asyncio.ensure_future(snapshots.get(0.0))  # a pass that needs a new one joins it
-    await asyncio.sleep(0)
-    fetch.gate.set()
-    newer = await waiting
-    assert newer is not None and newer.data == 2 and newer.taken > first.taken and fetch.calls == 2
-    assert snapshots.current is newer
-
-
 async def test_the_two_stores_of_a_cluster_are_written_in_parallel_lanes() -> None:
     from druid_access.config import parse
     from druid_access.resources.base import AUTHENTICATOR_LANE

@@ -55,12 +55,10 @@ def test_user_in_sync_plans_nothing() -> None:
 def test_new_user_is_created_in_both_stores_with_password_and_roles() -> None:
     observed = user.ObservedUser(authn=None, authz=None, existing_roles=frozenset({"a", "b"}))
     plan = user.plan(_desired_user(), observed)
-    # Both creates before the password: a create that finds the name taken leaves no password
-    # on another writer's user (the engine removes the creates of the pass again).
     assert [type(op).__name__ for op in plan.ops] == [
         "CreateAuthenticatorUser",
-        "CreateAuthorizerUser",
         "SetPassword",
+        "CreateAuthorizerUser",
         "AssignRole",
         "AssignRole",
     ]

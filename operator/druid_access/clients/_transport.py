@@ -8,8 +8,8 @@ already (kopf's and the Kubernetes client's HTTP).
 
 The clients keep speaking httpx: this is an ``httpx.AsyncBaseTransport``. It sends exactly
 what httpx built (the URL as encoded, no header of aiohttp's own: no ``Content-Type`` on a
-body-less POST, which Druid would refuse), decodes nothing (httpx does), keeps no cookies and
-reads no proxy settings, and turns every aiohttp failure into the httpx exception httpx's own
+body-less POST, which Druid would refuse), decodes nothing (httpx does), keeps no cookies,
+reads no proxy settings, retries nothing, and turns every aiohttp failure into the httpx exception httpx's own
 transport raises for the same event, since the error tree (``errors.transport_error``) tells a
 refused connection, a reset, a timeout and an untrusted certificate apart.
 """
@@ -50,6 +50,10 @@ class Transport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 skip_auto_headers=("Content-Type", "User-Agent", "Accept", "Accept-Encoding"),
             )
+            # aiohttp sends a GET, PUT or DELETE again when its kept-alive connection was reset;
+            # httpx's transport does not, and a reset must reach the error tree as Unavailable
+            # (the breaker counts it). No public setting: pinned by tests/integration.
+            self._session._retry_connection = False
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

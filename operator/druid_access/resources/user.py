@@ -131,20 +131,15 @@ class UnassignRole:
 
 
 def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
-    # Both creates come before the password: a create refused because another writer took the
-    # name leaves at most a user without credentials, which the engine removes again, and never
-    # a password on someone else's authorizer user.
     ops: list[Op[DruidRemote]] = []
     drift: list[str] = []
     name = desired.name
-    password: list[Op[DruidRemote]] = []
     if desired.password is not None:
         if observed.authn is None:
-            ops.append(CreateAuthenticatorUser(name))
-            password.append(SetPassword(name, desired.password))
+            ops += [CreateAuthenticatorUser(name), SetPassword(name, desired.password)]
             drift.append("authenticatorUser")
         elif not _password_matches(desired.password, observed):
-            password.append(SetPassword(name, desired.password))
+            ops.append(SetPassword(name, desired.password))
             drift.append("password")
     current: frozenset[str] = frozenset()
     if observed.authz is None:
@@ -152,7 +147,6 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
         drift.append("authorizerUser")
     else:
         current = observed.authz.roles
-    ops += password
     missing = desired.roles - observed.existing_roles
     to_add = sorted(desired.roles - current - missing)
     to_remove = sorted(current - desired.roles)
