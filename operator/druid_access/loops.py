@@ -39,7 +39,7 @@ TargetKey = tuple[str, str]  # (target type, name)
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 120.0
 # A pass spends most of its time waiting (reads, the write of its finalizer and ownership
-# claim, the target's write lock, status patch): many passes wait at once, and the target's
+# claim, the target's write lanes, status patch): many passes wait at once, and the target's
 # serialised writes stay fed. Requests per target are bounded by its client.
 WORKERS = 64
 STOP_GRACE = 10.0  # seconds a pass in flight may take to finish when the operator stops

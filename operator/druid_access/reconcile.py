@@ -2,7 +2,7 @@
 
     spec -> guards (target, tenancy, protection, privilege, adoption, suspension, ownership)
          -> desired (spec + opted-in Secret values) -> observed (reads) -> plan (pure)
-         -> apply (writes, serialised per target) -> Outcome -> status
+         -> apply (writes, serialised per store of a target) -> Outcome -> status
 
 Guards run before any remote call, so a refused object costs the target nothing. Every
 failure ends as an ``Outcome`` with a specific reason; nothing here raises into kopf
