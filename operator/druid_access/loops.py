@@ -6,8 +6,8 @@ Secret it reads changes, a role it waits for is created, its target's health cha
 of a failure comes due, or its target's resync finds something to look at. The resync is one
 timer per target: it reads the target whole (``observation``) and queues only the objects
 that snapshot does not confirm in sync (an object is confirmed when its last pass found it in
-sync from a snapshot, and its entry has not changed in any snapshot since). A key is queued once however often it is asked for,
-and never handled by two workers at once (``workqueue``).
+sync from a snapshot, and its entry has not changed in any snapshot since). A key is queued
+once however often it is asked for, and never handled by two workers at once (``workqueue``).
 
 What each record keeps is small on purpose: the latest body from the watch as compact JSON,
 the status this operator last wrote, what the object depends on (``Refs``), and its retry

@@ -154,13 +154,10 @@ class TargetSnapshots(Generic[S]):
         current = self.current
         if current is not None and time.monotonic() - current.taken < max_age:
             return current
-        return await asyncio.shield(self._start())
-
-    def _start(self) -> asyncio.Future[Snapshot[S] | None]:
         if self._fetching is None:
-            fetching = self._fetching = asyncio.ensure_future(self._fetch())
-            fetching.add_done_callback(self._fetched)
-        return self._fetching
+            self._fetching = asyncio.ensure_future(self._fetch())
+            self._fetching.add_done_callback(self._fetched)
+        return await asyncio.shield(self._fetching)
 
     def _fetched(self, fetching: asyncio.Future[Snapshot[S] | None]) -> None:
         if self._fetching is fetching:

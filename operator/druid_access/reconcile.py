@@ -40,6 +40,7 @@ from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
 from druid_access.resources.base import Claim, Create, InvalidSpecError, Kind, SecretNeed, granted_roles
+from druid_access.resources.base import lane as lane_of
 from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
 from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
@@ -454,7 +455,7 @@ class Engine:
             return ()
         try:
             for op in ops:
-                async with self.targets.writing(kind.target_type, target, getattr(op, "lane", "")):
+                async with self.targets.writing(kind.target_type, target, lane_of(op)):
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.apply(remote)
                     self.targets.written(kind.target_type, target, kind.family, name)
@@ -485,7 +486,7 @@ class Engine:
             return ""
         try:
             for op in creates:
-                async with self.targets.writing(kind.target_type, target, getattr(op, "lane", "")):
+                async with self.targets.writing(kind.target_type, target, lane_of(op)):
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.undo(remote)
         except ApiError as error:

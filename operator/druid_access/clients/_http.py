@@ -158,16 +158,17 @@ class JsonTransport:
         self._check = check
         self._on_answer = on_answer  # told of every response but a 502/503/504
         self._secrets = tuple(s for s in secrets if s)
+        context = options.ssl_context()
         self._client = httpx.AsyncClient(
             base_url=url,
             auth=auth,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
             timeout=options.timeout(),
             limits=options.limits(),
-            verify=options.ssl_context(),
+            verify=context,
             follow_redirects=False,  # followed below, only where the policy allows
             trust_env=False,  # no proxy or netrc surprises inside an operator
-            transport=transport or Transport(ssl_context=options.ssl_context(), limits=options.limits()),
+            transport=transport or Transport(ssl_context=context, limits=options.limits()),
         )
         # Requests wait for a connection here, with the pool timeout, never inside the transport's
         # pool: with at most max_connections requests in flight, a request always finds a free

@@ -88,6 +88,11 @@ AUTHENTICATOR_LANE = "authenticator"
 LANES = ("", AUTHENTICATOR_LANE)  # in the order a write needing every lane takes them
 
 
+def lane(op: object) -> str:
+    """The write lane an op names (the main one if it names none)."""
+    return str(getattr(op, "lane", ""))
+
+
 class Op(Protocol[R]):
     """One remote write. ``reason`` names it in Events; ``describe`` never shows secrets;
     an optional ``lane`` class attribute names its write lane (the main one without)."""
