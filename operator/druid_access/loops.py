@@ -8,6 +8,8 @@ timer per target: it reads the target whole (``observation``) and queues only th
 that snapshot does not confirm in sync (an object is confirmed when its last pass found it in
 sync from a snapshot, and its entry has not changed in any snapshot since). A key is queued
 once however often it is asked for, and never handled by two workers at once (``workqueue``).
+Background work (the first passes of objects a start or restart lists, a resync's re-checks,
+the passes after a health change) waits behind changes and deletions.
 
 What each record keeps is small on purpose: the latest body from the watch as compact JSON,
 the status this operator last wrote, what the object depends on (``Refs``), and its retry
@@ -147,10 +149,13 @@ class Loops:
 
     # -- what the watch reports ------------------------------------------------------------
 
-    def observe(self, key: ObjectKey, body: Mapping[str, Any]) -> str | None:
+    def observe(self, key: ObjectKey, body: Mapping[str, Any], *, listed: bool = False) -> str | None:
         """A watch event: keep the body; queue a pass if the object is new, its spec changed
         or its deletion started. Returns the uid of an object of the same name whose deletion
-        the watch never reported (a relist found another one): it is forgotten."""
+        the watch never reported (a relist found another one): it is forgotten.
+
+        ``listed``: reported by a listing (a start or restart), not as a change: its first pass
+        is background work, queued behind changes and deletions."""
         uid = body["metadata"].get("uid") or ""
         generation = body["metadata"].get("generation")
         deleting = bool(body["metadata"].get("deletionTimestamp"))
@@ -164,7 +169,8 @@ class Loops:
             self.records[key] = Record(
                 key, _compact(body, status=True), generation, deleting=deleting, uid=uid
             )
-            self.queue.add(key)  # its first pass observes through the target's snapshot
+            # Its first pass observes through the target's snapshot.
+            self.queue.add(key, later=listed and not deleting)
             return replaced
         record.body = _compact(body, status=record.written is None)
         if deleting and not record.deleting:
@@ -213,13 +219,14 @@ class Loops:
 
     # -- wake-ups --------------------------------------------------------------------------
 
-    def wake(self, key: ObjectKey, *, live: bool = True) -> bool:
-        """Queue the object's next pass now; ``live``: it has a change to apply (read live)."""
+    def wake(self, key: ObjectKey, *, live: bool = True, later: bool = False) -> bool:
+        """Queue the object's next pass now; ``live``: it has a change to apply (read live);
+        ``later``: a re-check, queued behind changes and deletions."""
         record = self.records.get(key)
         if record is None:
             return False
         record.live = record.live or live
-        self.queue.add(key)
+        self.queue.add(key, later=later)
         return True
 
     def retry(self, record: Record, delay: float) -> None:
@@ -239,7 +246,7 @@ class Loops:
     def wake_for_target(self, target_type: str, target: str) -> int:
         """Every object on a target, after its health changed (its snapshot serves them)."""
         keys = list(self._by_target.get((target_type, target), ()))
-        return sum(self.wake(key, live=False) for key in keys)
+        return sum(self.wake(key, live=False, later=True) for key in keys)
 
     # -- the per-target resync -------------------------------------------------------------
 
@@ -263,7 +270,7 @@ class Loops:
             ):
                 record.confirmed = current.number
                 continue
-            queued += self.wake(key, live=False)
+            queued += self.wake(key, live=False, later=True)
         return queued
 
     # -- running ---------------------------------------------------------------------------

@@ -90,21 +90,28 @@ class Verdicts:
     A resync finds the same salt, hash and iterations and the same Secret value, so the
     verdict is looked up instead of spending 10,000 iterations again; a new password on
     either side is a new key. The password enters the key only as an HMAC under a key drawn
-    at start-up, so the table holds no password and no unsalted hash of one. A computation
-    runs in a worker thread (hashlib releases the GIL), never on the event loop.
+    at start-up, so the table holds no password and no unsalted hash of one. The stored record
+    enters it as a 16-byte digest: an entry is about 200 bytes, not the 450 of a copy of the
+    record, and holds no snapshot's strings alive. A computation runs in a worker thread
+    (hashlib releases the GIL), never on the event loop.
     """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
         self._key = secrets.token_bytes(32)
-        self._seen: dict[tuple[StoredCredentials, bytes], bool] = {}
+        self._seen: dict[tuple[bytes, bytes], bool] = {}
         self.computed = 0  # PBKDF2 runs, for tests and metrics
 
     def _fingerprint(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
 
+    @staticmethod
+    def _digest(credentials: StoredCredentials) -> bytes:
+        record = f"{credentials.salt}:{credentials.hash}:{credentials.iterations}"
+        return hashlib.blake2b(record.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
     async def verify(self, password: str, credentials: StoredCredentials) -> bool:
-        key = (credentials, self._fingerprint(password))
+        key = (self._digest(credentials), self._fingerprint(password))
         verdict = self._seen.get(key)
         if verdict is None:
             verdict = await in_thread(verify_password, password, credentials)

@@ -6,6 +6,11 @@ that worker is done, so the latest state is always processed and never by two wo
 once; a delayed add keeps only the earliest due time. No maintained asyncio library offers
 these three together (``asyncio.Queue`` deduplicates nothing), so this is the small one the
 operator needs: it holds keys, never objects, and costs nothing per key while idle.
+
+A key can be queued ``later``: behind every key queued without it, so that background work
+(the first passes of a restart's thousands of listed objects, a resync's re-checks) does not
+hold up a change or a deletion a user is waiting for. Asked for again without ``later``, it
+moves up.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ K = TypeVar("K", bound=Hashable)
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
         self._ready: deque[K] = deque()
+        self._later: deque[K] = deque()
         self._queued: set[K] = set()
+        self._only_later: set[K] = set()  # queued, and in ``_later`` alone
         self._processing: set[K] = set()
         self._dirty: set[K] = set()  # added again while a worker held it
         self._timers: dict[K, asyncio.TimerHandle] = {}
@@ -35,8 +42,9 @@ class WorkQueue(Generic[K]):
         """The keys workers hold now."""
         return list(self._processing)
 
-    def add(self, key: K) -> None:
-        """Queue ``key`` now (a pending delayed add of it is no longer needed)."""
+    def add(self, key: K, *, later: bool = False) -> None:
+        """Queue ``key`` now (a pending delayed add of it is no longer needed); ``later``:
+        behind the keys queued without it."""
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -44,8 +52,15 @@ class WorkQueue(Generic[K]):
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._ready.append(key)
+            if later:
+                self._only_later.add(key)
+                self._later.append(key)
+            else:
+                self._ready.append(key)
             self._available.set()
+        elif not later and key in self._only_later:  # moves up; its entry in _later is skipped
+            self._only_later.discard(key)
+            self._ready.append(key)
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` in ``delay`` seconds, unless it is due sooner already."""
@@ -71,17 +86,19 @@ class WorkQueue(Generic[K]):
             timer.cancel()
         self._dirty.discard(key)
         self._queued.discard(key)  # its place in line is skipped by get(): no scan of the line
+        self._only_later.discard(key)
 
     async def get(self) -> K:
         """The next key; the caller holds it until ``done``."""
         while True:
-            while not self._ready:
+            while not self._ready and not self._later:
                 self._available.clear()
                 await self._available.wait()
-            key = self._ready.popleft()
-            if key in self._queued:  # else forgotten while it waited
+            key = self._ready.popleft() if self._ready else self._later.popleft()
+            if key in self._queued:  # else forgotten, or handled from its other entry
                 break
         self._queued.discard(key)
+        self._only_later.discard(key)
         self._processing.add(key)
         return key
 

@@ -302,3 +302,25 @@ def test_a_failed_request_shared_by_several_passes_counts_once_for_the_breaker()
     for uid in (f"uid-{i}" for i in range(THRESHOLD + 2)):  # every pass that waited on the read
         engine._record_health(UserKind(), "c", uid, shared, shared.message)
     assert health.failures == 1 and not health.down
+
+
+async def test_a_restarts_listed_objects_wait_behind_changes_and_deletions() -> None:
+    loops = Loops()
+    listed = [("DruidUser", "ns", f"u{i}") for i in range(3)]
+    for key in listed:  # a start: thousands of first passes, re-checks of objects in sync
+        loops.observe(key, _body(key[2]), listed=True)
+    gone = _body("gone")
+    gone["metadata"]["deletionTimestamp"] = "2026-11-27T08:00:00Z"  # type: ignore[index]
+    loops.observe(("DruidUser", "ns", "gone"), gone, listed=True)  # listed while being deleted
+    deleting = _body("u2")
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-27T08:00:00Z"  # type: ignore[index]
+    loops.observe(listed[2], deleting)  # a user deletes one of them meanwhile
+    loops.observe(("DruidUser", "ns", "new"), _body("new"))  # and creates another
+    order = [await loops.queue.get() for _ in range(5)]
+    assert [key[2] for key in order] == ["gone", "u2", "new", "u0", "u1"]
+    for key in order:
+        loops.queue.done(key)
+    loops.set_refs(loops.records[listed[0]], Refs(target="default", target_type="cluster"))
+    loops.observe(listed[1], _body("u1", generation=2))  # a spec change
+    assert loops.resync(("cluster", "default"), None) == 1  # a resync's re-check: behind it
+    assert [(await loops.queue.get())[2] for _ in range(2)] == ["u1", "u0"]

@@ -74,3 +74,22 @@ async def test_a_forgotten_key_added_again_is_handed_out_once() -> None:
     assert len(queue) == 0
     queue.add("c")
     assert await queue.get() == "c"  # the leftover place of a was skipped
+
+
+async def test_keys_queued_later_wait_behind_the_others_and_move_up_when_asked_for() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("r1", "r2", "r3"):  # a restart's listed objects
+        queue.add(key, later=True)
+    queue.add("deleted")  # a deletion that started meanwhile
+    queue.add("r3")  # its spec changed: no longer background work
+    queue.add("r1", later=True)  # asked for again as background: keeps its place
+    assert len(queue) == 4
+    assert [await queue.get() for _ in range(4)] == ["deleted", "r3", "r1", "r2"]
+    for key in ("deleted", "r3", "r1", "r2"):
+        queue.done(key)
+    assert len(queue) == 0
+    queue.add("x", later=True)
+    queue.forget("x")
+    queue.add("y")
+    assert await queue.get() == "y"
+    assert len(queue) == 0  # x's leftover place is skipped
