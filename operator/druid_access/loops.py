@@ -246,7 +246,9 @@ class Loops:
     def wake_for_target(self, target_type: str, target: str) -> int:
         """Every object on a target, after its health changed (its snapshot serves them)."""
         keys = list(self._by_target.get((target_type, target), ()))
-        return sum(self.wake(key, live=False, later=True) for key in keys)
+        records = [self.records.get(key) for key in keys]
+        # A waiting deletion resumes first; the others only tell their status.
+        return sum(self.wake(r.key, live=False, later=not r.deleting) for r in records if r is not None)
 
     # -- the per-target resync -------------------------------------------------------------
 

@@ -324,3 +324,19 @@ async def test_a_restarts_listed_objects_wait_behind_changes_and_deletions() -> 
     loops.observe(listed[1], _body("u1", generation=2))  # a spec change
     assert loops.resync(("cluster", "default"), None) == 1  # a resync's re-check: behind it
     assert [(await loops.queue.get())[2] for _ in range(2)] == ["u1", "u0"]
+
+
+async def test_a_recovered_target_resumes_its_waiting_deletions_first() -> None:
+    loops = Loops()
+    names = ("a", "b", "c")
+    for name in names:
+        loops.observe(("DruidUser", "ns", name), _body(name))
+    for _ in names:
+        loops.queue.done(await loops.queue.get())
+    for name in names:
+        loops.set_refs(
+            loops.records[("DruidUser", "ns", name)], Refs(target="default", target_type="cluster")
+        )
+    loops.records[("DruidUser", "ns", "c")].deleting = True  # blocked while the target was down
+    assert loops.wake_for_target("cluster", "default") == 3
+    assert (await loops.queue.get())[2] == "c"
