@@ -9,8 +9,9 @@ operator needs: it holds keys, never objects, and costs nothing per key while id
 
 A key can be queued ``later``: behind every key queued without it, so that background work
 (the first passes of a restart's thousands of listed objects, a resync's re-checks) does not
-hold up a change or a deletion a user is waiting for. Asked for again without ``later``, it
-moves up.
+hold up a change or a deletion a user is waiting for. Asked for again without ``later`` (a
+retry coming due included), it moves up; asked for while a worker holds it, it comes back as a
+key of its own.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ class WorkQueue(Generic[K]):
 
     def add(self, key: K, *, later: bool = False) -> None:
         """Queue ``key`` now (a pending delayed add of it is no longer needed); ``later``:
-        behind the keys queued without it."""
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        behind the keys queued without it (a pending delayed add stays: when it comes due,
+        the key moves up)."""
+        if not later:
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
         if key in self._processing:
             self._dirty.add(key)
         elif key not in self._queued:
@@ -63,8 +66,9 @@ class WorkQueue(Generic[K]):
             self._ready.append(key)
 
     def add_after(self, key: K, delay: float) -> None:
-        """Queue ``key`` in ``delay`` seconds, unless it is due sooner already."""
-        if key in self._queued or key in self._dirty:
+        """Queue ``key`` in ``delay`` seconds, unless it is due sooner already (a key waiting
+        as background work moves up then)."""
+        if key in self._dirty or (key in self._queued and key not in self._only_later):
             return
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
@@ -99,6 +103,9 @@ class WorkQueue(Generic[K]):
                 break
         self._queued.discard(key)
         self._only_later.discard(key)
+        timer = self._timers.pop(key, None)  # left by a later add: this pass supersedes it
+        if timer is not None:
+            timer.cancel()
         self._processing.add(key)
         return key
 

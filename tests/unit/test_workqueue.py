@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from druid_access.workqueue import WorkQueue
 
 
@@ -90,6 +92,36 @@ async def test_keys_queued_later_wait_behind_the_others_and_move_up_when_asked_f
     assert len(queue) == 0
     queue.add("x", later=True)
     queue.forget("x")
-    queue.add("y")
-    assert await queue.get() == "y"
-    assert len(queue) == 0  # x's leftover place is skipped
+    queue.add("y", later=True)
+    assert await queue.get() == "y"  # x's leftover place is skipped
+    queue.done("y")
+    queue.add("z", later=True)
+    queue.add("z")  # moves up
+    assert await queue.get() == "z"
+    queue.done("z")
+    assert len(queue) == 0
+    with pytest.raises(TimeoutError):  # its leftover place behind is not handed out again
+        await asyncio.wait_for(queue.get(), timeout=0.05)
+
+
+async def test_a_retry_due_moves_a_background_key_up_and_is_not_lost() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_after("failed", 0.05)  # a retry of a failed pass
+    queue.add("failed", later=True)  # then a resync's re-check: the retry still moves it up
+    for key in ("a", "b"):
+        queue.add(key, later=True)
+    await asyncio.sleep(0.1)
+    assert await queue.get() == "failed"
+    queue.done("failed")
+    queue.add("c", later=True)
+    queue.add_after("c", 0.05)  # a retry asked for while it waits as background work
+    await asyncio.sleep(0.1)
+    assert await queue.get() == "c"
+    queue.done("c")
+    queue.add_after("a", 0.05)
+    assert await queue.get() == "a"  # handed out from its place: its retry is superseded
+    queue.done("a")
+    await asyncio.sleep(0.1)
+    assert await queue.get() == "b"
+    queue.done("b")
+    assert len(queue) == 0
