@@ -48,9 +48,7 @@ class WorkQueue(Generic[K]):
         behind the keys queued without it (a pending delayed add stays: when it comes due,
         the key moves up)."""
         if not later:
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
+            self._cancel_timer(key)
         if key in self._processing:
             self._dirty.add(key)
         elif key not in self._queued:
@@ -85,9 +83,7 @@ class WorkQueue(Generic[K]):
 
     def forget(self, key: K) -> None:
         """Drop whatever is pending for ``key`` (it is gone); a worker holding it finishes."""
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(key)
         self._dirty.discard(key)
         self._queued.discard(key)  # its place in line is skipped by get(): no scan of the line
         self._only_later.discard(key)
@@ -103,11 +99,14 @@ class WorkQueue(Generic[K]):
                 break
         self._queued.discard(key)
         self._only_later.discard(key)
-        timer = self._timers.pop(key, None)  # left by a later add: this pass supersedes it
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(key)  # left by a later add: this pass supersedes it
         self._processing.add(key)
         return key
+
+    def _cancel_timer(self, key: K) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
