@@ -78,6 +78,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say which Druid cluster and Pivot instance to read, and as whom."""
+    druid = parser.add_argument_group("Druid")
+    druid.add_argument("--coordinator-url", help="base URL of the Coordinator (or the Router before it)")
+    druid.add_argument("--username", default="admin", help="Druid user to read as (default: admin)")
+    druid.add_argument("--password-env", metavar="VAR", help="environment variable holding its password")
+    druid.add_argument("--authenticator", default="basic", help="authenticator name (default: basic)")
+    druid.add_argument("--authorizer", default="basic", help="authorizer name (default: basic)")
+    druid.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CAs to trust (https)")
+    pivot = parser.add_argument_group("Pivot")
+    pivot.add_argument("--pivot-url", help="base URL of Pivot")
+    pivot.add_argument("--pivot-token-env", metavar="VAR", help="environment variable holding the API token")
+    names = parser.add_argument_group("the objects written")
+    names.add_argument(
+        "--cluster", help="spec.cluster of the Druid objects (the operator configuration's name)"
+    )
+    names.add_argument("--pivot", help="spec.pivot of the connections (the operator configuration's name)")
+    names.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the operator's configuration: the protected names of --cluster and --pivot are skipped "
+        "(default: admin and druid_system)",
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from druid_access import commands
+
+    return commands.run_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="druid-access", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)
+
+    ex = sub.add_parser(
+        "export",
+        help="write the custom resources that describe what a Druid cluster and a Pivot instance hold",
+    )
+    _add_target_flags(ex)
+    ex.add_argument("--namespace", help="metadata.namespace of the objects (default: none, kubectl's)")
+    ex.add_argument("--output", "-o", metavar="FILE", help="write the YAML here instead of stdout")
+    ex.set_defaults(func=_cmd_export)
 
     crds = sub.add_parser("crds", help="render the CustomResourceDefinitions from the models")
     crds.add_argument("--out", default="crds", help="directory to write one YAML file per kind into")

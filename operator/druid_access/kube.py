@@ -29,12 +29,11 @@ from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import SecretStr
 
-from druid_access.models import GROUP, VERSION
+from druid_access.models import ALLOW_LABEL, GROUP, VERSION
 
 # Letters and digits only: Basic auth splits on ':' and shells mangle the rest.
 _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
-ALLOW_LABEL = f"{GROUP}/allow"
 ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 

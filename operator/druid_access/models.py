@@ -23,6 +23,8 @@ from druid_access import group_pattern
 GROUP = "druidaccess.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The label a Secret carries to be read for a resource (the opt-in of the security model).
+ALLOW_LABEL = f"{GROUP}/allow"
 
 # Druid stores any string, but names travel as one URL path segment: `/` cannot pass
 # Jetty, a leading `.` makes `.`/`..` path tricks, and `:` splits the Basic-auth header (a

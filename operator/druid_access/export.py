@@ -1,0 +1,548 @@
+"""``druid-access export``: the custom resources that describe what a target already holds.
+
+Teams adopting the operator have users, roles and group mappings made by hand in Druid, and
+connections made in Pivot's console. This module reads them and writes one YAML stream of
+DruidUser, DruidRole, DruidGroupMapping and DruidConnection objects with
+``adoptionPolicy: Adopt``, so that applying it in an adoption namespace puts every object under
+management without a remote write.
+
+What it never does: write to a target, or print a credential. A user's password and a
+connection's secret properties are left out; a comment says how to add a Secret reference
+(with the current value in the Secret, adoption then changes nothing). Protected principals
+(``admin``, ``druid_system`` by default) are skipped, like the operator would refuse them.
+
+Every spec is checked by the same models and ``desired`` functions the operator uses, so an
+exported object is one the operator accepts; what does not pass is left out and reported on
+stderr with the reason. ``render`` is pure; the reads are in ``read_druid``/``read_pivot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from druid_access.clients import (
+    ApiError,
+    AuthenticatorName,
+    AuthenticatorUser,
+    AuthorizerMaps,
+    AuthorizerName,
+    AuthorizerUser,
+    CoordinatorClient,
+    GroupMapping,
+    PivotClient,
+    PivotConnection,
+    Role,
+)
+from druid_access.config import ProtectedPrincipals
+from druid_access.models import (
+    ALLOW_LABEL,
+    API_VERSION,
+    DRUID_CONNECTION,
+    DRUID_GROUP_MAPPING,
+    DRUID_ROLE,
+    DRUID_USER,
+    KindInfo,
+)
+from druid_access.resources.base import InvalidSpecError
+from druid_access.resources.connection import ConnectionKind
+from druid_access.resources.group_mapping import GroupMappingKind
+from druid_access.resources.role import RoleKind
+from druid_access.resources.user import UserKind
+
+Progress = Callable[[str], None]
+
+# Kubernetes object names: DNS subdomains. Kept to 63 characters so that names derived from them
+# (a generated Secret's, an Event's) stay valid too.
+_NAME_MAX = 63
+_HASH_CHARS = 8
+_LABEL = re.compile(r"[^a-z0-9]+")
+# Per-object reads when the bulk read is refused: at most this many at a time.
+_PARALLEL_READS = 8
+_PROGRESS_EVERY = 500
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One custom resource to write: its kind, remote name, spec and the comments above it."""
+
+    info: KindInfo
+    remote_name: str
+    spec: dict[str, Any]
+    comments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A remote object left out, and why (shown on stderr)."""
+
+    info: KindInfo
+    remote_name: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.info.kind} {self.remote_name!r}: {self.why}"
+
+
+@dataclass
+class Export:
+    resources: list[Exported] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DruidInventory:
+    """Everything one cluster's authenticator and authorizer hold."""
+
+    authenticator_users: Mapping[str, AuthenticatorUser]
+    authorizer: AuthorizerMaps
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _digest(remote_name: str) -> str:
+    return hashlib.blake2b(remote_name.encode("utf-8"), digest_size=8).hexdigest()[:_HASH_CHARS]
+
+
+def _slug(remote_name: str) -> str:
+    """The remote name as a DNS subdomain, as close as it can be read: accents dropped, '@' as
+    '-at-', every other run of characters outside [a-z0-9] as '-', dots kept between labels."""
+    ascii_name = unicodedata.normalize("NFKD", remote_name).encode("ascii", "ignore").decode("ascii")
+    labels = (_LABEL.sub("-", part).strip("-") for part in ascii_name.lower().replace("@", "-at-").split("."))
+    return ".".join(label for label in labels if label)
+
+
+def metadata_name(remote_name: str, prefix: str) -> str:
+    """A valid, stable ``metadata.name`` for a remote name: the name itself when it is one,
+    else its slug with a short hash of the name (so two names with the same slug differ, and
+    the same name always gives the same result); ``prefix`` stands in for an empty slug."""
+    if remote_name == _slug(remote_name) and len(remote_name) <= _NAME_MAX:
+        return remote_name
+    slug = _slug(remote_name) or prefix
+    head = slug[: _NAME_MAX - _HASH_CHARS - 1].rstrip("-.")
+    return f"{head}-{_digest(remote_name)}"
+
+
+def _unique(names: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """metadata.name per remote name, unique within one kind. A clash (a remote name equal to
+    another's slug-and-hash) is settled by hashing again, deterministically."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for remote, name in sorted(names, key=lambda pair: (pair[1] != pair[0], pair[0])):
+        candidate, salt = name, 0
+        while candidate in taken:
+            salt += 1
+            candidate = f"{name[: _NAME_MAX - _HASH_CHARS - 1]}-{_digest(f'{remote}#{salt}')}"
+        taken.add(candidate)
+        out[remote] = candidate
+    return out
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def read_druid(
+    client: CoordinatorClient,
+    authenticator: AuthenticatorName,
+    authorizer: AuthorizerName,
+    progress: Progress,
+) -> DruidInventory:
+    """The cluster's users, roles and group mappings: three bulk reads, or, when the
+    Coordinator (or a proxy before it) refuses them, one read per object."""
+    try:
+        users = await client.authenticator_users(authenticator)
+        maps = await client.authorizer_maps(authorizer, group_mappings=True)
+    except ApiError as error:
+        if error.status not in (404, 405, 406, 415) and not _is_format_error(error):
+            raise
+        progress(f"the bulk read was refused ({error.status}); reading one object at a time")
+        return await _read_druid_one_by_one(client, authenticator, authorizer, progress)
+    progress(
+        f"read {len(users)} authenticator users, {len(maps.users)} authorizer users, "
+        f"{len(maps.roles)} roles, {len(maps.group_mappings or {})} group mappings"
+    )
+    return DruidInventory(authenticator_users=users, authorizer=maps)
+
+
+def _is_format_error(error: ApiError) -> bool:
+    return "Smile" in error.message
+
+
+async def _read_druid_one_by_one(
+    client: CoordinatorClient,
+    authenticator: AuthenticatorName,
+    authorizer: AuthorizerName,
+    progress: Progress,
+) -> DruidInventory:
+    limit = asyncio.Semaphore(_PARALLEL_READS)
+    done = 0
+
+    async def each(names: Iterable[str], read: Callable[[str], Any], what: str) -> dict[str, Any]:
+        nonlocal done
+        out: dict[str, Any] = {}
+
+        async def one(name: str) -> None:
+            nonlocal done
+            async with limit:
+                out[name] = await read(name)
+            done += 1
+            if done % _PROGRESS_EVERY == 0:
+                progress(f"read {done} objects ({what})")
+
+        await asyncio.gather(*(one(name) for name in sorted(names)))
+        return out
+
+    authn_names = await client.list_authenticator_users(authenticator)
+    users = await each(
+        authn_names, lambda n: client.get_authenticator_user(authenticator, n), "authenticator users"
+    )
+    authz_users = await each(
+        await client.list_authorizer_users(authorizer),
+        lambda n: client.get_authorizer_user(authorizer, n),
+        "authorizer users",
+    )
+    roles = await each(await client.list_roles(authorizer), lambda n: client.get_role(authorizer, n), "roles")
+    mappings = await each(
+        await client.list_group_mappings(authorizer),
+        lambda n: client.get_group_mapping(authorizer, n),
+        "group mappings",
+    )
+    progress(
+        f"read {len(users)} authenticator users, {len(authz_users)} authorizer users, "
+        f"{len(roles)} roles, {len(mappings)} group mappings"
+    )
+    return DruidInventory(
+        authenticator_users=users,
+        authorizer=AuthorizerMaps(users=authz_users, roles=roles, group_mappings=mappings),
+    )
+
+
+async def read_pivot(client: PivotClient, progress: Progress) -> tuple[PivotConnection, ...]:
+    connections = await client.list_connections()
+    progress(f"read {len(connections)} Pivot connections")
+    return connections
+
+
+# --- what to write ---------------------------------------------------------------------------
+
+_USER, _ROLE, _MAPPING, _CONNECTION = UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind()
+
+
+def _checked(
+    out: Export,
+    info: KindInfo,
+    name: str,
+    spec: dict[str, Any],
+    check: Callable[[dict[str, Any]], object],
+    comments: list[str],
+) -> None:
+    """Keep the spec if the operator would accept it (its model and ``desired``), else say why not."""
+    try:
+        check(spec)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors()
+        )
+        out.skipped.append(Skipped(info, name, f"the operator could not manage it ({problems})"))
+        return
+    except InvalidSpecError as error:
+        out.skipped.append(Skipped(info, name, f"the operator could not manage it ({error})"))
+        return
+    out.resources.append(Exported(info, name, spec, tuple(comments)))
+
+
+def _target(spec: dict[str, Any], field_name: str, value: str | None) -> dict[str, Any]:
+    base: dict[str, Any] = {"name": spec.pop("name")}
+    if value:
+        base[field_name] = value
+    base["adoptionPolicy"] = "Adopt"
+    return {**base, **spec}
+
+
+def druid_resources(
+    inventory: DruidInventory, *, cluster: str | None, protected: ProtectedPrincipals
+) -> Export:
+    """The DruidRoles, DruidUsers and DruidGroupMappings that describe ``inventory`` (pure)."""
+    out = Export()
+    maps = inventory.authorizer
+    for name, role in sorted(maps.roles.items()):
+        if protected.role(name):
+            out.skipped.append(Skipped(DRUID_ROLE, name, "a protected role of the cluster"))
+            continue
+        _role(out, name, role, cluster, protected)
+    for name in sorted(inventory.authenticator_users.keys() | maps.users.keys()):
+        if protected.user(name):
+            out.skipped.append(Skipped(DRUID_USER, name, "a protected user of the cluster"))
+            continue
+        _user(out, name, inventory.authenticator_users.get(name), maps.users.get(name), cluster, protected)
+    for name, mapping in sorted((maps.group_mappings or {}).items()):
+        if protected.group_mapping(name):
+            out.skipped.append(Skipped(DRUID_GROUP_MAPPING, name, "a protected group mapping of the cluster"))
+            continue
+        _mapping(out, name, mapping, cluster, protected)
+    return out
+
+
+def _role(out: Export, name: str, role: Role, cluster: str | None, protected: ProtectedPrincipals) -> None:
+    permissions = [
+        {"resource": {"type": p.resource_type, "name": p.resource_name}, "action": p.action}
+        for p in sorted(role.permissions, key=lambda p: (p.resource_type, p.resource_name, p.action))
+    ]
+    spec = _target({"name": name, "permissions": permissions}, "cluster", cluster)
+    comments: list[str] = []
+
+    def check(spec: dict[str, Any]) -> None:
+        model = _ROLE.spec_model(spec)
+        _ROLE.desired(model, name, {})
+        for grant in _ROLE.privileged_grants(model, protected):
+            comments.append(f"It holds a {grant}: only a privileged namespace may manage it.")
+
+    _checked(out, DRUID_ROLE, name, spec, check, comments)
+
+
+def _user(
+    out: Export,
+    name: str,
+    authn: AuthenticatorUser | None,
+    authz: AuthorizerUser | None,
+    cluster: str | None,
+    protected: ProtectedPrincipals,
+) -> None:
+    spec = _target({"name": name, "roles": sorted(authz.roles) if authz else []}, "cluster", cluster)
+    comments: list[str] = []
+    if authn is not None and authn.credentials is not None:
+        comments += [
+            "It has a password in the authenticator, which the operator leaves alone while",
+            "spec.password is not set. To manage it, put the current password in a Secret",
+            f'labelled {ALLOW_LABEL}: "true" and add to the spec:',
+            "  password: {secretKeyRef: {name: SECRET, key: password}}",
+            "Adopting it then changes nothing; a different password in the Secret is set.",
+        ]
+    elif authn is not None:
+        comments.append("It exists in the authenticator without a password.")
+    else:
+        comments.append("It exists in the authorizer only (a user who logs in elsewhere, e.g. LDAP).")
+    if authz is None:
+        comments.append("It has no authorizer user: adopting it creates one, with the roles listed.")
+
+    def check(spec: dict[str, Any]) -> None:
+        model = _USER.spec_model(spec)
+        for grant in _USER.privileged_grants(model, protected):
+            comments.append(f"It is given the {grant}: only a privileged namespace may manage it.")
+
+    _checked(out, DRUID_USER, name, spec, check, comments)
+
+
+def _mapping(
+    out: Export, name: str, mapping: GroupMapping, cluster: str | None, protected: ProtectedPrincipals
+) -> None:
+    if mapping.group_pattern is None:
+        out.skipped.append(Skipped(DRUID_GROUP_MAPPING, name, "it has no group pattern"))
+        return
+    spec = _target(
+        {"name": name, "groupPattern": mapping.group_pattern, "roles": sorted(mapping.roles)},
+        "cluster",
+        cluster,
+    )
+    comments: list[str] = []
+
+    def check(spec: dict[str, Any]) -> None:
+        model = _MAPPING.spec_model(spec)
+        _MAPPING.desired(model, name, {})
+        for grant in _MAPPING.privileged_grants(model, protected):
+            comments.append(f"It grants the {grant}: only a privileged namespace may manage it.")
+
+    _checked(out, DRUID_GROUP_MAPPING, name, spec, check, comments)
+
+
+# The Secret keys a connection's secret properties are referenced under, in the spec's order.
+CONNECTION_SECRET_KEYS = {
+    "db-password": "the password of defaultDbAuthToken's user",
+    "ca": "the CA certificate (PEM) Pivot trusts",
+    "cert": "the client certificate (PEM)",
+    "key": "the client private key (PEM)",
+    "passphrase": "the passphrase of the private key",
+    "socks-password": "the SOCKS proxy user's password",
+}
+
+
+def connection_secret_name(metadata: str) -> str:
+    return f"{metadata[: _NAME_MAX - len('-secrets')]}-secrets"
+
+
+def pivot_resources(
+    connections: Iterable[PivotConnection],
+    *,
+    pivot: str | None,
+    protected: ProtectedPrincipals,
+    names: Mapping[str, str],
+) -> Export:
+    """The DruidConnections that describe ``connections`` (pure). ``names`` gives each
+    connection's metadata.name, which names its placeholder Secret."""
+    out = Export()
+    for connection in sorted(connections, key=lambda c: c.name):
+        if protected.connection(connection.name):
+            out.skipped.append(Skipped(DRUID_CONNECTION, connection.name, "a protected connection"))
+            continue
+        secret = connection_secret_name(names.get(connection.name, connection.name))
+        spec, keys = _connection_spec(connection, secret)
+        comments: list[str] = []
+        if keys:
+            comments += [
+                f"Its secret properties are read from the Secret {secret!r}, which this export does not",
+                f'write. Create it, labelled {ALLOW_LABEL}: "true", with the current values of:',
+                *(f"  {key}: {CONNECTION_SECRET_KEYS[key]}" for key in keys),
+                "With the current values adopting it changes nothing; other values are sent to Pivot.",
+            ]
+        extra = sorted(connection.model_extra or {})
+        if extra:
+            comments.append(
+                f"Pivot holds properties the operator does not manage ({', '.join(extra)}): adopting "
+                "it rewrites the connection without them."
+            )
+        _checked(
+            out,
+            DRUID_CONNECTION,
+            connection.name,
+            _target(spec, "pivot", pivot),
+            _CONNECTION.spec_model,
+            comments,
+        )
+    return out
+
+
+def _connection_spec(connection: PivotConnection, secret: str) -> tuple[dict[str, Any], list[str]]:
+    keys: list[str] = []
+
+    def ref(key: str) -> dict[str, str]:
+        keys.append(key)
+        return {"name": secret, "key": key}
+
+    spec: dict[str, Any] = {"name": connection.name, "type": connection.type}
+    spec["queryHosts"] = list(connection.query_hosts or ())
+    for key, value in (
+        ("title", connection.title),
+        ("timeout", connection.timeout),
+        ("protocol", connection.protocol),
+        ("decorator", connection.decorator),
+        ("decoratorOptions", connection.decorator_options),
+    ):
+        if value is not None:
+            spec[key] = value
+    token = connection.default_db_auth_token
+    if token is not None and token.username:
+        spec["defaultDbAuthToken"] = {
+            "type": token.type,
+            "username": token.username,
+            "passwordSecretRef": ref("db-password"),
+        }
+    tls = {
+        field_name: ref(key)
+        for field_name, key, value in (
+            ("ca", "ca", connection.ca),
+            ("cert", "cert", connection.cert),
+            ("key", "key", connection.key),
+            ("passphrase", "passphrase", connection.passphrase),
+        )
+        if value is not None
+    }
+    if tls:
+        spec["tls"] = tls
+    if connection.sock_host:
+        socks: dict[str, Any] = {"host": connection.sock_host}
+        if connection.sock_username:
+            socks["username"] = connection.sock_username
+        if connection.sock_password is not None:
+            socks["passwordSecretRef"] = ref("socks-password")
+        spec["socks"] = socks
+    return spec, keys
+
+
+# --- the YAML stream -------------------------------------------------------------------------
+
+
+def render(export: Export, *, namespace: str | None, header: Iterable[str] = ()) -> str:
+    """One YAML stream: each object with its comments above it, in the order the operator
+    needs them (roles before the users and mappings that name them), names unique per kind."""
+    order = {DRUID_ROLE.kind: 0, DRUID_USER.kind: 1, DRUID_GROUP_MAPPING.kind: 2, DRUID_CONNECTION.kind: 3}
+    by_kind: dict[str, list[Exported]] = {}
+    for item in export.resources:
+        by_kind.setdefault(item.info.kind, []).append(item)
+    parts = [f"# {line}\n" for line in header]
+    for kind in sorted(by_kind, key=order.__getitem__):
+        items = by_kind[kind]
+        names = _unique(
+            (item.remote_name, metadata_name(item.remote_name, item.info.singular)) for item in items
+        )
+        for item in sorted(items, key=lambda i: names[i.remote_name]):
+            metadata: dict[str, Any] = {"name": names[item.remote_name]}
+            if namespace:
+                metadata["namespace"] = namespace
+            document = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": item.spec}
+            parts.append("---\n")
+            parts += [f"# {line}\n" for line in item.comments]
+            parts.append(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
+    return "".join(parts)
+
+
+def connection_names(connections: Iterable[PivotConnection]) -> dict[str, str]:
+    """The metadata.name each connection gets in ``render`` (its placeholder Secret is named after it)."""
+    return _unique((c.name, metadata_name(c.name, DRUID_CONNECTION.singular)) for c in connections)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DruidTarget:
+    """Where and as whom to read a cluster (the command's flags)."""
+
+    client: CoordinatorClient
+    authenticator: AuthenticatorName
+    authorizer: AuthorizerName
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class PivotTarget:
+    client: PivotClient
+    pivot: str | None = None
+
+
+async def export(
+    *,
+    druid: DruidTarget | None,
+    pivot: PivotTarget | None,
+    namespace: str | None,
+    protected: ProtectedPrincipals,
+    progress: Progress,
+) -> tuple[str, list[Skipped]]:
+    """Read the targets and render the stream; also what was left out."""
+    result = Export()
+    header = ["Written by `druid-access export`: the objects found, to be applied in an adoption namespace."]
+    if druid is not None:
+        header.append(
+            f"Druid: {druid.client.base_url} (authenticator {druid.authenticator!r}, authorizer {druid.authorizer!r})"
+        )
+        inventory = await read_druid(druid.client, druid.authenticator, druid.authorizer, progress)
+        found = druid_resources(inventory, cluster=druid.cluster, protected=protected)
+        result.resources += found.resources
+        result.skipped += found.skipped
+    if pivot is not None:
+        header.append(f"Pivot: {pivot.client.base_url}")
+        connections = await read_pivot(pivot.client, progress)
+        found = pivot_resources(
+            connections, pivot=pivot.pivot, protected=protected, names=connection_names(connections)
+        )
+        result.resources += found.resources
+        result.skipped += found.skipped
+    return render(result, namespace=namespace, header=header), result.skipped
