@@ -103,6 +103,12 @@ def _add_target_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from druid_access import commands
+
+    return commands.run_diff(args)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from druid_access import commands
 
@@ -144,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--namespace", help="metadata.namespace of the objects (default: none, kubectl's)")
     ex.add_argument("--output", "-o", metavar="FILE", help="write the YAML here instead of stdout")
     ex.set_defaults(func=_cmd_export)
+
+    df = sub.add_parser(
+        "diff",
+        help="show what the operator would write to the live targets for the objects in files; "
+        "exit 0: nothing, 2: something, 1: an error",
+    )
+    _add_target_flags(df)
+    df.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="YAML/JSON file or directory of custom resources, and of the Secrets they read (repeatable)",
+    )
+    df.set_defaults(func=_cmd_diff)
 
     crds = sub.add_parser("crds", help="render the CustomResourceDefinitions from the models")
     crds.add_argument("--out", default="crds", help="directory to write one YAML file per kind into")

@@ -1,4 +1,4 @@
-"""The ``export`` command's plumbing: flags to clients, failures to a message and exit code 1.
+"""The ``export`` and ``diff`` commands' plumbing: flags to clients, failures to one line and exit code 1.
 
 What a command reports is said in one line on stderr, never with a traceback: a flag missing,
 an environment variable not set, a target that cannot be reached or refuses the credentials.
@@ -11,7 +11,8 @@ import argparse
 import asyncio
 import os
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from druid_access.clients import (
     HttpOptions,
     PivotClient,
 )
+from druid_access.diff import InputError, Report, Targets, diff, load_documents
 from druid_access.export import DruidTarget, PivotTarget, export
 
 
@@ -68,10 +70,11 @@ def _protected(args: argparse.Namespace) -> operator_config.ProtectedPrincipals:
     return base
 
 
-async def _export(args: argparse.Namespace) -> str:
+@asynccontextmanager
+async def _targets(args: argparse.Namespace) -> AsyncIterator[tuple[DruidTarget | None, PivotTarget | None]]:
+    """The clients the flags name, closed on exit."""
     if not args.coordinator_url and not args.pivot_url:
         raise CommandError("give --coordinator-url, --pivot-url or both")
-    protected = _protected(args)
     async with AsyncExitStack() as stack:
         druid = pivot = None
         if args.coordinator_url:
@@ -93,6 +96,12 @@ async def _export(args: argparse.Namespace) -> str:
             )
             await stack.enter_async_context(pivot_client)
             pivot = PivotTarget(pivot_client, args.pivot)
+        yield druid, pivot
+
+
+async def _export(args: argparse.Namespace) -> str:
+    protected = _protected(args)
+    async with _targets(args) as (druid, pivot):
         text, skipped = await export(
             druid=druid, pivot=pivot, namespace=args.namespace, protected=protected, progress=_progress
         )
@@ -105,15 +114,20 @@ def _progress(line: str) -> None:
     print(f"druid-access export: {line}", file=sys.stderr, flush=True)
 
 
+def _failed(command: str, error: Exception) -> int:
+    message = _explain(error) if isinstance(error, ApiError) else str(error)
+    print(f"druid-access {command}: {message}", file=sys.stderr)
+    return 1
+
+
+_FAILURES = (CommandError, operator_config.ConfigError, InputError, ApiError)
+
+
 def run_export(args: argparse.Namespace) -> int:
     try:
         text = asyncio.run(_export(args))
-    except (CommandError, operator_config.ConfigError) as error:
-        print(f"druid-access export: {error}", file=sys.stderr)
-        return 1
-    except ApiError as error:
-        print(f"druid-access export: {_explain(error)}", file=sys.stderr)
-        return 1
+    except _FAILURES as error:
+        return _failed("export", error)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -123,6 +137,25 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+async def _diff(args: argparse.Namespace) -> Report:
+    documents = load_documents(args.file)
+    protected = _protected(args)
+    async with _targets(args) as (druid, pivot):
+        return await diff(documents, Targets(druid=druid, pivot=pivot, protected=protected))
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Exit 0: nothing would change; 2: something would; 1: an error (like ``diff``)."""
+    try:
+        report = asyncio.run(_diff(args))
+    except _FAILURES as error:
+        return _failed("diff", error)
+    sys.stdout.write(report.text())
+    if report.errors:
+        return 1
+    return 2 if report.changes else 0
 
 
 def _explain(error: ApiError) -> str:

@@ -1,4 +1,4 @@
-"""``druid-access export`` round trip against a REAL Druid Coordinator.
+"""``druid-access export`` round trip and ``druid-access diff`` against a REAL Druid Coordinator.
 
 State is made with plain API calls as admin (users with unicode, '@' and spaces in their
 names and passwords, an authorization-only user, roles, a group mapping), exported with the
@@ -6,6 +6,10 @@ command line, applied with ``kubectl apply -f`` into an adoption namespace, and 
 operator: every object is Synced, the operator made not one remote write, and every password
 still logs in. One user gets the Secret reference the export's comment describes (with its
 current password), one is applied as exported: both adopt without a write.
+
+``diff`` then holds to the operator: on the adopted files it reports nothing and exits 0 (the
+operator wrote nothing); on changed files it exits 2 and counts exactly the writes the operator
+then makes when they are applied; after that it reports nothing again.
 """
 
 from __future__ import annotations
@@ -118,20 +122,29 @@ def operator(
         yield proc
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("export-files")
+
+
+def _cli(
+    druid: DruidCoordinator, command: str, *flags: str, password: str = ADMIN_PW
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRUID_EXPORT_PASSWORD": password}
+    args = [*CLI, command, "--coordinator-url", druid.url, "--password-env", "DRUID_EXPORT_PASSWORD", *flags]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 def _export(
     druid: DruidCoordinator, *flags: str, password: str = ADMIN_PW
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DRUID_EXPORT_PASSWORD": password}
-    command = [
-        *CLI,
-        "export",
-        "--coordinator-url",
-        druid.url,
-        "--password-env",
-        "DRUID_EXPORT_PASSWORD",
-        *flags,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return _cli(druid, "export", *flags, password=password)
+
+
+def _remote_writes(operator: OperatorProcess) -> float:
+    """Every write the operator sent to Druid since it started (its metric, all kinds and ops)."""
+    found = re.findall(r"^druid_access_remote_writes_total\{.*\} (\S+)$", operator.metrics(), re.M)
+    return sum(float(value) for value in found)
 
 
 def test_wrong_credentials_are_one_line_and_exit_code_1(druid: DruidCoordinator) -> None:
@@ -143,11 +156,11 @@ def test_wrong_credentials_are_one_line_and_exit_code_1(druid: DruidCoordinator)
 
 
 def test_exported_state_is_adopted_with_no_remote_write_and_every_password_still_logs_in(
-    druid: DruidCoordinator, operator: OperatorProcess, controlplane: ControlPlane, tmp_path: Path
+    druid: DruidCoordinator, operator: OperatorProcess, controlplane: ControlPlane, files: Path
 ) -> None:
     before = asyncio.run(_remote_state(druid.url))
     assert all(before["logins"].values())
-    out = tmp_path / "export.yaml"
+    out = files / "export.yaml"
     result = _export(druid, "--namespace", NS, "--cluster", "default", "--output", str(out))
     assert result.returncode == 0, result.stderr
     assert re.search(
@@ -169,7 +182,9 @@ def test_exported_state_is_adopted_with_no_remote_write_and_every_password_still
         if doc["spec"]["name"] == "alice@corp.example":
             doc["spec"]["password"] = {"secretKeyRef": {"name": "alice-password", "key": "password"}}
     out.write_text(yaml.safe_dump_all(documents, allow_unicode=True), encoding="utf-8")
-    apply(controlplane, secret("alice-password", {"password": PASSWORDS["alice@corp.example"]}, NS))
+    alice_secret = secret("alice-password", {"password": PASSWORDS["alice@corp.example"]}, NS)
+    (files / "secrets.yaml").write_text(yaml.safe_dump(alice_secret), encoding="utf-8")
+    apply(controlplane, alice_secret)
     controlplane.kubectl("apply", "-f", str(out))
 
     for doc in documents:
@@ -184,3 +199,66 @@ def test_exported_state_is_adopted_with_no_remote_write_and_every_password_still
     after = asyncio.run(_remote_state(druid.url))
     assert after == before  # roles, permissions, the mapping, the stored credentials: untouched
     assert all(after["logins"].values())
+
+
+def _summary_writes(stdout: str) -> int:
+    found = re.search(r"^(\d+) objects, (\d+) writes: ", stdout, re.M)
+    assert found, stdout
+    return int(found.group(2))
+
+
+def test_diff_reports_exactly_the_writes_the_operator_then_makes(
+    druid: DruidCoordinator, operator: OperatorProcess, controlplane: ControlPlane, files: Path
+) -> None:
+    exported, secrets = files / "export.yaml", files / "secrets.yaml"
+    assert exported.exists(), "needs the adoption test before it"
+    # The adopted files: the operator wrote nothing, and diff says nothing.
+    clean = _cli(druid, "diff", "-f", str(exported), "-f", str(secrets))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "0 writes: 0 to create, 0 to change" in clean.stdout
+    assert _remote_writes(operator) == 0
+
+    documents = [doc for doc in yaml.safe_load_all(exported.read_text(encoding="utf-8")) if doc]
+    for doc in documents:
+        spec = doc["spec"]
+        if spec["name"] == "readers":  # one permission added, one removed
+            spec["permissions"] = [{"resource": {"type": "DATASOURCE", "name": "wiki.*"}, "action": "WRITE"},
+                                   {"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]  # fmt: skip
+        if spec["name"] == "Zoë Smith":
+            spec["roles"] = ["team writers"]
+    erin = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidUser",
+        "metadata": {"name": "erin", "namespace": NS},
+        "spec": {
+            "roles": ["readers"],
+            "password": {"secretKeyRef": {"name": "erin-password", "key": "password"}},
+        },
+    }
+    changed = files / "changed.yaml"
+    erin_secret = secret("erin-password", {"password": "erin pw ✓"}, NS)
+    changed.write_text(
+        yaml.safe_dump_all([*documents, erin, erin_secret], allow_unicode=True), encoding="utf-8"
+    )
+    planned = _cli(druid, "diff", "-f", str(changed), "-f", str(secrets))
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "erin pw" not in planned.stdout
+    assert "DruidUser adopt-export/erin -> user 'erin' (new)" in planned.stdout
+    assert "  + permission WRITE DATASOURCE/wiki.*\n  - permission READ DATASOURCE/wiki.*\n" in planned.stdout
+    assert "-> user 'Zoë Smith'\n  + role 'team writers'\n  - role 'readers'\n" in planned.stdout
+    writes = _summary_writes(planned.stdout)
+    assert writes == 1 + 2 + 4  # permissions; Zoë's two roles; erin in both stores, her password and role
+
+    controlplane.kubectl("apply", "-f", str(changed))
+    for doc in [*documents, erin]:
+        wait_reason(controlplane, doc["kind"], NS, doc["metadata"]["name"], "Synced", timeout=90)
+    assert _remote_writes(operator) == writes
+    again = _cli(druid, "diff", "-f", str(changed), "-f", str(secrets))
+    assert again.returncode == 0, again.stdout
+    assert _remote_writes(operator) == writes  # diff itself wrote nothing
+    assert asyncio.run(_login(druid.url, "erin", "erin pw ✓"))
+
+
+async def _login(url: str, user: str, password: str) -> bool:
+    async with CoordinatorClient(url, username="admin", password=SecretStr(ADMIN_PW), options=OPTIONS) as c:
+        return await c.check_login(user, SecretStr(password))

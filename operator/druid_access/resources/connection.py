@@ -50,14 +50,14 @@ class UpdateConnection:
         await remote.client.update_connection(self.connection)
 
 
-def _comparable(connection: PivotConnection) -> dict[str, Any]:
+def comparable(connection: PivotConnection) -> dict[str, Any]:
     body = connection.to_wire()
     body.setdefault("protocol", "plain")  # Pivot's default: absent and "plain" are the same
     return {key: value for key, value in body.items() if value is not None}
 
 
 def differing_fields(desired: PivotConnection, observed: PivotConnection) -> tuple[str, ...]:
-    want, have = _comparable(desired), _comparable(observed)
+    want, have = comparable(desired), comparable(observed)
     return tuple(sorted(key for key in want.keys() | have.keys() if want.get(key) != have.get(key)))
 
 

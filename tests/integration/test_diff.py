@@ -1,0 +1,225 @@
+"""``druid-access diff`` against the fake Coordinator and fake Pivot over loopback HTTP.
+
+The state of ``test_export`` is exported, then changed in the files; ``diff`` must show every
+change field by field (roles, permissions, group patterns, connection properties, new objects),
+exit 0 when nothing would be written, 2 when something would, 1 on an error, send no write,
+and never show a secret value.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.integration.test_export import ADMIN_PW, CA, CANARIES, KEY, PASSWORDS, TOKEN, _export
+from tests.integration.test_export import fakes as fakes
+
+from druid_access import cli
+from druid_access.testing.environment import FakesInThread
+
+NS = "adopt"
+
+
+def _diff(fakes: FakesInThread, capsys: pytest.CaptureFixture[str], *files: Path) -> tuple[int, str, str]:
+    flags = [
+        "--coordinator-url", fakes.coordinator.url, "--password-env", "EXPORT_PW",
+        "--pivot-url", fakes.pivot.url, "--pivot-token-env", "EXPORT_TOKEN",
+    ]  # fmt: skip
+    code = cli.main(["diff", *flags, *(arg for f in files for arg in ("-f", str(f)))])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _secret(name: str, values: dict[str, str]) -> dict[str, Any]:
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "data": data}
+
+
+def _exported(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    code, out, err = _export(fakes, monkeypatch, capsys)
+    assert code == 0, err
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def _write(path: Path, documents: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump_all(documents, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _by_name(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in documents if d["kind"] == kind and d["spec"]["name"] == name)
+
+
+def test_the_export_itself_diffs_clean_and_nothing_is_written(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    documents = _exported(fakes, monkeypatch, capsys)
+    before = (len(fakes.coordinator.requests.writes()), len(fakes.pivot.requests.writes()))
+    code, out, err = _diff(fakes, capsys, _write(tmp_path / "export.yaml", documents))
+    assert code == 0, out + err
+    assert "10 objects, 0 writes: 0 to create, 0 to change, 10 unchanged" in out
+    # The passwords and the connection's secrets are not in the files: said, and taken as equal.
+    assert "? not checked: Secret druid-1-" in out
+    assert (len(fakes.coordinator.requests.writes()), len(fakes.pivot.requests.writes())) == before
+
+
+def test_every_change_is_shown_field_by_field_and_exit_code_2(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    documents = _exported(fakes, monkeypatch, capsys)
+    _by_name(documents, "DruidRole", "readers")["spec"]["permissions"] = [
+        {"resource": {"type": "DATASOURCE", "name": "wiki.*"}, "action": "WRITE"}
+    ]
+    alice = _by_name(documents, "DruidUser", "alice@corp.example")
+    alice["spec"]["roles"] = ["readers", "sec-admins"]
+    alice["spec"]["password"] = {"secretKeyRef": {"name": "alice", "key": "password"}}
+    zoe = _by_name(documents, "DruidUser", "Zoë Smith")
+    zoe["spec"]["password"] = {"secretKeyRef": {"name": "zoe", "key": "password"}}
+    _by_name(documents, "DruidGroupMapping", "analysts")["spec"]["groupPattern"] = (
+        "cn=other,dc=example,dc=org"
+    )
+    conn = _by_name(documents, "DruidConnection", "druid 1")
+    conn["spec"]["title"] = "Druid one, renamed"
+    secret_name = conn["spec"]["defaultDbAuthToken"]["passwordSecretRef"]["name"]
+    new_user = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidUser",
+        "metadata": {"name": "dave", "namespace": NS},
+        "spec": {
+            "roles": ["readers", "no-such-role"],
+            "password": {"secretKeyRef": {"name": "dave", "key": "pw"}},
+        },
+    }
+    secrets = [
+        _secret("alice", {"password": PASSWORDS["alice@corp.example"]}),  # the current one: no write
+        _secret("zoe", {"password": "canary-a-new-password"}),  # another one: set
+        _secret("dave", {"pw": "canary-dave-pw"}),
+        _secret(secret_name, {"db-password": "canary-new-db-pw", "ca": CA, "cert": CA, "key": KEY}),
+    ]
+    files = (_write(tmp_path / "a.yaml", [*documents, new_user]), _write(tmp_path / "secrets.yaml", secrets))
+    before = (len(fakes.coordinator.requests.writes()), len(fakes.pivot.requests.writes()))
+    code, out, err = _diff(fakes, capsys, *files)
+    assert code == 2, out + err
+    expected = [
+        "DruidRole adopt/readers -> role 'readers'\n"
+        "  + permission WRITE DATASOURCE/wiki.*\n"
+        "  - permission READ DATASOURCE/wiki.*\n"
+        "  - permission READ STATE/STATE\n",
+        "-> user 'alice@corp.example'\n  + role 'sec-admins'\n  - role 'empty role'\n",
+        "-> user 'Zoë Smith'\n  ~ password: the stored one does not verify against the Secret's; it would be set\n",
+        "DruidUser adopt/dave -> user 'dave' (new)\n"
+        "  + authenticator user 'dave'\n"
+        "  + password (from its Secret)\n"
+        "  + authorizer user 'dave'\n"
+        "  + role 'readers'\n"
+        "  ! role 'no-such-role' does not exist: RoleNotFound, not granted\n",
+        "  - group mapping 'analysts': groupPattern \"cn=analysts,ou=groups,dc=example,dc=org\"",
+        "  + group mapping 'analysts': groupPattern \"cn=other,dc=example,dc=org\", roles 'readers'\n",
+        '  ~ defaultDbAuthToken: {"password": "(secret)", "type": "basic-auth", "username": "pivot"} -> '
+        '{"password": "(secret, differs)", "type": "basic-auth", "username": "pivot"}\n',
+        '  ~ title: "Druid one" -> "Druid one, renamed"\n',
+        "11 objects, 11 writes: 1 to create, 5 to change, 5 unchanged, 0 refused, 0 invalid",
+    ]
+    for part in expected:
+        assert part in out, out
+    assert "alice@corp.example'\n  ~ password" not in out  # the current password: nothing to set
+    for canary in (*CANARIES, "canary-a-new-password", "canary-dave-pw", "canary-new-db-pw"):
+        assert canary not in out and canary not in err
+    assert (len(fakes.coordinator.requests.writes()), len(fakes.pivot.requests.writes())) == before
+
+
+def test_invalid_objects_protected_names_and_bad_files(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EXPORT_PW", ADMIN_PW)
+    monkeypatch.setenv("EXPORT_TOKEN", TOKEN)
+    protected = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidRole",
+        "metadata": {"name": "admin"},
+        "spec": {},
+    }
+    code, out, _ = _diff(fakes, capsys, _write(tmp_path / "p.yaml", [protected]))
+    assert code == 0  # the operator refuses it and writes nothing
+    assert (
+        "DruidRole admin -> role 'admin' (refused)\n  ! 'admin' is protected: the operator refuses it" in out
+    )
+    bad_regex = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidRole",
+        "metadata": {"name": "broken"},
+        "spec": {"permissions": [{"resource": {"type": "DATASOURCE", "name": "wiki(("}, "action": "READ"}]},
+    }
+    unknown_field = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidUser",
+        "metadata": {"name": "x"},
+        "spec": {"rolez": []},
+    }
+    code, out, _ = _diff(fakes, capsys, _write(tmp_path / "bad.yaml", [bad_regex, unknown_field]))
+    assert code == 1
+    assert (
+        "DruidRole broken -> role 'broken' (error)\n  ! invalid: resource name 'wiki((' is not a valid Java regular expression"
+        in out
+    )
+    assert "DruidUser x (error)\n  ! invalid: spec.rolez: Extra inputs are not permitted" in out
+    code = cli.main(
+        [
+            "diff",
+            "--coordinator-url",
+            fakes.coordinator.url,
+            "--password-env",
+            "EXPORT_PW",
+            "-f",
+            str(tmp_path / "none.yaml"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"druid-access diff: -f {tmp_path / 'none.yaml'}: no such file or directory\n"
+    (tmp_path / "broken.yaml").write_text("a: [\n", encoding="utf-8")
+    code = cli.main(
+        [
+            "diff",
+            "--coordinator-url",
+            fakes.coordinator.url,
+            "--password-env",
+            "EXPORT_PW",
+            "-f",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "broken.yaml: cannot be read as YAML" in err and err.count("\n") == 1
+
+
+def test_objects_of_another_cluster_are_not_compared(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EXPORT_PW", ADMIN_PW)
+    other = {
+        "apiVersion": "druidaccess.io/v1alpha1",
+        "kind": "DruidRole",
+        "metadata": {"name": "r"},
+        "spec": {"cluster": "other"},
+    }
+    code = cli.main(
+        [
+            "diff",
+            "--coordinator-url",
+            fakes.coordinator.url,
+            "--password-env",
+            "EXPORT_PW",
+            "--cluster",
+            "default",
+            "-f",
+            str(_write(tmp_path / "o.yaml", [other])),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "0 objects, 0 writes" in out and "1 for other targets not compared" in out
