@@ -136,6 +136,19 @@ class ClusterConfig(_Target):
             "Druid would store the password and never use it."
         ),
     )
+    broker_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description=(
+            "The URL applications query Druid at through a Broker. Written as brokerUrl into the "
+            "Secrets the operator generates for DruidUsers, beside username and password."
+        ),
+    )
+    router_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The URL of the cluster's Router, written as routerUrl into generated Secrets.",
+    )
     leader_hosts: tuple[str, ...] = Field(
         default=(),
         description=(
@@ -156,6 +169,11 @@ class ClusterConfig(_Target):
 
     def privileged(self, namespace: str) -> bool:
         return _matches(namespace, self.privileged_namespaces)
+
+    def consumer_urls(self) -> dict[str, str]:
+        """The URLs a generated user Secret carries for applications, by key."""
+        urls = {"brokerUrl": self.broker_url, "routerUrl": self.router_url}
+        return {key: url for key, url in urls.items() if url}
 
 
 class PivotConfig(_Target):

@@ -320,12 +320,20 @@ class Kube:
             await watcher.close()
 
     async def create_generated_secret(
-        self, namespace: str, name: str, key: str, owner: Mapping[str, Any]
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        owner: Mapping[str, Any],
+        extra: Mapping[str, str] | None = None,
     ) -> SecretData | None:
         """Create a Secret with a random value under ``key``, owned by ``owner`` so it goes
-        with it, labelled to be read by the operator. None when it exists already (a race
-        with a user): it is never overwritten, and read like any other."""
+        with it, labelled to be read by the operator. ``extra`` are further keys for the
+        applications that mount it (``username``, the cluster's URLs); ``key`` wins over them.
+        None when it exists already (a race with a user): it is never overwritten, and read
+        like any other."""
         password = generate_password()
+        data = {**(extra or {}), key: password}
         meta = owner["metadata"]
         body = k8s.V1Secret(
             metadata=k8s.V1ObjectMeta(
@@ -344,7 +352,7 @@ class Kube:
                 ],
             ),
             type="Opaque",
-            string_data={key: password},
+            string_data=data,
         )
         try:
             created = await self._core.create_namespaced_secret(namespace, body)
@@ -358,7 +366,7 @@ class Kube:
             name=name,
             namespace=namespace,
             resource_version=created.metadata.resource_version,
-            values={key: SecretStr(password)},
+            values={k: SecretStr(v) for k, v in data.items()},
         )
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:

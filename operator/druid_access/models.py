@@ -477,6 +477,13 @@ class ResourceStatus(Model):
             "resourceVersion of the Secret(s) last applied; never the secret value or a hash of it."
         ),
     )
+    secret: str | None = Field(
+        default=None,
+        description=(
+            "DruidUser: the Secret applications mount to log in as this user (its password; when "
+            "generated, also username and the cluster's brokerUrl/routerUrl)."
+        ),
+    )
     drift_count: int | None = Field(
         default=None, description="How many times drift was detected on the remote object."
     )

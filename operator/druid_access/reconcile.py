@@ -159,8 +159,10 @@ class Engine:
         return await self.targets.pivot_remote(name, max_age=max_age)
 
     async def _resolve(
-        self, needs: Sequence[SecretNeed], body: Mapping[str, Any]
+        self, needs: Sequence[SecretNeed], body: Mapping[str, Any], consumer: Mapping[str, str]
     ) -> tuple[dict[tuple[str, str], SecretStr], str | None]:
+        """The values of the Secrets a spec names, and their versions. A Secret to generate is
+        created with ``consumer``'s keys beside the password (what applications mount)."""
         namespace = body["metadata"]["namespace"]
         values: dict[tuple[str, str], SecretStr] = {}
         versions = []
@@ -168,7 +170,7 @@ class Engine:
             ref = need.ref
             secret = await self.secrets.get(namespace, ref.name)
             if secret is None and need.generate:
-                secret = await self.kube.create_generated_secret(namespace, ref.name, ref.key, body)
+                secret = await self.kube.create_generated_secret(namespace, ref.name, ref.key, body, consumer)
                 if secret is None:  # created by someone else meanwhile: read it like any other
                     secret = await self.secrets.get(namespace, ref.name)
                 else:
@@ -233,8 +235,10 @@ class Engine:
             entry=(kind.family, name),
         )
 
+        secret = kind.consumer_secret(spec)
+
         def done(reason: Reason, message: str, **extra: Any) -> Result:
-            return Result(Outcome(reason, message, remote_name=name, **extra), refs)
+            return Result(Outcome(reason, message, remote_name=name, secret=secret, **extra), refs)
 
         owned = self.owned(body)
         target = self.target_config(kind, target_name)
@@ -260,7 +264,11 @@ class Engine:
         ops: Sequence[Any] = ()
         remote: Any = None
         try:
-            values, secret_version = await self._resolve(kind.secret_needs(spec), body)
+            consumer = {
+                "username": name,
+                **(target.consumer_urls() if isinstance(target, ClusterConfig) else {}),
+            }
+            values, secret_version = await self._resolve(kind.secret_needs(spec), body, consumer)
             desired = kind.desired(spec, name, values)
             rejected = self._rejected.get(meta["uid"])
             if rejected is not None and (rejected.generation, rejected.secret_version) == (

@@ -56,6 +56,7 @@ class Outcome:
     remote_name: str | None = None
     owned: bool | None = None
     secret_version: str | None = None
+    secret: str | None = None  # the Secret applications mount (a DruidUser's password Secret)
     changes: tuple[str, ...] = ()
     drift: tuple[str, ...] = ()
     drift_detected: bool = False
@@ -153,6 +154,8 @@ class StatusBuilder:
             status["owned"] = owned
         if outcome.secret_version is not None:
             status["secretVersion"] = outcome.secret_version
+        if outcome.secret is not None:
+            status["secret"] = outcome.secret
         drift_count = int(self.current.get("driftCount") or 0) + (1 if outcome.drift_detected else 0)
         if drift_count:
             status["driftCount"] = drift_count
@@ -162,7 +165,15 @@ class StatusBuilder:
         return status
 
 
-_COMPARED = ("observedGeneration", "remoteName", "owned", "secretVersion", "driftCount", "lastSyncTime")
+_COMPARED = (
+    "observedGeneration",
+    "remoteName",
+    "owned",
+    "secretVersion",
+    "secret",
+    "driftCount",
+    "lastSyncTime",
+)
 
 
 def status_patch(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] | None:

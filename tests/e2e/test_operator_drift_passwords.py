@@ -41,6 +41,8 @@ ADMIN_PW = "admin-pw-drift-passwords"
 TOKEN = "pivot-token-drift-passwords"
 SLOW = "slow"  # cluster and Pivot with a one-hour resync
 FAST_RESYNC = 2.0
+BROKER_URL = "https://druid-broker.example:8282"
+ROUTER_URL = "https://druid-router.example:9088"
 SLOW_RESYNC = 3600.0
 DRIFT_MESSAGE = "drift on the remote side"
 NON_ASCII_PW = "pässwörd-日本-1"
@@ -64,7 +66,12 @@ def operator(
     for ns in NAMESPACES:
         cp.kubectl("create", "namespace", ns)
     config = operator_config(fakes, resync_seconds=FAST_RESYNC)
-    config["clusters"][SLOW] = {**config["clusters"]["default"], "resyncSeconds": SLOW_RESYNC}
+    config["clusters"][SLOW] = {
+        **config["clusters"]["default"],
+        "resyncSeconds": SLOW_RESYNC,
+        "brokerUrl": BROKER_URL,
+        "routerUrl": ROUTER_URL,
+    }
     config["pivots"][SLOW] = {**config["pivots"]["default"], "resyncSeconds": SLOW_RESYNC}
     proc = OperatorProcess(
         config=config,
@@ -519,6 +526,54 @@ def test_generated_password_secret_is_owned_and_used(
     assert owner.get("controller") is True
     assert _verifies(fakes, "gina", value)
     assert value not in operator.log()
+
+
+def test_a_generated_secret_holds_what_an_application_mounts_and_the_status_names_it(
+    controlplane: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
+) -> None:
+    """username (the remote name), password, and the cluster's URLs when its configuration gives
+    them, like a Kafka user's Secret; status.secret names the Secret of every user with a password."""
+    cp = controlplane
+    generated = {"password": {"secretKeyRef": _ref("app-one-pw", "password"), "generate": True}}
+    apply(cp, _doc("DruidUser", PASSWORDS, "app-one", {"cluster": SLOW, "name": "app.one@apps", **generated}))
+    plain = {"password": {"secretKeyRef": _ref("app-two-pw", "password"), "generate": True}}
+    apply(cp, _doc("DruidUser", PASSWORDS, "app-two", plain))  # the default cluster gives no URL
+    one = wait_reason(cp, "druiduser", PASSWORDS, "app-one", "Synced")
+    two = wait_reason(cp, "druiduser", PASSWORDS, "app-two", "Synced")
+
+    data = {
+        k: base64.b64decode(v).decode()
+        for k, v in _get(cp, "secret", PASSWORDS, "app-one-pw")["data"].items()
+    }
+    assert set(data) == {"username", "password", "brokerUrl", "routerUrl"}
+    assert data["username"] == "app.one@apps"
+    assert (data["brokerUrl"], data["routerUrl"]) == (BROKER_URL, ROUTER_URL)
+    assert _verifies(fakes, "app.one@apps", data["password"])
+    assert one["status"]["secret"] == "app-one-pw"
+    data = {
+        k: base64.b64decode(v).decode()
+        for k, v in _get(cp, "secret", PASSWORDS, "app-two-pw")["data"].items()
+    }
+    assert set(data) == {"username", "password"} and data["username"] == "app-two"
+    assert _verifies(fakes, "app-two", data["password"])
+    assert two["status"]["secret"] == "app-two-pw"
+    # A Secret the user made is named too, and the operator writes nothing into it.
+    apply(cp, secret("app-three-own", {"password": "app-three-secret-1"}, PASSWORDS))
+    apply(
+        cp,
+        _doc(
+            "DruidUser",
+            PASSWORDS,
+            "app-three",
+            {"password": {"secretKeyRef": _ref("app-three-own", "password")}},
+        ),
+    )
+    three = wait_reason(cp, "druiduser", PASSWORDS, "app-three", "Synced")
+    assert three["status"]["secret"] == "app-three-own"
+    assert set(_get(cp, "secret", PASSWORDS, "app-three-own")["data"]) == {"password"}
+    # A user without a password has no Secret to name.
+    apply(cp, _doc("DruidUser", PASSWORDS, "app-four", {}))
+    assert "secret" not in wait_reason(cp, "druiduser", PASSWORDS, "app-four", "Synced")["status"]
 
 
 def test_secret_change_reaches_druid_through_the_watch(

@@ -87,3 +87,16 @@ def test_run_refuses_a_broken_config_before_connecting(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "clusters.default.adminSecret" in result.stderr
+
+
+def test_the_urls_applications_use_go_into_generated_secrets_only_when_given() -> None:
+    assert parse(GOOD).clusters["default"].consumer_urls() == {}
+    cluster = {
+        **GOOD["clusters"]["default"],
+        "brokerUrl": "https://broker:8282",
+        "routerUrl": "http://router:8888",
+    }
+    parsed = parse({**GOOD, "clusters": {"default": cluster}}).clusters["default"]
+    assert parsed.consumer_urls() == {"brokerUrl": "https://broker:8282", "routerUrl": "http://router:8888"}
+    with pytest.raises(ConfigError, match="clusters.default.brokerUrl"):
+        parse({**GOOD, "clusters": {"default": {**cluster, "brokerUrl": "broker:8282"}}})

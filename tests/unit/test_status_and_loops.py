@@ -343,3 +343,19 @@ async def test_a_recovered_target_resumes_its_waiting_deletions_first() -> None:
     assert loops.wake_for_target("cluster", "default") == 20
     # Whatever the order of the target's index (one in 1,140 puts them first by chance).
     assert {(await loops.queue.get())[2] for _ in deleting} == deleting
+
+
+def test_the_status_names_the_secret_applications_mount_and_drops_it_when_there_is_none() -> None:
+    named = StatusBuilder({}, 1, timestamp="t").build(Outcome(Reason.SYNCED, "in sync", secret="app-pw"))
+    assert named["secret"] == "app-pw"
+    assert (
+        status_patch(
+            named,
+            StatusBuilder(named, 1, timestamp="t").build(Outcome(Reason.SYNCED, "in sync", secret="app-pw")),
+        )
+        is None
+    )
+    dropped = StatusBuilder(named, 2, timestamp="t").build(Outcome(Reason.SYNCED, "in sync"))
+    assert "secret" not in dropped
+    patch = status_patch(named, dropped)
+    assert patch is not None and patch["secret"] is None

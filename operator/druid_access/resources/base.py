@@ -170,6 +170,8 @@ class Kind(Protocol[R, S, D, O]):
 
     def role_refs(self, spec: S) -> frozenset[str]: ...
 
+    def consumer_secret(self, spec: S) -> str | None: ...
+
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]: ...
 
     def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None: ...
@@ -235,6 +237,10 @@ class KindBase(Generic[S]):
 
     def role_refs(self, spec: S) -> frozenset[str]:
         return frozenset()
+
+    def consumer_secret(self, spec: S) -> str | None:
+        """The Secret applications mount to use what this object makes (None: there is none)."""
+        return None
 
     def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None:
         """What in the spec the target cannot honour, in a sentence (None: nothing)."""

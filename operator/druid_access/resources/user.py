@@ -195,6 +195,9 @@ class UserKind(KindBase[DruidUserSpec]):
     def role_refs(self, spec: DruidUserSpec) -> frozenset[str]:
         return frozenset(spec.roles)
 
+    def consumer_secret(self, spec: DruidUserSpec) -> str | None:
+        return spec.password.secret_key_ref.name if spec.password else None
+
     def desired(self, spec: DruidUserSpec, name: str, secrets: SecretValues) -> DesiredUser:
         password = secret_value(secrets, spec.password.secret_key_ref) if spec.password else None
         return DesiredUser(name=name, roles=frozenset(spec.roles), password=password)
