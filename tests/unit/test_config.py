@@ -98,5 +98,5 @@ def test_the_urls_applications_use_go_into_generated_secrets_only_when_given() -
     }
     parsed = parse({**GOOD, "clusters": {"default": cluster}}).clusters["default"]
     assert parsed.consumer_urls() == {"brokerUrl": "https://broker:8282", "routerUrl": "http://router:8888"}
-    with pytest.raises(ConfigError, match="clusters.default.brokerUrl"):
+    with pytest.raises(ConfigError, match=r"clusters\.default\.brokerUrl"):
         parse({**GOOD, "clusters": {"default": {**cluster, "brokerUrl": "broker:8282"}}})
