@@ -23,7 +23,7 @@ import json
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +96,7 @@ class Record:
     passes: int = 0  # passes completed (with a status written)
     seen: float = field(default_factory=time.monotonic)  # when the watch first reported it
     uid: str = ""
+    reason: str | None = None  # the Ready reason of the latest status (for the objects gauge)
 
     def current(self) -> dict[str, Any]:
         """The body to reconcile: the watch's, with the status this operator last wrote."""
@@ -106,6 +107,15 @@ class Record:
 
     def remember(self, status: Mapping[str, Any]) -> None:
         self.written = json.dumps(status, separators=(",", ":")).encode()
+        self.reason = ready_reason(status)
+
+
+def ready_reason(status: Mapping[str, Any] | None) -> str | None:
+    for condition in (status or {}).get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            reason = condition.get("reason")
+            return reason if isinstance(reason, str) else None
+    return None
 
 
 Pass = Callable[[Record], Awaitable[None]]
@@ -167,12 +177,19 @@ class Loops:
             record = None
         if record is None:
             self.records[key] = Record(
-                key, _compact(body, status=True), generation, deleting=deleting, uid=uid
+                key,
+                _compact(body, status=True),
+                generation,
+                deleting=deleting,
+                uid=uid,
+                reason=ready_reason(body.get("status")),
             )
             # Its first pass observes through the target's snapshot.
             self.queue.add(key, later=listed and not deleting)
             return replaced
         record.body = _compact(body, status=record.written is None)
+        if record.written is None:
+            record.reason = ready_reason(body.get("status"))
         if deleting and not record.deleting:
             record.deleting = True
             record.attempts = 0
@@ -182,6 +199,12 @@ class Loops:
         elif not deleting and _lost_finalizer(body, record):
             self.wake(key, live=False)  # someone took it off: the pass puts it back
         return None
+
+    def by_reason(self) -> Counter[tuple[str, str]]:
+        """How many objects of each kind have each Ready reason (none yet: "Pending"). Called
+        from the metrics server's thread: the records are copied in one step, under the GIL."""
+        records = list(self.records.values())
+        return Counter((record.key[0], record.reason or "Pending") for record in records)
 
     def close(self, key: ObjectKey) -> None:
         """The object is gone: forget it."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 RECONCILES = Counter(
     "druid_access_reconciles_total",
@@ -24,3 +28,34 @@ DRIFT = Counter(
     "Times a resource that was in sync was found to differ remotely.",
     ["kind"],
 )
+
+
+class StateCollector(Collector):
+    """Gauges read from the operator's own state when Prometheus scrapes, so that keeping them
+    costs the reconcile path nothing: objects by kind and Ready reason, and each target's health."""
+
+    def __init__(
+        self,
+        objects: Callable[[], Mapping[tuple[str, str], int]],
+        targets: Callable[[], Iterable[tuple[str, str, bool]]],
+    ) -> None:
+        self._objects = objects
+        self._targets = targets
+
+    def collect(self) -> Iterator[Metric]:
+        objects = GaugeMetricFamily(
+            "druid_access_objects",
+            "Custom resources watched, by kind and the reason of their Ready condition (Pending: none yet).",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(self._objects().items()):
+            objects.add_metric([kind, reason], count)
+        yield objects
+        up = GaugeMetricFamily(
+            "druid_access_target_up",
+            "1 while a configured Druid cluster or Pivot instance answers, 0 while its breaker is open.",
+            labels=["target_type", "target"],
+        )
+        for target_type, name, answering in self._targets():
+            up.add_metric([target_type, name], 1.0 if answering else 0.0)
+        yield up

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import kopf
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 
 from druid_access import config as config_module
+from druid_access import metrics
 from druid_access.claims import Claims
 from druid_access.handlers import App, configure, register, secret_changed
 from druid_access.kube import Kube
@@ -75,6 +76,7 @@ async def run(
 
     register(registry, app)
     if metrics_port is not None:
+        REGISTRY.register(metrics.StateCollector(app.loops.by_reason, targets.up))
         start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
     if peering is not None and priority is None:
         # Replicas with equal priorities all freeze (kopf's rule); distinct random ones make

@@ -172,6 +172,20 @@ class Targets:
         """Read the target whole now (a resync), unless a read of it is already under way."""
         await self.snapshots(target_type, name).get(0.0)
 
+    def up(self) -> list[tuple[str, str, bool]]:
+        """(target type, name, answering?) of every configured target: down while its breaker is open."""
+        configured = [("cluster", n) for n in self.config.clusters] + [
+            ("pivot", n) for n in self.config.pivots
+        ]
+        # Called from the metrics server's thread: reads the breakers, never makes one.
+        breakers = dict(self._health)
+
+        def answering(kind: str, name: str) -> bool:
+            breaker = breakers.get(f"{kind}/{name}")
+            return breaker is None or not breaker.down
+
+        return [(kind, name, answering(kind, name)) for kind, name in configured]
+
     def health(self, target_type: str, name: str) -> TargetHealth:
         key = f"{target_type}/{name}"
         found = self._health.get(key)

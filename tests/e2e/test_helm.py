@@ -743,6 +743,66 @@ INVALID = [
 ]
 
 
+DASHBOARD_AND_RULES = {"grafanaDashboard": {"enabled": True}, "prometheusRule": {"enabled": True}}
+_METRIC = re.compile(r"\bdruid_access_[a-z_]+")
+
+
+def _dashboard_and_rules(helm: Helm, tmp: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    docs = _render(helm, DASHBOARD_AND_RULES, tmp)
+    config_map = _one(docs, "ConfigMap", f"ops-{CHART_NAME}-dashboard")
+    return (
+        config_map,
+        json.loads(config_map["data"]["druid-access-operator.json"]),
+        _one(docs, "PrometheusRule"),
+    )
+
+
+def _expressions(dashboard: Mapping[str, Any], rules: Mapping[str, Any]) -> list[str]:
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets") or []]
+    return exprs + [rule["expr"] for group in rules["spec"]["groups"] for rule in group["rules"]]
+
+
+def test_dashboard_and_alerts_are_off_by_default_and_render_when_asked(helm: Helm, tmp_path: Path) -> None:
+    kinds = {d["kind"] for d in _render(helm, None, tmp_path)}
+    assert "PrometheusRule" not in kinds
+    config_map, dashboard, rules = _dashboard_and_rules(helm, tmp_path)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's label
+    assert config_map["metadata"]["namespace"] == "ops-system"
+    assert dashboard["uid"] == "druid-access-operator"
+    titles = {panel["title"] for panel in dashboard["panels"]}
+    for wanted in (
+        "Objects by Ready reason",
+        "Remote writes",
+        "Drift detected",
+        "Reconcile latency",
+        "Target health",
+    ):
+        assert wanted in titles
+    alerts = {rule["alert"]: rule for group in rules["spec"]["groups"] for rule in group["rules"]}
+    assert set(alerts) == {
+        "DruidAccessTargetUnreachable",
+        "DruidAccessObjectsNotReady",
+        "DruidAccessDriftDetected",
+    }
+    assert alerts["DruidAccessTargetUnreachable"]["for"] == "5m"
+    assert alerts["DruidAccessObjectsNotReady"]["for"] == "15m"
+    assert "{{ $labels.target }}" in alerts["DruidAccessTargetUnreachable"]["annotations"]["summary"]
+    # Where Grafana's sidecar looks, and the alert thresholds, are values.
+    other = {
+        "grafanaDashboard": {"enabled": True, "namespace": "monitoring", "labels": {"dashboards": "druid"}},
+        "prometheusRule": {"enabled": True, "notReadyFor": "1h", "labels": {"release": "kps"}},
+    }
+    docs = _render(helm, other, tmp_path)
+    config_map = _one(docs, "ConfigMap", f"ops-{CHART_NAME}-dashboard")
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["dashboards"] == "druid"
+    rule = _one(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert [
+        r["for"] for r in rule["spec"]["groups"][0]["rules"] if r["alert"] == "DruidAccessObjectsNotReady"
+    ] == ["1h"]
+
+
 @pytest.mark.parametrize(("values", "named"), INVALID)
 def test_invalid_values_are_refused_naming_the_key(
     helm: Helm, values_file: ValuesFile, values: Mapping[str, Any], named: str
@@ -1288,6 +1348,41 @@ def test_chart_rbac_carries_the_whole_lifecycle(
     assert FORBIDDEN not in log, [line for line in log.splitlines() if FORBIDDEN in line][:5]
     assert "Traceback" not in log, log[-3000:]
     assert code == 0, log[-3000:]
+
+
+def test_dashboard_and_alerts_name_only_metrics_the_operator_serves(
+    helm: Helm, release: Release, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """Every metric a panel or an alert queries is one the operator's /metrics serves."""
+    cp = controlplane
+    _, dashboard, rules = _dashboard_and_rules(helm, tmp_path)
+    used = {name for expr in _expressions(dashboard, rules) for name in _METRIC.findall(expr)}
+    assert {"druid_access_objects", "druid_access_target_up", "druid_access_remote_writes_total"} <= used
+    args, config_text = read_back(cp, release)
+    operator = ChartOperator(
+        deployment_args=args,
+        config_text=config_text,
+        kubeconfig=sa_kubeconfig(cp, release.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig"),
+        workdir=tmp_path / "operator",
+        pod_namespace=RELEASE_NS,
+    )
+    operator.start()
+    try:
+        apply(cp, [_role("dash-readers", WATCH_NS)])
+        wait_reason(cp, "druidrole", WATCH_NS, "dash-readers", "Synced")
+        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            served = response.read().decode()
+        cp.kubectl("delete", "druidrole", "dash-readers", "-n", WATCH_NS, "--timeout=60s")
+    finally:
+        code = operator.stop()
+    assert code == 0, operator.log()[-3000:]
+    families = set(re.findall(r"^# TYPE (\S+) ", served, re.M))
+    samples = {line.split("{")[0].split(" ")[0] for line in served.splitlines() if line and line[0] != "#"}
+    for name in sorted(used):
+        assert name in families or name in samples, f"{name} is not in /metrics"
+    assert re.search(r'^druid_access_objects\{kind="DruidRole",reason="Synced"\} [1-9]', served, re.M), served
+    assert re.search(r'^druid_access_target_up\{target="default",target_type="cluster"\} 1\.0$', served, re.M)
 
 
 def _lifecycle(cp: ControlPlane, fakes: FakesInThread, operator: ChartOperator) -> None:
