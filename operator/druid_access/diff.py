@@ -18,7 +18,8 @@ import base64
 import binascii
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from druid_access.clients import PivotConnection
+from druid_access import observation
+from druid_access.clients import ApiError, PivotConnection
 from druid_access.config import ProtectedPrincipals
-from druid_access.export import DruidTarget, PivotTarget
+from druid_access.export import DruidTarget, PivotTarget, bulk_refused
 from druid_access.models import API_VERSION, DruidConnectionSpec, SecretKeyRef
+from druid_access.observation import Snapshot, SnapshotView, TargetSnapshots
 from druid_access.resources import connection as connection_kind
 from druid_access.resources import group_mapping, role, user
 from druid_access.resources.base import DruidRemote, InvalidSpecError, Op, PivotRemote, Plan
@@ -139,11 +142,47 @@ def secrets_of(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, s
 # --- one object ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Targets:
+    """The targets to compare with, and each one read whole (when it allows a bulk read)."""
+
     druid: DruidTarget | None
     pivot: PivotTarget | None
     protected: ProtectedPrincipals
+    snapshots: dict[str, Snapshot[Any]] = field(default_factory=dict)
+    _owners: dict[str, TargetSnapshots[Any]] = field(default_factory=dict)
+
+    async def read_whole(self) -> None:
+        """One bulk read per target, like a resync's: every object in sync is then confirmed
+        without a request of its own. A target that refuses it is read object by object."""
+        if self.druid is not None:
+            druid = self.druid
+            await self._read("cluster", lambda: observation.read_druid(
+                druid.client, druid.authenticator, druid.authorizer, passwords=True
+            ))  # fmt: skip
+        if self.pivot is not None:
+            client = self.pivot.client
+            await self._read("pivot", lambda: observation.read_pivot(client))
+
+    async def _read(self, target_type: str, read: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            data = await read()
+        except ApiError as error:
+            if not bulk_refused(error):
+                raise
+            return
+        self._owners[target_type] = TargetSnapshots(target_type, read)
+        self.snapshots[target_type] = Snapshot(data, taken=time.monotonic(), seq=0, number=1)
+
+    def remote(self, target_type: str, *, whole: bool) -> DruidRemote | PivotRemote:
+        """The remote a pass observes through: the snapshot when ``whole`` and there is one."""
+        snapshot = self.snapshots.get(target_type) if whole else None
+        view = SnapshotView(snapshot, self._owners[target_type]) if snapshot is not None else None
+        if target_type == "pivot":
+            assert self.pivot is not None
+            return PivotRemote(self.pivot.client, view=view)
+        assert self.druid is not None
+        return DruidRemote(self.druid.client, self.druid.authenticator, self.druid.authorizer, view=view)
 
 
 async def diff_object(
@@ -182,13 +221,15 @@ async def diff_object(
         desired = kind.desired(spec, name, values)
     except InvalidSpecError as error:
         return ObjectDiff(title, "error", [Line("!", f"invalid: {error}")])
-    if isinstance(target, PivotTarget):
-        remote: DruidRemote | PivotRemote = PivotRemote(target.client)
-    else:
-        remote = DruidRemote(target.client, target.authenticator, target.authorizer)
-    observed = await kind.observe(remote, name, desired)
-    desired, observed = _assume_unchanged(desired, observed, spec, missing)
-    plan: Plan[Any] = kind.plan(desired, observed)
+    # As the operator does: the snapshot may confirm an object in sync; anything to do is read
+    # again live, and planned from that read.
+    observed = await kind.observe(targets.remote(kind.target_type, whole=True), name, desired)
+    wanted, observed = _assume_unchanged(desired, observed, spec, missing)
+    plan: Plan[Any] = kind.plan(wanted, observed)
+    if plan.ops or plan.missing_roles:
+        observed = await kind.observe(targets.remote(kind.target_type, whole=False), name, desired)
+        wanted, observed = _assume_unchanged(desired, observed, spec, missing)
+        plan = kind.plan(wanted, observed)
     result = ObjectDiff(title, "create" if not kind.exists(observed) else "change")
     result.lines = _lines(plan, observed, missing)
     result.writes = len(plan.ops)
@@ -380,6 +421,7 @@ class Report:
 
 async def diff(documents: Sequence[Mapping[str, Any]], targets: Targets) -> Report:
     secrets = secrets_of(documents)
+    await targets.read_whole()
     report = Report()
     ours = [d for d in documents if d.get("apiVersion") == API_VERSION and d.get("kind") in KINDS]
     limit = asyncio.Semaphore(_PARALLEL)

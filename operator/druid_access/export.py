@@ -29,11 +29,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from druid_access import observation
 from druid_access.clients import (
     ApiError,
     AuthenticatorName,
     AuthenticatorUser,
-    AuthorizerMaps,
     AuthorizerName,
     AuthorizerUser,
     CoordinatorClient,
@@ -52,6 +52,7 @@ from druid_access.models import (
     DRUID_USER,
     KindInfo,
 )
+from druid_access.observation import DruidSnapshot
 from druid_access.resources.base import InvalidSpecError
 from druid_access.resources.connection import ConnectionKind
 from druid_access.resources.group_mapping import GroupMappingKind
@@ -96,14 +97,6 @@ class Skipped:
 class Export:
     resources: list[Exported] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DruidInventory:
-    """Everything one cluster's authenticator and authorizer hold."""
-
-    authenticator_users: Mapping[str, AuthenticatorUser]
-    authorizer: AuthorizerMaps
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -155,26 +148,26 @@ async def read_druid(
     authenticator: AuthenticatorName,
     authorizer: AuthorizerName,
     progress: Progress,
-) -> DruidInventory:
+) -> DruidSnapshot:
     """The cluster's users, roles and group mappings: three bulk reads, or, when the
     Coordinator (or a proxy before it) refuses them, one read per object."""
     try:
-        users = await client.authenticator_users(authenticator)
-        maps = await client.authorizer_maps(authorizer, group_mappings=True)
+        found = await observation.read_druid(client, authenticator, authorizer, passwords=True)
     except ApiError as error:
-        if error.status not in (404, 405, 406, 415) and not _is_format_error(error):
+        if not bulk_refused(error):
             raise
         progress(f"the bulk read was refused ({error.status}); reading one object at a time")
-        return await _read_druid_one_by_one(client, authenticator, authorizer, progress)
+        found = await _read_druid_one_by_one(client, authenticator, authorizer, progress)
     progress(
-        f"read {len(users)} authenticator users, {len(maps.users)} authorizer users, "
-        f"{len(maps.roles)} roles, {len(maps.group_mappings or {})} group mappings"
+        f"read {len(found.authn or {})} authenticator users, {len(found.users)} authorizer users, "
+        f"{len(found.roles)} roles, {len(found.group_mappings)} group mappings"
     )
-    return DruidInventory(authenticator_users=users, authorizer=maps)
+    return found
 
 
-def _is_format_error(error: ApiError) -> bool:
-    return "Smile" in error.message
+def bulk_refused(error: ApiError) -> bool:
+    """Did the target (or a proxy) refuse the bulk read itself, rather than fail?"""
+    return error.status in (404, 405, 406, 415) or "Smile" in error.message
 
 
 async def _read_druid_one_by_one(
@@ -182,7 +175,7 @@ async def _read_druid_one_by_one(
     authenticator: AuthenticatorName,
     authorizer: AuthorizerName,
     progress: Progress,
-) -> DruidInventory:
+) -> DruidSnapshot:
     limit = asyncio.Semaphore(_PARALLEL_READS)
     done = 0
 
@@ -216,18 +209,11 @@ async def _read_druid_one_by_one(
         lambda n: client.get_group_mapping(authorizer, n),
         "group mappings",
     )
-    progress(
-        f"read {len(users)} authenticator users, {len(authz_users)} authorizer users, "
-        f"{len(roles)} roles, {len(mappings)} group mappings"
-    )
-    return DruidInventory(
-        authenticator_users=users,
-        authorizer=AuthorizerMaps(users=authz_users, roles=roles, group_mappings=mappings),
-    )
+    return DruidSnapshot(authn=users, users=authz_users, roles=roles, group_mappings=mappings)
 
 
 async def read_pivot(client: PivotClient, progress: Progress) -> tuple[PivotConnection, ...]:
-    connections = await client.list_connections()
+    connections = tuple((await observation.read_pivot(client)).connections.values())
     progress(f"read {len(connections)} Pivot connections")
     return connections
 
@@ -269,22 +255,22 @@ def _target(spec: dict[str, Any], field_name: str, value: str | None) -> dict[st
 
 
 def druid_resources(
-    inventory: DruidInventory, *, cluster: str | None, protected: ProtectedPrincipals
+    inventory: DruidSnapshot, *, cluster: str | None, protected: ProtectedPrincipals
 ) -> Export:
     """The DruidRoles, DruidUsers and DruidGroupMappings that describe ``inventory`` (pure)."""
     out = Export()
-    maps = inventory.authorizer
-    for name, role in sorted(maps.roles.items()):
+    authn = inventory.authn or {}
+    for name, role in sorted(inventory.roles.items()):
         if protected.role(name):
             out.skipped.append(Skipped(DRUID_ROLE, name, "a protected role of the cluster"))
             continue
         _role(out, name, role, cluster, protected)
-    for name in sorted(inventory.authenticator_users.keys() | maps.users.keys()):
+    for name in sorted(authn.keys() | inventory.users.keys()):
         if protected.user(name):
             out.skipped.append(Skipped(DRUID_USER, name, "a protected user of the cluster"))
             continue
-        _user(out, name, inventory.authenticator_users.get(name), maps.users.get(name), cluster, protected)
-    for name, mapping in sorted((maps.group_mappings or {}).items()):
+        _user(out, name, authn.get(name), inventory.users.get(name), cluster, protected)
+    for name, mapping in sorted(inventory.group_mappings.items()):
         if protected.group_mapping(name):
             out.skipped.append(Skipped(DRUID_GROUP_MAPPING, name, "a protected group mapping of the cluster"))
             continue

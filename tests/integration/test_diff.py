@@ -19,6 +19,7 @@ from tests.integration.test_export import fakes as fakes
 
 from druid_access import cli
 from druid_access.testing.environment import FakesInThread
+from druid_access.testing.faults import Fault
 
 NS = "adopt"
 
@@ -223,3 +224,28 @@ def test_objects_of_another_cluster_are_not_compared(
     out = capsys.readouterr().out
     assert code == 0
     assert "0 objects, 0 writes" in out and "1 for other targets not compared" in out
+
+
+def test_objects_in_sync_cost_no_read_of_their_own_and_a_refused_bulk_read_still_works(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Like a resync: each target is read whole once, and only objects with something to do are
+    read again on their own. Without the bulk read, every object is read live."""
+    documents = _exported(fakes, monkeypatch, capsys)
+    files = _write(tmp_path / "export.yaml", documents)
+    before = (fakes.coordinator.requests.count("GET"), fakes.pivot.requests.count("GET"))
+    code, out, _ = _diff(fakes, capsys, files)
+    assert code == 0, out
+    reads = (
+        fakes.coordinator.requests.count("GET") - before[0],
+        fakes.pivot.requests.count("GET") - before[1],
+    )
+    assert reads == (
+        3,
+        1,
+    )  # the authenticator's users, the authorizer's users and roles, its mappings; Pivot's list
+    fakes.call(lambda: fakes.coordinator.faults.add(Fault(method="GET", path="cachedSerialized", status=415)))
+    before = (fakes.coordinator.requests.count("GET"), fakes.pivot.requests.count("GET"))
+    code, again, _ = _diff(fakes, capsys, files)
+    assert code == 0 and again == out
+    assert fakes.coordinator.requests.count("GET") - before[0] >= 1 + 8  # the refused read, then each of 8 objects
