@@ -248,4 +248,6 @@ def test_objects_in_sync_cost_no_read_of_their_own_and_a_refused_bulk_read_still
     before = (fakes.coordinator.requests.count("GET"), fakes.pivot.requests.count("GET"))
     code, again, _ = _diff(fakes, capsys, files)
     assert code == 0 and again == out
-    assert fakes.coordinator.requests.count("GET") - before[0] >= 1 + 8  # the refused read, then each of 8 objects
+    assert (
+        fakes.coordinator.requests.count("GET") - before[0] >= 1 + 8
+    )  # the refused read, then each of 8 objects
