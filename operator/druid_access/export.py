@@ -225,25 +225,32 @@ _USER, _ROLE, _MAPPING, _CONNECTION = UserKind(), RoleKind(), GroupMappingKind()
 
 def _checked(
     out: Export,
-    info: KindInfo,
-    name: str,
+    kind: Any,
     spec: dict[str, Any],
-    check: Callable[[dict[str, Any]], object],
     comments: list[str],
+    protected: ProtectedPrincipals,
 ) -> None:
-    """Keep the spec if the operator would accept it (its model and ``desired``), else say why not."""
+    """Keep the spec if the operator would accept it (its model, and ``desired`` for a spec that
+    names no Secret), noting what only a privileged namespace may apply; else say why not."""
+    name = spec["name"]
     try:
-        check(spec)
+        model = kind.spec_model(spec)
+        if not kind.secret_needs(model):
+            kind.desired(model, name, {})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors()
         )
-        out.skipped.append(Skipped(info, name, f"the operator could not manage it ({problems})"))
+        out.skipped.append(Skipped(kind.info, name, f"the operator could not manage it ({problems})"))
         return
     except InvalidSpecError as error:
-        out.skipped.append(Skipped(info, name, f"the operator could not manage it ({error})"))
+        out.skipped.append(Skipped(kind.info, name, f"the operator could not manage it ({error})"))
         return
-    out.resources.append(Exported(info, name, spec, tuple(comments)))
+    comments += [
+        f"It needs a privileged namespace: it gives the {grant}."
+        for grant in kind.privileged_grants(model, protected)
+    ]
+    out.resources.append(Exported(kind.info, name, spec, tuple(comments)))
 
 
 def _target(spec: dict[str, Any], field_name: str, value: str | None) -> dict[str, Any]:
@@ -284,15 +291,7 @@ def _role(out: Export, name: str, role: Role, cluster: str | None, protected: Pr
         for p in sorted(role.permissions, key=lambda p: (p.resource_type, p.resource_name, p.action))
     ]
     spec = _target({"name": name, "permissions": permissions}, "cluster", cluster)
-    comments: list[str] = []
-
-    def check(spec: dict[str, Any]) -> None:
-        model = _ROLE.spec_model(spec)
-        _ROLE.desired(model, name, {})
-        for grant in _ROLE.privileged_grants(model, protected):
-            comments.append(f"It holds a {grant}: only a privileged namespace may manage it.")
-
-    _checked(out, DRUID_ROLE, name, spec, check, comments)
+    _checked(out, _ROLE, spec, [], protected)
 
 
 def _user(
@@ -320,12 +319,7 @@ def _user(
     if authz is None:
         comments.append("It has no authorizer user: adopting it creates one, with the roles listed.")
 
-    def check(spec: dict[str, Any]) -> None:
-        model = _USER.spec_model(spec)
-        for grant in _USER.privileged_grants(model, protected):
-            comments.append(f"It is given the {grant}: only a privileged namespace may manage it.")
-
-    _checked(out, DRUID_USER, name, spec, check, comments)
+    _checked(out, _USER, spec, comments, protected)
 
 
 def _mapping(
@@ -339,15 +333,7 @@ def _mapping(
         "cluster",
         cluster,
     )
-    comments: list[str] = []
-
-    def check(spec: dict[str, Any]) -> None:
-        model = _MAPPING.spec_model(spec)
-        _MAPPING.desired(model, name, {})
-        for grant in _MAPPING.privileged_grants(model, protected):
-            comments.append(f"It grants the {grant}: only a privileged namespace may manage it.")
-
-    _checked(out, DRUID_GROUP_MAPPING, name, spec, check, comments)
+    _checked(out, _MAPPING, spec, [], protected)
 
 
 # The Secret keys a connection's secret properties are referenced under, in the spec's order.
@@ -395,14 +381,7 @@ def pivot_resources(
                 f"Pivot holds properties the operator does not manage ({', '.join(extra)}): adopting "
                 "it rewrites the connection without them."
             )
-        _checked(
-            out,
-            DRUID_CONNECTION,
-            connection.name,
-            _target(spec, "pivot", pivot),
-            _CONNECTION.spec_model,
-            comments,
-        )
+        _checked(out, _CONNECTION, _target(spec, "pivot", pivot), comments, protected)
     return out
 
 

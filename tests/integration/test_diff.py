@@ -34,6 +34,13 @@ def _diff(fakes: FakesInThread, capsys: pytest.CaptureFixture[str], *files: Path
     return code, out.out, out.err
 
 
+def _diff_druid(fakes: FakesInThread, *args: str) -> int:
+    """``diff`` against the Coordinator alone."""
+    return cli.main(
+        ["diff", "--coordinator-url", fakes.coordinator.url, "--password-env", "EXPORT_PW", *args]
+    )
+
+
 def _secret(name: str, values: dict[str, str]) -> dict[str, Any]:
     data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "data": data}
@@ -169,31 +176,11 @@ def test_invalid_objects_protected_names_and_bad_files(
         in out
     )
     assert "DruidUser x (error)\n  ! invalid: spec.rolez: Extra inputs are not permitted" in out
-    code = cli.main(
-        [
-            "diff",
-            "--coordinator-url",
-            fakes.coordinator.url,
-            "--password-env",
-            "EXPORT_PW",
-            "-f",
-            str(tmp_path / "none.yaml"),
-        ]
-    )
+    code = _diff_druid(fakes, "-f", str(tmp_path / "none.yaml"))
     err = capsys.readouterr().err
     assert code == 1 and err == f"druid-access diff: -f {tmp_path / 'none.yaml'}: no such file or directory\n"
     (tmp_path / "broken.yaml").write_text("a: [\n", encoding="utf-8")
-    code = cli.main(
-        [
-            "diff",
-            "--coordinator-url",
-            fakes.coordinator.url,
-            "--password-env",
-            "EXPORT_PW",
-            "-f",
-            str(tmp_path),
-        ]
-    )
+    code = _diff_druid(fakes, "-f", str(tmp_path))
     err = capsys.readouterr().err
     assert code == 1 and "broken.yaml: cannot be read as YAML" in err and err.count("\n") == 1
 
@@ -208,19 +195,7 @@ def test_objects_of_another_cluster_are_not_compared(
         "metadata": {"name": "r"},
         "spec": {"cluster": "other"},
     }
-    code = cli.main(
-        [
-            "diff",
-            "--coordinator-url",
-            fakes.coordinator.url,
-            "--password-env",
-            "EXPORT_PW",
-            "--cluster",
-            "default",
-            "-f",
-            str(_write(tmp_path / "o.yaml", [other])),
-        ]
-    )
+    code = _diff_druid(fakes, "--cluster", "default", "-f", str(_write(tmp_path / "o.yaml", [other])))
     out = capsys.readouterr().out
     assert code == 0
     assert "0 objects, 0 writes" in out and "1 for other targets not compared" in out
