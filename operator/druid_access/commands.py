@@ -27,7 +27,8 @@ from druid_access.clients import (
     PivotClient,
 )
 from druid_access.diff import InputError, Report, Targets, diff, load_documents
-from druid_access.export import DruidTarget, PivotTarget, export
+from druid_access.export import export
+from druid_access.observation import DruidTarget, PivotTarget
 
 
 class CommandError(Exception):
@@ -58,10 +59,16 @@ def _url(value: str, flag: str) -> str:
     return value
 
 
-def _protected(args: argparse.Namespace) -> operator_config.ProtectedPrincipals:
-    if not args.config:
+def _config(args: argparse.Namespace) -> operator_config.OperatorConfig | None:
+    return operator_config.load(Path(args.config)) if args.config else None
+
+
+def _protected(
+    loaded: operator_config.OperatorConfig | None, args: argparse.Namespace
+) -> operator_config.ProtectedPrincipals:
+    """The protected names of the configuration's --cluster and --pivot (default: admin, druid_system)."""
+    if loaded is None:
         return operator_config.ProtectedPrincipals()
-    loaded = operator_config.load(Path(args.config))
     cluster = loaded.clusters.get(args.cluster or "default")
     pivot = loaded.pivots.get(args.pivot or "default")
     base = cluster.protected if cluster else operator_config.ProtectedPrincipals()
@@ -100,7 +107,7 @@ async def _targets(args: argparse.Namespace) -> AsyncIterator[tuple[DruidTarget 
 
 
 async def _export(args: argparse.Namespace) -> str:
-    protected = _protected(args)
+    protected = _protected(_config(args), args)
     async with _targets(args) as (druid, pivot):
         text, skipped = await export(
             druid=druid, pivot=pivot, namespace=args.namespace, protected=protected, progress=_progress
@@ -141,9 +148,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 async def _diff(args: argparse.Namespace) -> Report:
     documents = load_documents(args.file)
-    protected = _protected(args)
+    loaded = _config(args)
     async with _targets(args) as (druid, pivot):
-        return await diff(documents, Targets(druid=druid, pivot=pivot, protected=protected))
+        targets = Targets(druid=druid, pivot=pivot, protected=_protected(loaded, args), config=loaded)
+        return await diff(documents, targets)
 
 
 def run_diff(args: argparse.Namespace) -> int:

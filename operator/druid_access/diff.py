@@ -29,21 +29,29 @@ from pydantic import SecretStr, ValidationError
 
 from druid_access import observation
 from druid_access.clients import ApiError, PivotConnection
-from druid_access.config import ProtectedPrincipals
-from druid_access.export import DruidTarget, PivotTarget, bulk_refused
-from druid_access.models import API_VERSION, DruidConnectionSpec, SecretKeyRef
-from druid_access.observation import Snapshot, SnapshotView, TargetSnapshots
+from druid_access.config import OperatorConfig, ProtectedPrincipals
+from druid_access.models import (
+    ALLOW_LABEL,
+    API_VERSION,
+    DRUID_ROLE,
+    AdoptionPolicy,
+    DruidConnectionSpec,
+    SecretKeyRef,
+    validation_message,
+)
+from druid_access.observation import (
+    DruidTarget,
+    PivotTarget,
+    Snapshot,
+    SnapshotView,
+    TargetSnapshots,
+    bulk_refused,
+)
+from druid_access.reconcile import admission
+from druid_access.resources import BY_KIND, group_mapping, role, user
 from druid_access.resources import connection as connection_kind
-from druid_access.resources import group_mapping, role, user
-from druid_access.resources.base import DruidRemote, InvalidSpecError, Op, PivotRemote, Plan
-from druid_access.resources.connection import ConnectionKind
-from druid_access.resources.group_mapping import GroupMappingKind
-from druid_access.resources.role import RoleKind
-from druid_access.resources.user import UserKind
+from druid_access.resources.base import AnyKind, DruidRemote, InvalidSpecError, Op, PivotRemote, Plan
 
-KINDS: dict[str, Any] = {
-    k.info.kind: k for k in (UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind())
-}
 # Stands in for a Secret value the files do not hold; never sent anywhere.
 _NOT_GIVEN = SecretStr("\x00not given\x00")
 _PARALLEL = 8
@@ -55,7 +63,8 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class Line:
-    """``+`` added, ``-`` removed, ``~`` changed, ``?`` not checked, ``!`` what stands in the way."""
+    """``+`` added, ``-`` removed, ``~`` changed, ``?`` not checked, ``!`` what stands in the way,
+    ``=`` nothing to do."""
 
     sign: str
     text: str
@@ -70,10 +79,7 @@ class ObjectDiff:
     state: str  # create | change | unchanged | refused | error
     lines: list[Line] = field(default_factory=list)
     writes: int = 0  # the writes the operator would send
-
-    @property
-    def not_checked(self) -> bool:
-        return any(line.sign == "?" for line in self.lines)
+    not_checked: bool = False  # a Secret it reads is not in the files
 
 
 # --- reading the files -----------------------------------------------------------------------
@@ -119,14 +125,35 @@ def _flatten(doc: object, file: Path) -> list[dict[str, Any]]:
     return [doc]
 
 
-def secrets_of(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], SecretStr]:
-    """The values of the Secrets in the files, by (namespace or "", name, key)."""
-    values: dict[tuple[str, str, str], SecretStr] = {}
+@dataclass
+class FileSecrets:
+    """The Secrets in the files: values by (namespace or "", name, key), and which opted in."""
+
+    values: dict[tuple[str, str, str], SecretStr] = field(default_factory=dict)
+    allowed: set[tuple[str, str]] = field(default_factory=set)
+    present: set[tuple[str, str]] = field(default_factory=set)
+
+    def get(self, namespace: str, ref: SecretKeyRef) -> SecretStr | None:
+        return self.values.get((namespace, ref.name, ref.key)) or self.values.get(("", ref.name, ref.key))
+
+    def not_allowed(self, namespace: str, name: str) -> bool:
+        """In the files without ``druidaccess.io/allow: "true"``: the operator would not read it."""
+        here = [(ns, name) for ns in (namespace, "") if (ns, name) in self.present]
+        return bool(here) and not any(key in self.allowed for key in here)
+
+
+def secrets_of(documents: Iterable[Mapping[str, Any]]) -> FileSecrets:
+    """The Secrets of the files."""
+    found = FileSecrets()
+    values = found.values
     for doc in documents:
         if doc.get("kind") != "Secret" or doc.get("apiVersion") != "v1":
             continue
         meta = doc.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        found.present.add((namespace, name))
+        if (meta.get("labels") or {}).get(ALLOW_LABEL) == "true":
+            found.allowed.add((namespace, name))
         for key, encoded in (doc.get("data") or {}).items():
             try:
                 values[(namespace, name, key)] = SecretStr(
@@ -136,7 +163,7 @@ def secrets_of(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, s
                 continue  # the operator reports such a value itself; here it is not given
         for key, plain in (doc.get("stringData") or {}).items():
             values[(namespace, name, key)] = SecretStr(str(plain))
-    return values
+    return found
 
 
 # --- one object ------------------------------------------------------------------------------
@@ -149,6 +176,8 @@ class Targets:
     druid: DruidTarget | None
     pivot: PivotTarget | None
     protected: ProtectedPrincipals
+    # The operator's configuration (``--config``): what a namespace may do is checked as it does.
+    config: OperatorConfig | None = None
     snapshots: dict[str, Snapshot[Any]] = field(default_factory=dict)
     _owners: dict[str, TargetSnapshots[Any]] = field(default_factory=dict)
 
@@ -186,34 +215,38 @@ class Targets:
 
 
 async def diff_object(
-    doc: Mapping[str, Any], secrets: Mapping[tuple[str, str, str], SecretStr], targets: Targets
+    doc: Mapping[str, Any], secrets: FileSecrets, targets: Targets, roles_coming: frozenset[str] = frozenset()
 ) -> ObjectDiff | None:
-    """What the operator would write for one custom resource; None when it is not for these targets."""
-    kind = KINDS[doc["kind"]]
-    meta = doc.get("metadata") or {}
-    namespace, meta_name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    """What the operator would write for one custom resource; None when it is not for these
+    targets. ``roles_coming``: roles DruidRoles in the files create, which the operator waits for."""
+    kind: AnyKind = BY_KIND[doc["kind"]]
+    meta = {"name": "", "namespace": "", **(doc.get("metadata") or {})}
+    namespace, meta_name = str(meta["namespace"] or ""), str(meta["name"] or "")
     title = f"{doc['kind']} {namespace + '/' if namespace else ''}{meta_name}"
     try:
         spec = kind.spec_model(doc.get("spec") or {})
     except ValidationError as error:
-        problems = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        return ObjectDiff(title, "error", [Line("!", f"invalid: {problems}")])
+        return ObjectDiff(title, "error", [Line("!", f"invalid: {validation_message(error, limit=20)}")])
     name = kind.remote_name(spec, meta_name)
+    if not name:
+        return ObjectDiff(title, "error", [Line("!", "invalid: it has neither metadata.name nor spec.name")])
     title = f"{title} -> {kind.family} {name!r}"
     target = targets.pivot if kind.target_type == "pivot" else targets.druid
     wanted = None if target is None else (target.pivot if isinstance(target, PivotTarget) else target.cluster)
     if target is None or (wanted and kind.target_name(spec) != wanted):
         return None
-    if kind.protected(name, targets.protected):
-        return ObjectDiff(title, "refused", [Line("!", f"{name!r} is protected: the operator refuses it")])
+    refused = _refused(kind, spec, meta, targets)
+    if refused is not None:
+        return ObjectDiff(title, "refused", [Line("!", refused)])
     if spec.suspend:
-        return ObjectDiff(title, "unchanged", [Line("?", "suspended: the operator sends nothing for it")])
+        return ObjectDiff(title, "unchanged", [Line("=", "suspended: the operator sends nothing for it")])
     values: dict[tuple[str, str], SecretStr] = {}
     missing: list[SecretKeyRef] = []
     for need in kind.secret_needs(spec):
-        value = secrets.get((namespace, need.ref.name, need.ref.key)) or secrets.get(
-            ("", need.ref.name, need.ref.key)
-        )
+        if secrets.not_allowed(namespace, need.ref.name):
+            why = f'Secret {need.ref.name} is not labelled {ALLOW_LABEL}: "true": SecretNotAllowed, nothing sent'
+            return ObjectDiff(title, "refused", [Line("!", why)])
+        value = secrets.get(namespace, need.ref)
         if value is None:
             missing.append(need.ref)
         values[(need.ref.name, need.ref.key)] = value or _NOT_GIVEN
@@ -221,28 +254,62 @@ async def diff_object(
         desired = kind.desired(spec, name, values)
     except InvalidSpecError as error:
         return ObjectDiff(title, "error", [Line("!", f"invalid: {error}")])
+    coming = roles_coming & kind.role_refs(spec)
+
+    async def planned(whole: bool) -> tuple[Any, Plan[Any]]:
+        observed = await kind.observe(targets.remote(kind.target_type, whole=whole), name, desired)
+        wanted, observed = _assume_unchanged(desired, observed, spec, missing, coming)
+        return observed, kind.plan(wanted, observed)
+
     # As the operator does: the snapshot may confirm an object in sync; anything to do is read
     # again live, and planned from that read.
-    observed = await kind.observe(targets.remote(kind.target_type, whole=True), name, desired)
-    wanted, observed = _assume_unchanged(desired, observed, spec, missing)
-    plan: Plan[Any] = kind.plan(wanted, observed)
+    observed, plan = await planned(whole=True)
     if plan.ops or plan.missing_roles:
-        observed = await kind.observe(targets.remote(kind.target_type, whole=False), name, desired)
-        wanted, observed = _assume_unchanged(desired, observed, spec, missing)
-        plan = kind.plan(wanted, observed)
-    result = ObjectDiff(title, "create" if not kind.exists(observed) else "change")
-    result.lines = _lines(plan, observed, missing)
-    result.writes = len(plan.ops)
+        observed, plan = await planned(whole=False)
+    state = "create" if not kind.exists(observed) else "change"
+    result = ObjectDiff(
+        title, state, _lines(plan, observed, missing), len(plan.ops), not_checked=bool(missing)
+    )
     result.lines += [
         Line("!", f"role {r!r} does not exist: RoleNotFound, not granted") for r in sorted(plan.missing_roles)
     ]
+    if result.writes and kind.exists(observed) and spec.adoption_policy is AdoptionPolicy.REFUSE:
+        result.lines.append(
+            Line(
+                "!",
+                "sent only if this resource made or adopted it (else AlreadyExists: adoptionPolicy Refuse)",
+            )
+        )
     if not result.writes:
         result.state = "unchanged"
     return result
 
 
-def _assume_unchanged(desired: Any, observed: Any, spec: Any, missing: list[SecretKeyRef]) -> tuple[Any, Any]:
-    """Take every Secret value the files lack to be what the target has."""
+def _refused(kind: AnyKind, spec: Any, meta: Mapping[str, Any], targets: Targets) -> str | None:
+    """Why the operator would refuse the object before any remote call, or None."""
+    name = kind.remote_name(spec, meta["name"])
+    if targets.config is None:
+        return (
+            f"{name!r} is protected: the operator refuses it (Protected)"
+            if kind.protected(name, targets.protected)
+            else None
+        )
+    if not meta["namespace"]:
+        return "no metadata.namespace: what its namespace may do cannot be checked (give it in the files)"
+    configs = targets.config.clusters if kind.target_type == "cluster" else targets.config.pivots
+    # As owned: the adoption rule is for objects the resource did not make (see the Refuse line).
+    refused = admission(kind, spec, meta, configs.get(kind.target_name(spec)), owned=True)
+    return f"{refused[1]} ({refused[0].value})" if refused is not None else None
+
+
+def _assume_unchanged(
+    desired: Any, observed: Any, spec: Any, missing: list[SecretKeyRef], coming: frozenset[str]
+) -> tuple[Any, Any]:
+    """Take every Secret value the files lack to be what the target has (where it has one),
+    and the roles DruidRoles in the files create to exist, as they will when the operator
+    assigns them (it waits for them)."""
+    if coming and isinstance(observed, user.ObservedUser | group_mapping.ObservedGroupMapping):
+        observed = dataclasses.replace(observed, existing_roles=observed.existing_roles | coming)
     if not missing:
         return desired, observed
     if isinstance(observed, user.ObservedUser) and observed.authn is not None and observed.authn.credentials:
@@ -264,10 +331,11 @@ def _connection_assumed(
             continue
         if prop == "default_db_auth_token.password" and desired.default_db_auth_token is not None:
             have = observed.default_db_auth_token.password if observed.default_db_auth_token else None
-            update["default_db_auth_token"] = desired.default_db_auth_token.model_copy(
-                update={"password": have}
-            )
-        else:
+            if have is not None:
+                update["default_db_auth_token"] = desired.default_db_auth_token.model_copy(
+                    update={"password": have}
+                )
+        elif getattr(observed, prop) is not None:  # none there: the operator would send one
             update[prop] = getattr(observed, prop)
     return desired.model_copy(update=update)
 
@@ -354,26 +422,42 @@ def _op_lines(op: Op[Any], observed: Any, missing: list[SecretKeyRef]) -> list[L
 
 # Properties whose values come from Secrets: shown as set, changed or unset, never by value.
 _FROM_SECRETS = {"key", "passphrase", "sockPassword", "ca", "cert"}
+# The properties whose values a line may show: those the model declares and no Secret fills.
+# Anything else Pivot returns may be a secret the model does not know: shown by name only.
+_SHOWN = (
+    {field.alias or name for name, field in PivotConnection.model_fields.items()}
+    - _FROM_SECRETS
+    - {"defaultDbAuthToken"}
+)
+_TOKEN_SHOWN = ("type", "username")
 
 
 def _shown(connection: PivotConnection, other: PivotConnection | None) -> dict[str, str]:
     """A connection's properties as a diff line shows them. A value from a Secret shows as
-    ``(secret)``, or ``(secret, differs)`` when ``other`` has another one."""
+    ``(secret)``, or ``(secret, differs)`` when ``other`` has another one; a property the
+    operator does not manage as ``(not managed, value hidden)``."""
     mine = connection_kind.comparable(connection)
     theirs = connection_kind.comparable(other) if other is not None else {}
+
+    def secret(key: str, value: object, against: Mapping[str, Any]) -> str:
+        return "(secret, differs)" if key in against and against[key] != value else "(secret)"
+
     shown: dict[str, str] = {}
     for key, value in mine.items():
         if key in _FROM_SECRETS:
-            shown[key] = "(secret, differs)" if key in theirs and theirs[key] != value else "(secret)"
+            shown[key] = secret(key, value, theirs)
         elif key == "defaultDbAuthToken" and isinstance(value, dict):
-            token = {k: v for k, v in value.items() if k != "password"}
+            found = theirs.get(key)
+            other_token: Mapping[str, Any] = found if isinstance(found, dict) else {}
+            token = {k: value[k] for k in _TOKEN_SHOWN if k in value}
+            token.update({k: "(hidden)" for k in value if k not in _TOKEN_SHOWN and k != "password"})
             if "password" in value:
-                other_token = theirs.get(key) if isinstance(theirs.get(key), dict) else {}
-                differs = other_token and other_token.get("password") != value["password"]
-                token["password"] = "(secret, differs)" if differs else "(secret)"
+                token["password"] = secret("password", value["password"], other_token)
             shown[key] = json.dumps(token, sort_keys=True, ensure_ascii=False)
-        else:
+        elif key in _SHOWN:
             shown[key] = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        else:
+            shown[key] = "(not managed, value hidden)"
     return shown
 
 
@@ -384,7 +468,6 @@ def _shown(connection: PivotConnection, other: PivotConnection | None) -> dict[s
 class Report:
     objects: list[ObjectDiff] = field(default_factory=list)
     other_targets: int = 0
-    other_kinds: int = 0
 
     @property
     def changes(self) -> bool:
@@ -419,16 +502,22 @@ class Report:
         return "\n".join(out) + "\n"
 
 
+def _remote_name(doc: Mapping[str, Any]) -> str:
+    return str((doc.get("spec") or {}).get("name") or (doc.get("metadata") or {}).get("name") or "")
+
+
 async def diff(documents: Sequence[Mapping[str, Any]], targets: Targets) -> Report:
     secrets = secrets_of(documents)
     await targets.read_whole()
     report = Report()
-    ours = [d for d in documents if d.get("apiVersion") == API_VERSION and d.get("kind") in KINDS]
+    ours = [d for d in documents if d.get("apiVersion") == API_VERSION and d.get("kind") in BY_KIND]
     limit = asyncio.Semaphore(_PARALLEL)
+
+    roles = frozenset(_remote_name(d) for d in ours if d.get("kind") == DRUID_ROLE.kind)
 
     async def one(doc: Mapping[str, Any]) -> ObjectDiff | None:
         async with limit:
-            return await diff_object(doc, secrets, targets)
+            return await diff_object(doc, secrets, targets, roles)
 
     results = await asyncio.gather(*(one(doc) for doc in ours))
     report.objects = [r for r in results if r is not None]

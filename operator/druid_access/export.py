@@ -51,13 +51,11 @@ from druid_access.models import (
     DRUID_ROLE,
     DRUID_USER,
     KindInfo,
+    validation_message,
 )
-from druid_access.observation import DruidSnapshot
-from druid_access.resources.base import InvalidSpecError
-from druid_access.resources.connection import ConnectionKind
-from druid_access.resources.group_mapping import GroupMappingKind
-from druid_access.resources.role import RoleKind
-from druid_access.resources.user import UserKind
+from druid_access.observation import DruidSnapshot, DruidTarget, PivotTarget, bulk_refused
+from druid_access.resources import BY_KIND
+from druid_access.resources.base import AnyKind, InvalidSpecError
 
 Progress = Callable[[str], None]
 
@@ -165,11 +163,6 @@ async def read_druid(
     return found
 
 
-def bulk_refused(error: ApiError) -> bool:
-    """Did the target (or a proxy) refuse the bulk read itself, rather than fail?"""
-    return error.status in (404, 405, 406, 415) or "Smile" in error.message
-
-
 async def _read_druid_one_by_one(
     client: CoordinatorClient,
     authenticator: AuthenticatorName,
@@ -220,12 +213,14 @@ async def read_pivot(client: PivotClient, progress: Progress) -> tuple[PivotConn
 
 # --- what to write ---------------------------------------------------------------------------
 
-_USER, _ROLE, _MAPPING, _CONNECTION = UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind()
+_USER, _ROLE, _MAPPING, _CONNECTION = (
+    BY_KIND[info.kind] for info in (DRUID_USER, DRUID_ROLE, DRUID_GROUP_MAPPING, DRUID_CONNECTION)
+)
 
 
 def _checked(
     out: Export,
-    kind: Any,
+    kind: AnyKind,
     spec: dict[str, Any],
     comments: list[str],
     protected: ProtectedPrincipals,
@@ -238,9 +233,7 @@ def _checked(
         if not kind.secret_needs(model):
             kind.desired(model, name, {})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors()
-        )
+        problems = validation_message(error)
         out.skipped.append(Skipped(kind.info, name, f"the operator could not manage it ({problems})"))
         return
     except InvalidSpecError as error:
@@ -348,7 +341,9 @@ CONNECTION_SECRET_KEYS = {
 
 
 def connection_secret_name(metadata: str) -> str:
-    return f"{metadata[: _NAME_MAX - len('-secrets')]}-secrets"
+    """The Secret a connection's secret properties are read from: its name and ``-secrets``,
+    shortened with a hash of the whole when that is too long (so never shared by two)."""
+    return metadata_name(f"{metadata}-secrets", "connection-secrets")
 
 
 def pivot_resources(
@@ -442,7 +437,7 @@ def render(export: Export, *, namespace: str | None, header: Iterable[str] = ())
     by_kind: dict[str, list[Exported]] = {}
     for item in export.resources:
         by_kind.setdefault(item.info.kind, []).append(item)
-    parts = [f"# {line}\n" for line in header]
+    parts = _comment(header)
     for kind in sorted(by_kind, key=order.__getitem__):
         items = by_kind[kind]
         names = _unique(
@@ -454,9 +449,32 @@ def render(export: Export, *, namespace: str | None, header: Iterable[str] = ())
                 metadata["namespace"] = namespace
             document = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": item.spec}
             parts.append("---\n")
-            parts += [f"# {line}\n" for line in item.comments]
-            parts.append(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
+            parts += _comment(item.comments)
+            parts.append(yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100))
     return "".join(parts)
+
+
+def _comment(lines: Iterable[str]) -> list[str]:
+    """YAML comment lines. Text from a target (a permission's resource name, say) may hold line
+    breaks: each piece gets its own ``#``, so none can end a comment and start a document."""
+    return [f"# {piece}\n" for line in lines for piece in (line.splitlines() or [""])]
+
+
+# Plain scalars that PyYAML writes unquoted but YAML 1.1 readers such as kubectl's take for
+# something else: y/n as booleans, 1e3 and 0o17 as numbers.
+_AMBIGUOUS = re.compile(r"^(?:[yYnN]|[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+|0o[0-7]+)$")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes every string a YAML reader could take for another type."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "'" if _AMBIGUOUS.match(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def connection_names(connections: Iterable[PivotConnection]) -> dict[str, str]:
@@ -465,22 +483,6 @@ def connection_names(connections: Iterable[PivotConnection]) -> dict[str, str]:
 
 
 # --- the command -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DruidTarget:
-    """Where and as whom to read a cluster (the command's flags)."""
-
-    client: CoordinatorClient
-    authenticator: AuthenticatorName
-    authorizer: AuthorizerName
-    cluster: str | None = None
-
-
-@dataclass(frozen=True)
-class PivotTarget:
-    client: PivotClient
-    pivot: str | None = None
 
 
 async def export(

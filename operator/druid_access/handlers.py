@@ -29,7 +29,6 @@ from druid_access.models import GROUP, VERSION
 from druid_access.offload import trim
 from druid_access.reconcile import (
     RETRYABLE,
-    AnyKind,
     Claimant,
     ClaimLookup,
     DeletionBlocked,
@@ -37,17 +36,13 @@ from druid_access.reconcile import (
     Engine,
     admission,
 )
-from druid_access.resources.base import Claim
-from druid_access.resources.connection import ConnectionKind
-from druid_access.resources.group_mapping import GroupMappingKind
+from druid_access.resources import BY_KIND, KINDS
+from druid_access.resources.base import AnyKind, Claim
 from druid_access.resources.role import RoleKind
-from druid_access.resources.user import UserKind
 from druid_access.status import Outcome, Reason
 
 log = logging.getLogger("druid_access.handlers")
 
-KINDS: tuple[AnyKind, ...] = (UserKind(), RoleKind(), GroupMappingKind(), ConnectionKind())
-_BY_NAME = {kind.info.kind: kind for kind in KINDS}
 PREFIX = GROUP
 DEFAULT_RESYNC = 300.0
 POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
@@ -290,7 +285,7 @@ def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -
 
 async def run_pass(app: App, record: Record) -> None:
     """One pass for one object, on a worker; schedules its retry when it failed."""
-    kind = _BY_NAME[record.key[0]]
+    kind = BY_KIND[record.key[0]]
     body = record.current()
     try:
         if not app.engine.claims.loaded:

@@ -31,6 +31,7 @@ from typing import Any
 from druid_access.finalizer import FINALIZER
 from druid_access.observation import TargetSnapshots
 from druid_access.reconcile import Refs
+from druid_access.status import ready_condition
 from druid_access.workqueue import WorkQueue
 
 log = logging.getLogger("druid_access.loops")
@@ -111,11 +112,8 @@ class Record:
 
 
 def ready_reason(status: Mapping[str, Any] | None) -> str | None:
-    for condition in (status or {}).get("conditions") or ():
-        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            reason = condition.get("reason")
-            return reason if isinstance(reason, str) else None
-    return None
+    reason = (ready_condition(status) or {}).get("reason")
+    return reason if isinstance(reason, str) else None
 
 
 Pass = Callable[[Record], Awaitable[None]]

@@ -53,7 +53,8 @@ class StateCollector(Collector):
         yield objects
         up = GaugeMetricFamily(
             "druid_access_target_up",
-            "1 while a configured Druid cluster or Pivot instance answers, 0 while its breaker is open.",
+            "1 while a configured Druid cluster or Pivot instance answers, 0 while its breaker is open "
+            "(it opens when the passes of three objects got no answer: a target with fewer stays 1).",
             labels=["target_type", "target"],
         )
         for target_type, name, answering in self._targets():

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
 
 from druid_access import group_pattern
@@ -487,6 +487,14 @@ class ResourceStatus(Model):
     drift_count: int | None = Field(
         default=None, description="How many times drift was detected on the remote object."
     )
+
+
+def validation_message(error: ValidationError, limit: int = 5) -> str:
+    """Where a spec fails its model, each place as ``spec.<path>: <why>``, never its values."""
+    parts = [
+        f"spec.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()[:limit]
+    ]
+    return "; ".join(parts)
 
 
 class KindInfo:

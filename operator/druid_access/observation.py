@@ -400,6 +400,30 @@ class PivotReads:
         return await absent_as_none(self.client.get_connection(name), "connection")
 
 
+def bulk_refused(error: ApiError) -> bool:
+    """Did the target (or a proxy before it) refuse the bulk read itself, rather than fail?"""
+    return error.status in (404, 405, 406, 415) or "Smile" in error.message
+
+
+@dataclass(frozen=True)
+class DruidTarget:
+    """A cluster named on the command line (``export``, ``diff``): where and as whom to read it,
+    and the ``spec.cluster`` its objects name (None: any)."""
+
+    client: CoordinatorClient
+    authenticator: AuthenticatorName
+    authorizer: AuthorizerName
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class PivotTarget:
+    """A Pivot instance named on the command line, and the ``spec.pivot`` its objects name."""
+
+    client: PivotClient
+    pivot: str | None = None
+
+
 async def read_druid(
     client: CoordinatorClient,
     authenticator: AuthenticatorName,

@@ -38,12 +38,12 @@ from druid_access.clients import (
 )
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
-from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy
-from druid_access.resources.base import Claim, Create, InvalidSpecError, Kind, SecretNeed, granted_roles
+from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
+from druid_access.resources.base import AnyKind, Claim, Create, InvalidSpecError, SecretNeed, granted_roles
 from druid_access.resources.base import lane as lane_of
 from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
-from druid_access.status import READY, Outcome, Reason, StatusBuilder, status_patch
+from druid_access.status import Outcome, Reason, StatusBuilder, ready_condition, status_patch
 from druid_access.targets import Targets
 
 log = logging.getLogger("druid_access.reconcile")
@@ -51,7 +51,6 @@ log = logging.getLogger("druid_access.reconcile")
 Emit = Callable[[str, str, str], None]
 """(type Normal|Warning, reason, message) -> posts a Kubernetes Event for the object."""
 
-AnyKind = Kind[Any, Any, Any, Any]
 
 # Reasons that clear up by themselves (a role appears, a server recovers): retried with
 # backoff. The rest wait for a change of the spec, the configuration or the resync.
@@ -224,7 +223,7 @@ class Engine:
         try:
             spec = kind.spec_model(body.get("spec") or {})
         except ValidationError as error:
-            return Result(Outcome(Reason.INVALID_SPEC, _validation_message(error)), Refs())
+            return Result(Outcome(Reason.INVALID_SPEC, validation_message(error)), Refs())
         name = kind.remote_name(spec, meta["name"])
         target_name = kind.target_name(spec)
         refs = Refs(
@@ -525,7 +524,7 @@ class Engine:
         """
         meta = body["metadata"]
         current = body.get("status") or {}
-        previous = _ready_condition(body)
+        previous = ready_condition(body.get("status"))
         if emit is not None and not outcome.ready and (previous or {}).get("reason") != outcome.reason.value:
             # Waiting for a role or Secret that another resource may be about to create is a
             # normal step of applying many objects at once, not a failure.
@@ -711,16 +710,9 @@ def _owner(claimants: Sequence[Claimant]) -> Claimant | None:
     return min(claimants) if claimants else None
 
 
-def _ready_condition(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in (body.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == READY:
-            return dict(condition)
-    return None
-
-
 def _was_synced(body: Mapping[str, Any]) -> bool:
     """Was this very generation already in sync? Then any planned write is drift."""
-    ready = _ready_condition(body)
+    ready = ready_condition(body.get("status"))
     generation = body["metadata"].get("generation")
     return (
         ready is not None
@@ -730,7 +722,7 @@ def _was_synced(body: Mapping[str, Any]) -> bool:
 
 
 def _has_drifted_condition(body: Mapping[str, Any]) -> bool:
-    ready = _ready_condition(body)
+    ready = ready_condition(body.get("status"))
     return ready is not None and ready.get("reason") == Reason.DRIFTED.value
 
 
@@ -750,11 +742,3 @@ def _why(body: Mapping[str, Any], secret_version: str | None) -> str:
 def _ident(body: Mapping[str, Any]) -> str:
     meta = body["metadata"]
     return f"{body.get('kind', '?')} {meta.get('namespace')}/{meta.get('name')}"
-
-
-def _validation_message(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors()[:5]:
-        loc = ".".join(str(p) for p in item["loc"])
-        parts.append(f"spec.{loc}: {item['msg']}")
-    return "; ".join(parts)

@@ -66,6 +66,14 @@ class Outcome:
         return self.reason is Reason.SYNCED
 
 
+def ready_condition(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The Ready condition of a status, if it has one."""
+    for condition in (status or {}).get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == READY:
+            return dict(condition)
+    return None
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

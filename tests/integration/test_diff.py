@@ -8,6 +8,7 @@ and never show a secret value.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from tests.integration.test_export import ADMIN_PW, CA, CANARIES, KEY, PASSWORDS
 from tests.integration.test_export import fakes as fakes
 
 from druid_access import cli
+from druid_access.clients import PivotClient, PivotConnection
 from druid_access.testing.environment import FakesInThread
 from druid_access.testing.faults import Fault
 
@@ -41,9 +43,12 @@ def _diff_druid(fakes: FakesInThread, *args: str) -> int:
     )
 
 
-def _secret(name: str, values: dict[str, str]) -> dict[str, Any]:
+def _secret(name: str, values: dict[str, str], *, allow: bool = True) -> dict[str, Any]:
     data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "data": data}
+    meta: dict[str, Any] = {"name": name, "namespace": NS}
+    if allow:
+        meta["labels"] = {"druidaccess.io/allow": "true"}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": data}
 
 
 def _exported(
@@ -226,3 +231,111 @@ def test_objects_in_sync_cost_no_read_of_their_own_and_a_refused_bulk_read_still
     assert (
         fakes.coordinator.requests.count("GET") - before[0] >= 1 + 8
     )  # the refused read, then each of 8 objects
+
+
+def _object(kind: str, name: str, spec: dict[str, Any], namespace: str | None = NS) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": "druidaccess.io/v1alpha1", "kind": kind, "metadata": meta, "spec": spec}
+
+
+def test_what_the_operator_would_refuse_or_wait_for_is_said_as_it_would(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EXPORT_PW", ADMIN_PW)
+    monkeypatch.setenv("EXPORT_TOKEN", TOKEN)
+    documents = [
+        # A role created by these files, and a user and a mapping waiting for it: assigned once it is there.
+        _object("DruidRole", "new-role", {}),
+        _object("DruidUser", "waits", {"roles": ["new-role"]}),
+        _object(
+            "DruidGroupMapping",
+            "waits-too",
+            {"groupPattern": "cn=x,dc=example,dc=org", "roles": ["new-role"]},
+        ),
+        # A Secret in the files that did not opt in: the operator does not read it.
+        _object("DruidUser", "unlabelled", {"password": {"secretKeyRef": {"name": "plain", "key": "pw"}}}),
+        _secret("plain", {"pw": "canary-unlabelled-pw"}, allow=False),
+        _object("DruidRole", "", {}),  # no name at all
+    ]
+    code, out, _ = _diff(fakes, capsys, _write(tmp_path / "a.yaml", documents))
+    assert code == 1, out  # the nameless object
+    assert "DruidRole adopt/new-role -> role 'new-role' (new)\n  + role 'new-role'\n" in out
+    assert (
+        "DruidUser adopt/waits -> user 'waits' (new)\n  + authorizer user 'waits'\n  + role 'new-role'\n"
+        in out
+    )
+    assert "+ group mapping 'waits-too': groupPattern \"cn=x,dc=example,dc=org\", roles 'new-role'" in out
+    assert "RoleNotFound" not in out
+    assert (
+        "DruidUser adopt/unlabelled -> user 'unlabelled' (refused)\n"
+        '  ! Secret plain is not labelled druidaccess.io/allow: "true": SecretNotAllowed, nothing sent\n'
+    ) in out
+    assert "DruidRole adopt/ (error)\n  ! invalid: it has neither metadata.name nor spec.name" in out
+    assert "canary-unlabelled-pw" not in out
+
+    # With the operator's configuration, a namespace is held to what it may do.
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": {
+                    "default": {
+                        "coordinatorUrl": fakes.coordinator.url,
+                        "adminSecret": {"name": "x"},
+                        "allowedNamespaces": ["team-*"],
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    tenant = [_object("DruidUser", "bold", {"roles": ["admin"]}, "team-a"), _object("DruidRole", "r2", {})]
+    code = _diff_druid(fakes, "--config", str(config), "-f", str(_write(tmp_path / "t.yaml", tenant)))
+    out = capsys.readouterr().out
+    assert code == 0, out  # refused: the operator writes nothing
+    assert "user 'bold' (refused)\n  ! 'admin' is a protected principal" not in out
+    assert (
+        "DruidUser team-a/bold -> user 'bold' (refused)\n"
+        "  ! namespace 'team-a' may not grant protected role 'admin' on Druid cluster 'default': "
+        "only the cluster's privilegedNamespaces may (NotPermitted)\n"
+    ) in out
+    assert (
+        "DruidRole adopt/r2 -> role 'r2' (refused)\n"
+        "  ! namespace 'adopt' may not manage Druid cluster 'default' (NamespaceNotAllowed)\n"
+    ) in out
+
+
+def test_pivot_properties_the_operator_does_not_manage_are_never_shown_by_value(
+    fakes: FakesInThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    async def extra() -> None:
+        async with PivotClient(fakes.pivot.url, token=TOKEN) as pivot:
+            connection = PivotConnection.model_validate(
+                {"name": "odd", "type": "druid", "queryHosts": ["b:8082"], "apiKey": "canary-extra-key"}
+            )
+            await pivot.create_connection(connection)
+
+    asyncio.run(extra())
+    documents = [
+        _object("DruidConnection", "odd", {"queryHosts": ["b:8082"]}),
+        # A CA from a Secret that is not in the files, on a connection that has none yet: sent.
+        _object(
+            "DruidConnection",
+            "plain",
+            {
+                "queryHosts": ["broker:8082"],
+                "protocol": "tls",
+                "tls": {"ca": {"name": "ca", "key": "ca.crt"}},
+            },
+        ),
+    ]
+    monkeypatch.setenv("EXPORT_PW", ADMIN_PW)
+    monkeypatch.setenv("EXPORT_TOKEN", TOKEN)
+    code, out, err = _diff(fakes, capsys, _write(tmp_path / "c.yaml", documents))
+    assert code == 2, out
+    assert "canary-extra-key" not in out + err
+    assert "  ~ apiKey: (not managed, value hidden) -> unset\n" in out
+    assert "  ~ ca: unset -> (secret)\n" in out
+    assert '  ~ protocol: "plain" -> "tls"\n' in out

@@ -216,9 +216,10 @@ def test_export_reads_only_and_never_prints_a_credential(
     assert "read 2 Pivot connections" in err
     assert "skipped DruidUser 'admin': a protected user of the cluster" in err
     assert "skipped DruidRole 'druid_system': a protected role of the cluster" in err
-    assert "skipped DruidUser 'bad:name': the operator could not manage it (name:" in err
+    assert "skipped DruidUser 'bad:name': the operator could not manage it (spec.name:" in err
     assert (
-        "skipped DruidRole 'bad-type': the operator could not manage it (permissions.0.resource.type:" in err
+        "skipped DruidRole 'bad-type': the operator could not manage it (spec.permissions.0.resource.type:"
+        in err
     )
     assert "# Written by `druid-access export`" in out
     assert "Traceback" not in err

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from druid_access.export import _unique, metadata_name
+import yaml
+
+from druid_access.export import Export, Exported, _unique, connection_secret_name, metadata_name, render
+from druid_access.models import DRUID_ROLE
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -62,3 +66,42 @@ def test_a_remote_name_equal_to_another_names_derived_name_does_not_clash() -> N
     assert derived["Alice"] != taken
     assert DNS_SUBDOMAIN.match(derived["Alice"])
     assert _unique([(taken, taken), ("Alice", taken)]) == derived  # whatever the order
+
+
+def test_a_connections_secret_name_is_valid_and_its_own_however_long() -> None:
+    long_one = "team-analytics-production-cluster-emea-warehouse-primary-01"
+    names = {
+        connection_secret_name(metadata_name(n, "druidconnection")) for n in (long_one, long_one[:-1] + "2")
+    }
+    assert len(names) == 2
+    for name in (*names, connection_secret_name("a" * 54 + ".bbbbbbbb"), connection_secret_name("short")):
+        assert DNS_SUBDOMAIN.match(name) and len(name) <= 63, name
+    assert connection_secret_name("short") == "short-secrets"
+
+
+def _rendered(spec: dict[str, Any], comments: tuple[str, ...] = ()) -> str:
+    return render(Export([Exported(DRUID_ROLE, spec["name"], spec, comments)]), namespace="ns")
+
+
+def test_text_from_the_target_cannot_end_a_comment_and_start_a_document() -> None:
+    hostile = (
+        "security|x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: injected\n#\u2028kind: Secret"
+    )
+    text = _rendered({"name": "r", "permissions": []}, (f"It holds {hostile!s}",))
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    assert [d["kind"] for d in documents] == ["DruidRole"]
+    for line in text.splitlines():
+        assert line.startswith(("#", "---", "apiVersion", "kind", "metadata", "spec", " ")), line
+
+
+def test_strings_a_yaml_1_1_reader_would_take_for_something_else_are_quoted() -> None:
+    names = ["n", "Y", "1e3", "0o17", "yes", "on", "null", "12", "1.5", "2001-12-14", "~"]
+    spec = {
+        "name": "r",
+        "permissions": [{"resource": {"type": "DATASOURCE", "name": n}, "action": "READ"} for n in names],
+    }
+    text = _rendered(spec)
+    for name in names:
+        assert f"name: '{name}'" in text or f'name: "{name}"' in text, name
+    loaded = next(yaml.safe_load_all(text))
+    assert [p["resource"]["name"] for p in loaded["spec"]["permissions"]] == names

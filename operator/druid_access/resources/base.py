@@ -187,6 +187,9 @@ class Kind(Protocol[R, S, D, O]):
     async def delete(self, remote: R, name: str) -> bool: ...
 
 
+AnyKind = Kind[Any, Any, Any, Any]
+
+
 def granted_roles(ops: Sequence[Op[Any]]) -> frozenset[str]:
     """The roles a plan's writes give to someone (ops that grant expose ``grants``)."""
     roles: frozenset[str] = frozenset()
