@@ -1326,18 +1326,23 @@ def _role(name: str, namespace: str) -> dict[str, Any]:
 FORBIDDEN = 'forbidden: User "system:serviceaccount'
 
 
-def test_chart_rbac_carries_the_whole_lifecycle(
-    release: Release, controlplane: ControlPlane, fakes: FakesInThread, tmp_path: Path
-) -> None:
-    cp = controlplane
+def _chart_operator(cp: ControlPlane, release: Release, tmp_path: Path) -> ChartOperator:
+    """The operator as the release's Deployment runs it: its args, its config, its ServiceAccount."""
     args, config_text = read_back(cp, release)
-    operator = ChartOperator(
+    return ChartOperator(
         deployment_args=args,
         config_text=config_text,
         kubeconfig=sa_kubeconfig(cp, release.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig"),
         workdir=tmp_path / "operator",
         pod_namespace=RELEASE_NS,
     )
+
+
+def test_chart_rbac_carries_the_whole_lifecycle(
+    release: Release, controlplane: ControlPlane, fakes: FakesInThread, tmp_path: Path
+) -> None:
+    cp = controlplane
+    operator = _chart_operator(cp, release, tmp_path)
     assert f"--namespace={WATCH_NS}" in operator.command
     operator.start()
     try:
@@ -1358,14 +1363,7 @@ def test_dashboard_and_alerts_name_only_metrics_the_operator_serves(
     _, dashboard, rules = _dashboard_and_rules(helm, tmp_path)
     used = {name for expr in _expressions(dashboard, rules) for name in _METRIC.findall(expr)}
     assert {"druid_access_objects", "druid_access_target_up", "druid_access_remote_writes_total"} <= used
-    args, config_text = read_back(cp, release)
-    operator = ChartOperator(
-        deployment_args=args,
-        config_text=config_text,
-        kubeconfig=sa_kubeconfig(cp, release.fullname, RELEASE_NS, tmp_path / "sa.kubeconfig"),
-        workdir=tmp_path / "operator",
-        pod_namespace=RELEASE_NS,
-    )
+    operator = _chart_operator(cp, release, tmp_path)
     operator.start()
     try:
         apply(cp, [_role("dash-readers", WATCH_NS)])
