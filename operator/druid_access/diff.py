@@ -57,6 +57,10 @@ _NOT_GIVEN = SecretStr("\x00not given\x00")
 _PARALLEL = 8
 
 
+# libyaml's parser when PyYAML was built with it (its wheels are): ten times as fast for large files.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class InputError(Exception):
     """A file cannot be read or holds something that is not a YAML/JSON object."""
 
@@ -100,7 +104,7 @@ def load_documents(paths: Sequence[str]) -> list[dict[str, Any]]:
             raise InputError(f"-f {given}: no such file or directory")
         for file in files:
             try:
-                loaded = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+                loaded = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_LOADER))
             except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
                 raise InputError(f"{file}: cannot be read as YAML: {_one_line(error)}") from None
             for doc in loaded:
