@@ -261,7 +261,11 @@ async def diff_object(
     coming = roles_coming & kind.role_refs(spec)
 
     async def planned(whole: bool) -> tuple[Any, Plan[Any]]:
-        observed = await kind.observe(targets.remote(kind.target_type, whole=whole), name, desired)
+        remote = targets.remote(kind.target_type, whole=whole)
+        if isinstance(desired, user.DesiredUser) and missing:
+            observed = await _user_unchecked(kind, remote, name, desired)
+        else:
+            observed = await kind.observe(remote, name, desired)
         wanted, observed = _assume_unchanged(desired, observed, spec, missing, coming)
         return observed, kind.plan(wanted, observed)
 
@@ -287,6 +291,19 @@ async def diff_object(
     if not result.writes:
         result.state = "unchanged"
     return result
+
+
+async def _user_unchecked(
+    kind: AnyKind, remote: Any, name: str, desired: user.DesiredUser
+) -> user.ObservedUser:
+    """A user whose password Secret is not in the files, observed without hashing a stand-in
+    password (PBKDF2 per user): a stored password is taken to match, as ``?`` lines say."""
+    observed: user.ObservedUser = await kind.observe(
+        remote, name, dataclasses.replace(desired, password=None)
+    )
+    authn = await remote.reads.authenticator_user(name)
+    matches = True if authn is not None and authn.credentials is not None else None
+    return dataclasses.replace(observed, authn=authn, password_matches=matches)
 
 
 def _refused(kind: AnyKind, spec: Any, meta: Mapping[str, Any], targets: Targets) -> str | None:
