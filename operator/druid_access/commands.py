@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -56,6 +57,8 @@ def _options(args: argparse.Namespace) -> HttpOptions:
 def _url(value: str, flag: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise CommandError(f"{flag} {value!r}: give an http:// or https:// URL")
+    if "@" in urlsplit(value).netloc:  # never echoed: it may hold a password
+        raise CommandError(f"{flag}: give the credentials with their own flags, not in the URL")
     return value
 
 

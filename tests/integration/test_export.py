@@ -289,6 +289,8 @@ def _free_port() -> int:
          "(is the URL right, and is the target running?)"),
         (["--coordinator-url", "ftp://x", "--password-env", "EXPORT_PW"], {"EXPORT_PW": ADMIN_PW},
          "give an http:// or https:// URL"),
+        (["--coordinator-url", "http://admin:canary-in-url@127.0.0.1:1", "--password-env", "EXPORT_PW"],
+         {"EXPORT_PW": ADMIN_PW}, "give the credentials with their own flags, not in the URL"),
         (["--pivot-url", "PIVOT", "--pivot-token-env", "EXPORT_TOKEN"], {"EXPORT_TOKEN": "canary-wrong-token-6"},
          "-> 401: "),
         ([], {}, "give --coordinator-url, --pivot-url or both"),
