@@ -1,10 +1,11 @@
 """``druid-access diff``: what the operator would write to a live target for a set of files.
 
 Each custom resource in the files is taken through the operator's own steps: its spec parsed
-by the model, the remote name and the Secrets it needs worked out by its kind, the desired
-state built, the target read live (``observe``) and the writes planned by the kind's pure
-``plan``. The writes are then shown field by field; none is sent. So ``diff`` says nothing
-exactly when the operator would write nothing.
+by the model and held to what its namespace may do (``admission``, with ``--config``), the
+remote name and the Secrets it needs worked out by its kind, the desired state built, the
+target observed as a resync does (read whole once; live again for an object with something to
+do) and the writes planned by the kind's pure ``plan``. The writes are then shown field by
+field; none is sent. So ``diff`` says nothing when the operator would write nothing.
 
 A Secret the files do not hold is *not checked*: its value is taken to be what the target
 has (a user's password that verifies, a connection's secret property unchanged), and the line
