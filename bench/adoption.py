@@ -129,6 +129,16 @@ def command(fakes: FakesInThread, *args: str) -> Run:
     )
 
 
+def measured(phase: str, what: str, run: Run, base_seconds: float) -> tuple[str, str, str, str]:
+    """A table row for one command: its wall time and CPU, and its time against the baseline."""
+    return (
+        phase,
+        what,
+        f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU",
+        f"{run.seconds / base_seconds:.1f}x the baseline",
+    )
+
+
 async def baseline(url: str) -> tuple[float, int]:
     """The three bulk reads alone, decoded: seconds and the objects they hold."""
     async with CoordinatorClient(url, username="admin", password=SecretStr(ADMIN_PW)) as client:
@@ -223,30 +233,18 @@ def main(argv: Sequence[str]) -> int:
         assert run.code == 0, run.stderr
         size = exported.stat().st_size
         count = sum(1 for line in exported.read_text(encoding="utf-8").splitlines() if line == "---")
-        rows.append((
-            "2 export", f"{count:,} objects written ({size / 1e6:.1f} MB), {run.gets} GETs, {run.writes} writes",
-            f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU", f"{run.seconds / base_seconds:.1f}x the baseline",
-        ))  # fmt: skip
+        rows.append(measured("2 export", f"{count:,} objects written ({size / 1e6:.1f} MB), {run.gets} GETs, {run.writes} writes", run, base_seconds))  # fmt: skip
         run = command(fakes, "diff", "-f", str(exported))
-        rows.append((
-            "3 diff (as exported)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes: {summary(run.stdout)}",
-            f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU", f"{run.seconds / base_seconds:.1f}x the baseline",
-        ))  # fmt: skip
+        rows.append(measured("3 diff (as exported)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes: {summary(run.stdout)}", run, base_seconds))  # fmt: skip
         assert run.code == 0, run.stdout[-2000:] + run.stderr
         given, secrets = Path(tmp) / "with-passwords.yaml", Path(tmp) / "secrets.yaml"
         with_passwords(exported, given)
         secrets_file(secrets, users, "adopt")
         run = command(fakes, "diff", "-f", str(given))
-        rows.append((
-            "4 diff (password references, no Secret in the files)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes, passwords not checked: {summary(run.stdout)}",
-            f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU", f"{run.seconds / base_seconds:.1f}x the baseline",
-        ))  # fmt: skip
+        rows.append(measured("4 diff (password references, no Secret in the files)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes, passwords not checked: {summary(run.stdout)}", run, base_seconds))  # fmt: skip
         assert run.code == 0, run.stdout[-2000:] + run.stderr
         run = command(fakes, "diff", "-f", str(given), "-f", str(secrets))
-        rows.append((
-            "5 diff (every password given)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes, {users:,} PBKDF2 checks: {summary(run.stdout)}",
-            f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU", f"{run.seconds / base_seconds:.1f}x the baseline",
-        ))  # fmt: skip
+        rows.append(measured("5 diff (every password given)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes, {users:,} PBKDF2 checks: {summary(run.stdout)}", run, base_seconds))  # fmt: skip
         assert run.code == 0, run.stdout[-2000:] + run.stderr
         drifted = list(range(0, users, 100))
 
@@ -257,10 +255,7 @@ def main(argv: Sequence[str]) -> int:
         fakes.call(drift)
         run = command(fakes, "diff", "-f", str(given), "-f", str(secrets))
         shown = set(re.findall(r"-> user '([^']+)'\n  \+ role ", run.stdout))
-        rows.append((
-            "6 diff (1 % of users lost their role)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes; {len(shown)} users shown, {len(drifted)} drifted: {summary(run.stdout)}",
-            f"{run.seconds:.2f} s wall, {run.cpu:.2f} s CPU", f"{run.seconds / base_seconds:.1f}x the baseline",
-        ))  # fmt: skip
+        rows.append(measured("6 diff (1 % of users lost their role)", f"exit {run.code}, {run.gets} GETs, {run.writes} writes; {len(shown)} users shown, {len(drifted)} drifted: {summary(run.stdout)}", run, base_seconds))  # fmt: skip
         assert run.code == 2 and shown == {user(i) for i in drifted}, run.stdout[-2000:]
     text = [
         f"## N = {users:,} users, {roles:,} roles (commit {git('rev-parse', '--short', 'HEAD')})",

@@ -334,8 +334,7 @@ def _assume_unchanged(
         observed = dataclasses.replace(observed, existing_roles=observed.existing_roles | coming)
     if not missing:
         return desired, observed
-    if isinstance(observed, user.ObservedUser) and observed.authn is not None and observed.authn.credentials:
-        return desired, dataclasses.replace(observed, password_matches=True)
+    # (A user's password is taken to match where one is stored by ``_user_unchecked`` already.)
     if isinstance(desired, PivotConnection) and isinstance(observed, PivotConnection):
         return _connection_assumed(desired, observed, spec, missing), observed
     return desired, observed
