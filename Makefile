@@ -15,7 +15,7 @@ help:
 	@echo "make test          bootstrap everything, then lint, mypy and the whole test suite"
 	@echo "make demo          the operator end to end on a local control plane (KEEP=1 keeps it running)"
 	@echo "make crds          regenerate crds/ from the pydantic models"
-	@echo "make lint          ruff + mypy --strict"
+	@echo "make lint          ruff, mypy --strict and the layering contracts (.importlinter)"
 	@echo "make controlplane  build (or reuse) kube-apiserver and etcd in \$$DRUID_ACCESS_CACHE"
 	@echo "make druid         resolve (or reuse) a real Druid Coordinator from Maven Central"
 	@echo "make helm          build (or reuse) helm from the Go module proxy"
@@ -83,6 +83,7 @@ lint: venv
 	$(BIN)/ruff check operator tests bench kind
 	$(BIN)/ruff format --check operator tests bench kind
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 .PHONY: test
 test: venv controlplane druid ldap helm lint
