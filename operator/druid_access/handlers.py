@@ -28,7 +28,6 @@ from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, T
 from druid_access.models import GROUP, VERSION
 from druid_access.offload import trim
 from druid_access.reconcile import (
-    RETRYABLE,
     Claimant,
     ClaimLookup,
     DeletionBlocked,
@@ -345,7 +344,7 @@ async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[st
     record.passes += 1
     if kind.family == "role" and (first or result.outcome.changes) and result.refs.target:
         app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
-    if result.outcome.reason in RETRYABLE:
+    if result.outcome.reason.retryable:
         resync = app.resync_seconds(kind, result.refs.target)
         record.attempts += 1
         app.loops.retry(record, backoff(record.attempts - 1, min(BACKOFF_CAP, resync)))

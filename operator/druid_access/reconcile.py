@@ -52,22 +52,7 @@ Emit = Callable[[str, str, str], None]
 """(type Normal|Warning, reason, message) -> posts a Kubernetes Event for the object."""
 
 
-# Reasons that clear up by themselves (a role appears, a server recovers): retried with
-# backoff. The rest wait for a change of the spec, the configuration or the resync.
-RETRYABLE = frozenset(
-    {
-        Reason.ROLE_NOT_FOUND,
-        Reason.SECRET_NOT_FOUND,
-        Reason.UNREACHABLE,
-        Reason.CERTIFICATE_NOT_TRUSTED,
-        Reason.REDIRECT_REFUSED,
-        Reason.UNAUTHORIZED,
-        Reason.FORBIDDEN,
-        Reason.SERVER_ERROR,
-        Reason.CONCURRENT_CHANGE,
-        Reason.KUBERNETES_ERROR,
-    }
-)
+RETRYABLE = frozenset(reason for reason in Reason if reason.retryable)
 
 
 @dataclass(frozen=True, order=True)
@@ -526,14 +511,7 @@ class Engine:
         current = body.get("status") or {}
         previous = ready_condition(body.get("status"))
         if emit is not None and not outcome.ready and (previous or {}).get("reason") != outcome.reason.value:
-            # Waiting for a role or Secret that another resource may be about to create is a
-            # normal step of applying many objects at once, not a failure.
-            quiet = outcome.reason in (
-                Reason.SUSPENDED,
-                Reason.DRIFTED,
-                Reason.ROLE_NOT_FOUND,
-                Reason.SECRET_NOT_FOUND,
-            )
+            quiet = outcome.reason.quiet
             (log.info if quiet else log.warning)(
                 "%s: %s: %s", _ident(body), outcome.reason.value, outcome.message
             )
@@ -673,26 +651,32 @@ def admission(
     return None
 
 
+# The reason each client error becomes, first match wins (subclasses before their bases), and
+# its message: {target} is Druid or Pivot; {status} and {message} are the error's, already
+# trimmed and scrubbed of credentials.
+API_ERRORS: tuple[tuple[type[ApiError] | tuple[type[ApiError], ...], Reason, str], ...] = (
+    (Unauthorized, Reason.UNAUTHORIZED, "{target} refused the operator's credentials (401)"),
+    (Forbidden, Reason.FORBIDDEN, "{target} denied the operator's account (403): {message}"),
+    (CertificateNotTrusted, Reason.CERTIFICATE_NOT_TRUSTED, "{target}: {message}"),
+    (RedirectRefused, Reason.REDIRECT_REFUSED, "{target} {message}"),
+    (Unavailable, Reason.UNREACHABLE, "{target} is unreachable: {message}"),
+    (ServerError, Reason.SERVER_ERROR, "{target} failed ({status}): {message}"),
+    (Invalid, Reason.REJECTED, "{target} rejected a request ({status}): {message}"),
+    # The remote side changed between our read and write (another writer): read again.
+    (
+        (NotFound, AlreadyExists, Conflict),
+        Reason.CONCURRENT_CHANGE,
+        "{target} refused a request ({status}): {message}",
+    ),
+)
+
+
 def describe_api_error(error: ApiError) -> tuple[Reason, str]:
-    """A reason and a one-line message for a client error (already trimmed and scrubbed)."""
+    """A reason and a one-line message for a client error (``API_ERRORS``)."""
     target = "Druid" if error.target == "coordinator" else "Pivot"
-    if isinstance(error, Unauthorized):
-        return Reason.UNAUTHORIZED, f"{target} refused the operator's credentials (401)"
-    if isinstance(error, Forbidden):
-        return Reason.FORBIDDEN, f"{target} denied the operator's account (403): {error.message}"
-    if isinstance(error, CertificateNotTrusted):
-        return Reason.CERTIFICATE_NOT_TRUSTED, f"{target}: {error.message}"
-    if isinstance(error, RedirectRefused):
-        return Reason.REDIRECT_REFUSED, f"{target} {error.message}"
-    if isinstance(error, Unavailable):
-        return Reason.UNREACHABLE, f"{target} is unreachable: {error.message}"
-    if isinstance(error, ServerError):
-        return Reason.SERVER_ERROR, f"{target} failed ({error.status}): {error.message}"
-    if isinstance(error, Invalid):
-        return Reason.REJECTED, f"{target} rejected a request ({error.status}): {error.message}"
-    if isinstance(error, NotFound | AlreadyExists | Conflict):
-        # The remote side changed between our read and write (another writer): read again.
-        return Reason.CONCURRENT_CHANGE, f"{target} refused a request ({error.status}): {error.message}"
+    for cls, reason, template in API_ERRORS:
+        if isinstance(error, cls):
+            return reason, template.format(target=target, status=error.status, message=error.message)
     return Reason.SERVER_ERROR, f"{target} answered unexpectedly ({error.status}): {error.message}"
 
 

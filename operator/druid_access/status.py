@@ -18,8 +18,28 @@ DRIFTED = "Drifted"
 DELETION_BLOCKED = "DeletionBlocked"
 
 
+RETRY = "retry"
+"""Clears up by itself (a role appears, a server recovers): the pass is retried with backoff.
+Other failures wait for a change of the spec, the configuration or a Secret, or the resync."""
+QUIET = "quiet"
+"""A normal step (waiting for something being created, or a state asked for): a change to it
+is logged at INFO and posted as a Normal Event, not as a Warning."""
+
+
 class Reason(StrEnum):
-    """Machine-readable reasons of the Ready condition (and its companions)."""
+    """Machine-readable reasons of the Ready condition (and its companions), each with its
+    policy: ``retryable`` (RETRY) and ``quiet`` (QUIET). Adding a reason is one line here,
+    plus a row in ``reconcile.API_ERRORS`` when a client error maps to it."""
+
+    retryable: bool
+    quiet: bool
+
+    def __new__(cls, value: str, *policy: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.retryable = RETRY in policy
+        member.quiet = QUIET in policy
+        return member
 
     SYNCED = "Synced"
     INVALID_SPEC = "InvalidSpec"
@@ -28,22 +48,22 @@ class Reason(StrEnum):
     PROTECTED = "Protected"
     NOT_PERMITTED = "NotPermitted"
     ADOPTION_NOT_ALLOWED = "AdoptionNotAllowed"
-    SUSPENDED = "Suspended"
+    SUSPENDED = "Suspended", QUIET
     CONFLICT = "Conflict"
     ALREADY_EXISTS = "AlreadyExists"
-    SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_NOT_FOUND = "SecretNotFound", RETRY, QUIET  # another resource may be about to create it
     SECRET_NOT_ALLOWED = "SecretNotAllowed"
-    ROLE_NOT_FOUND = "RoleNotFound"
-    DRIFTED = "Drifted"
-    UNREACHABLE = "Unreachable"
-    CERTIFICATE_NOT_TRUSTED = "CertificateNotTrusted"
-    REDIRECT_REFUSED = "RedirectRefused"
-    UNAUTHORIZED = "Unauthorized"
-    FORBIDDEN = "Forbidden"
+    ROLE_NOT_FOUND = "RoleNotFound", RETRY, QUIET  # likewise: a DruidRole applied with it
+    DRIFTED = "Drifted", QUIET
+    UNREACHABLE = "Unreachable", RETRY
+    CERTIFICATE_NOT_TRUSTED = "CertificateNotTrusted", RETRY
+    REDIRECT_REFUSED = "RedirectRefused", RETRY
+    UNAUTHORIZED = "Unauthorized", RETRY
+    FORBIDDEN = "Forbidden", RETRY
     REJECTED = "Rejected"
-    CONCURRENT_CHANGE = "ConcurrentChange"
-    SERVER_ERROR = "ServerError"
-    KUBERNETES_ERROR = "KubernetesError"
+    CONCURRENT_CHANGE = "ConcurrentChange", RETRY
+    SERVER_ERROR = "ServerError", RETRY
+    KUBERNETES_ERROR = "KubernetesError", RETRY
     DELETION_BLOCKED = "DeletionBlocked"
 
 
