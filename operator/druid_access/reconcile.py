@@ -1,4 +1,7 @@
-"""The one reconcile loop every kind goes through, and the one deletion path.
+"""The engine: one pass over one object, the same for every kind, and the one deletion path.
+
+``Loops`` (loops.py) decides when an object gets a pass and ``passes`` runs it; this is what
+the pass does:
 
     spec -> guards (target, tenancy, protection, privilege, adoption, suspension, ownership)
          -> desired (spec + opted-in Secret values) -> observed (reads) -> plan (pure)
@@ -75,6 +78,33 @@ Hold = Callable[[Mapping[str, str]], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
+class Subject:
+    """An object as a pass sees it: its spec parsed once, and the names the spec gives."""
+
+    kind: AnyKind
+    meta: Mapping[str, Any]
+    spec: Any
+    name: str  # on the target
+    target: str
+
+    @classmethod
+    def of(cls, kind: AnyKind, body: Mapping[str, Any]) -> Subject:
+        """Raises ``pydantic.ValidationError`` for a spec the model refuses."""
+        spec = kind.spec_model(body.get("spec") or {})
+        meta = body["metadata"]
+        return cls(kind, meta, spec, kind.remote_name(spec, meta["name"]), kind.target_name(spec))
+
+    @property
+    def claim(self) -> Claim:
+        return Claim(self.kind.family, self.target, self.name)
+
+    def owner_elsewhere(self, claims: ClaimLookup) -> Claimant | None:
+        """The older resource that owns this object's remote name, if it is not this one."""
+        owner = _owner(claims(self.claim))
+        return owner if owner is not None and owner.uid != self.meta["uid"] else None
+
+
+@dataclass(frozen=True)
 class Refs:
     """What a resource depends on, so a change there wakes it up."""
 
@@ -107,7 +137,7 @@ class _Rejection:
 
 @dataclass
 class Engine:
-    """Shared state of the reconcile loop: targets, Secrets and the Kubernetes client.
+    """Shared state of the passes: targets, Secrets and the Kubernetes client.
 
     ``_rejected`` is in memory on purpose: a request refused as invalid is not sent again
     until the spec or a referenced Secret changes, or the operator restarts (as it does
@@ -206,11 +236,10 @@ class Engine:
         meta = body["metadata"]
         status = body.get("status") or {}
         try:
-            spec = kind.spec_model(body.get("spec") or {})
+            subject = Subject.of(kind, body)
         except ValidationError as error:
             return Result(Outcome(Reason.INVALID_SPEC, validation_message(error)), Refs())
-        name = kind.remote_name(spec, meta["name"])
-        target_name = kind.target_name(spec)
+        spec, name, target_name = subject.spec, subject.name, subject.target
         refs = Refs(
             target=target_name,
             target_type=kind.target_type,
@@ -231,8 +260,8 @@ class Engine:
             return done(*refused)
         if spec.suspend:
             return done(Reason.SUSPENDED, "suspended: no remote calls until spec.suspend is false")
-        owner = _owner(claims(Claim(kind.family, target_name, name)))
-        if owner is not None and owner.uid != meta["uid"]:
+        owner = subject.owner_elsewhere(claims)
+        if owner is not None:
             return done(
                 Reason.CONFLICT,
                 f"{kind.family} {name!r} on {target_name!r} is claimed by the older "
@@ -550,27 +579,27 @@ class Engine:
         meta = body["metadata"]
         self._rejected.pop(meta["uid"], None)
         try:
-            spec = kind.spec_model(body.get("spec") or {})
+            subject = Subject.of(kind, body)
         except ValidationError:
             return "released: the spec was never valid, nothing was created"
-        name = kind.remote_name(spec, meta["name"])
-        target_name = kind.target_name(spec)
+        spec, name, target_name = subject.spec, subject.name, subject.target
         if spec.deletion_policy is DeletionPolicy.RETAIN:
             return f"released: deletionPolicy Retain leaves {kind.family} {name!r} in place"
         if not self.owned(body):
             return f"released: {kind.family} {name!r} was never created or adopted by this resource"
         target = self.target_config(kind, target_name)
-        if target is None:
+        refused = admission(kind, spec, meta, target, owned=True, deleting=True)
+        if refused is not None and refused[0] is Reason.TARGET_NOT_FOUND:
             message = (
                 f"target {target_name!r} is no longer configured: released without deleting "
                 f"{kind.family} {name!r}"
             )
             emit("Warning", "TargetRemoved", message)
             return message
-        if kind.protected(name, target.protected) or not target.allows(meta["namespace"]):
+        if refused is not None:
             return f"released: {kind.family} {name!r} is protected or outside this namespace's targets"
-        owner = _owner(claims(Claim(kind.family, target_name, name)))
-        if owner is not None and owner.uid != meta["uid"]:
+        owner = subject.owner_elsewhere(claims)
+        if owner is not None:
             return f"released: {kind.family} {name!r} belongs to {owner.namespace}/{owner.name}"
         health = self.targets.health(kind.target_type, target_name)
         if health.down:
@@ -616,11 +645,14 @@ def admission(
     target: ClusterConfig | PivotConfig | None,
     *,
     owned: bool,
+    deleting: bool = False,
 ) -> tuple[Reason, str] | None:
     """Why this namespace may not have this spec applied to its target, or None.
 
-    Decided from the spec, the configuration and ``owned`` alone, before any remote call;
-    the claims index uses it too, so a refused resource cannot claim a remote name.
+    Decided from the spec, the configuration and ``owned`` alone, before any remote call, by
+    every pass, by the claims index (a refused resource cannot claim a remote name) and by
+    ``diff``. ``deleting``: only the guards that also hold for removing what the object owns
+    (the target, the namespace's access to it, protection), not those about what it grants.
     """
     namespace = meta["namespace"]
     name = kind.remote_name(spec, meta["name"])
@@ -632,6 +664,8 @@ def admission(
         return Reason.NAMESPACE_NOT_ALLOWED, f"namespace {namespace!r} may not manage {what}"
     if kind.protected(name, target.protected):
         return Reason.PROTECTED, f"{name!r} is a protected principal of {target_name!r}"
+    if deleting:
+        return None
     grants = kind.privileged_grants(spec, target.protected)
     if grants and not (isinstance(target, ClusterConfig) and target.privileged(namespace)):
         return (

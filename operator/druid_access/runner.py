@@ -21,8 +21,9 @@ from prometheus_client import REGISTRY, start_http_server
 from druid_access import config as config_module
 from druid_access import metrics
 from druid_access.claims import Claims
-from druid_access.handlers import App, configure, register, secret_changed
+from druid_access.handlers import configure, post_event, register
 from druid_access.kube import Kube
+from druid_access.passes import App, secret_changed
 from druid_access.peering import follow
 from druid_access.reconcile import Engine
 from druid_access.secret_store import SecretStore
@@ -57,7 +58,7 @@ async def run(
     kube = await Kube.connect()
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
-    app = App(Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)))
+    app = App(Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)), post_event)
     targets.on_health_change = lambda kind, name, up: app.loops.wake_for_target(kind, name)
     registry = kopf.OperatorRegistry()
 

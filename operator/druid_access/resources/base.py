@@ -157,6 +157,8 @@ class Kind(Protocol[R, S, D, O]):
     info: KindInfo
     family: str
     target_type: Literal["cluster", "pivot"]
+    # Its remote object is a role that other objects may be waiting for (``Refs.roles``).
+    makes_roles: bool
 
     def spec_model(self, spec: Mapping[str, Any]) -> S: ...
 
@@ -222,6 +224,7 @@ class KindBase(Generic[S]):
 
     info: KindInfo
     spec_type: type[Model]
+    makes_roles = False
 
     def spec_model(self, spec: Mapping[str, Any]) -> S:
         model: S = self.spec_type.model_validate(spec)  # type: ignore[assignment]

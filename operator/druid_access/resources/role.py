@@ -135,6 +135,7 @@ class RoleKind(KindBase[DruidRoleSpec]):
     spec_type = DruidRoleSpec
     info = DRUID_ROLE
     family = "role"
+    makes_roles = True
     target_type: Literal["cluster", "pivot"] = "cluster"
 
     def protected(self, name: str, protected: ProtectedPrincipals) -> bool:

@@ -1,0 +1,251 @@
+"""The pass a worker runs for one object, and the operator's running state (``App``).
+
+``Loops`` (loops.py) decides when an object gets a pass; ``run_pass`` runs it: a deletion
+(``Engine.finalize``, then the finalizer comes off) or a reconcile (``Engine.reconcile``, then
+the status), and schedules the retry a failure calls for. The handlers (handlers.py) only
+register kopf's watches and hand their events to ``Loops``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from druid_access import finalizer
+from druid_access.kube import KubeError
+from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, Record, TargetKey, backoff
+from druid_access.offload import trim
+from druid_access.reconcile import ClaimLookup, DeletionBlocked, Emit, Engine
+from druid_access.resources import BY_KIND
+from druid_access.resources.base import AnyKind, Claim
+from druid_access.resources.role import RoleKind
+from druid_access.status import Outcome, Reason
+
+log = logging.getLogger("druid_access.passes")
+
+DEFAULT_RESYNC = 300.0
+POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
+
+
+@dataclass
+class App:
+    """The operator's running state: the engine, the queue of passes, what the watches said."""
+
+    engine: Engine
+    # Posts a Kubernetes Event for an object (kopf's, given by the handlers).
+    events: Callable[[Mapping[str, Any]], Emit]
+    loops: Loops = field(default_factory=Loops)
+    # What the namespace watch reported: namespaces being deleted (nothing is reconciled and no Event
+    # is posted there: the API server refuses new objects and their resources are on their way out),
+    # and namespaces seen alive.
+    terminating: set[str] = field(default_factory=set)
+    alive: set[str] = field(default_factory=set)
+    # Each kind's claims index (the same object on every call), as the watch hands it over.
+    lookups: dict[str, ClaimLookup] = field(default_factory=dict)
+    workers: int = WORKERS
+    # Objects whose remote side the deletion pass finished, until their DELETED event: a stale
+    # watch event that queues the deletion again only takes the finalizer off.
+    finalized: set[str] = field(default_factory=set)
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def start(self) -> None:
+        """Start the workers, from a watch event, not at start-up: kopf posts Events through a
+        queue it hands only to the tasks that handle objects, and the workers need it. The
+        claims are read first, also when this replica takes over from another one."""
+        async with self._starting:
+            if self.loops.started:
+                return
+            try:
+                await self.engine.claims.load()
+            except KubeError as error:  # tried again by every pass until it is read
+                log.warning("could not read the key of the ownership claims: %s", error)
+            self.loops.start(
+                lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
+            )
+
+    def forget(self, uid: str) -> None:
+        """The object with this uid is gone: drop what is kept about it."""
+        self.engine.claims.forget(uid)
+        self.finalized.discard(uid)
+
+    def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
+        cfg = self.engine.target_config(kind, target or "")
+        return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
+
+    def roles_coming(self, cluster: str, roles: frozenset[str]) -> frozenset[str]:
+        """The roles a DruidRole on ``cluster`` claims and has not had its first pass for yet."""
+        lookup = self.lookups.get(RoleKind.info.kind)
+        if lookup is None:
+            return frozenset()
+        coming = set()
+        for role in roles:
+            for claimant in lookup(Claim("role", cluster, role)):
+                record = self.loops.records.get((RoleKind.info.kind, claimant.namespace, claimant.name))
+                if record is not None and record.passes == 0 and not record.deleting:
+                    coming.add(role)
+        return frozenset(coming)
+
+    def target_period(self, target: TargetKey) -> float:
+        target_type, name = target
+        targets = self.engine.targets
+        cfg = targets.cluster_config(name) if target_type == "cluster" else targets.pivot_config(name)
+        return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
+
+    async def resync(self, target: TargetKey) -> None:
+        """One snapshot of the target, then a pass for each object it does not confirm.
+
+        A target whose breaker is open is not read: its probe is, and its recovery wakes
+        every object on it."""
+        target_type, name = target
+        targets = self.engine.targets
+        configured = (targets.cluster_config if target_type == "cluster" else targets.pivot_config)(name)
+        if configured is None:
+            self.loops.resync(target, None)  # refused by admission, at no cost to any target
+            return
+        if targets.health(target_type, name).down:
+            return
+        snapshots = targets.snapshots(target_type, name)
+        try:
+            await targets.refresh(target_type, name)
+        except Exception as error:  # the passes it queues say what is wrong, object by object
+            log.debug("resync of %s %s: %s", target_type, name, type(error).__name__)
+            self.loops.resync(target, None)
+            return
+        queued = self.loops.resync(target, snapshots if snapshots.current is not None else None)
+        log.debug("resync of %s %s: %d object(s) to look at", target_type, name, queued)
+        trim()  # the snapshot this one replaced is garbage now
+
+
+async def _deletion_emitter(app: App, body: Mapping[str, Any]) -> Emit:
+    """Events as usual, unless the namespace itself is being deleted: the API server refuses
+    new objects there, and kopf would log each refused Event as an error and retry it. Asked of
+    the API server only when the watch has not reported the namespace yet (just after start-up)."""
+    namespace = body["metadata"]["namespace"]
+    terminating = namespace in app.terminating
+    if not terminating and namespace not in app.alive:
+        try:
+            terminating = await app.engine.kube.namespace_terminating(namespace)
+        except KubeError as error:
+            log.debug("namespace %s: %s; posting Events as usual", namespace, error)
+    if not terminating:
+        return app.events(body)
+
+    def logged(type_: str, reason: str, message: str) -> None:
+        log.info(
+            "%s/%s (namespace terminating): %s: %s", namespace, body["metadata"]["name"], reason, message
+        )
+
+    return logged
+
+
+def secret_changed(app: App, namespace: str, name: str) -> None:
+    """Wake the resources reading a Secret (called by the watch of opted-in Secrets)."""
+    woken = app.loops.wake_for_secret(namespace, name)
+    if woken:
+        log.info("Secret %s/%s changed: woke %d resource(s)", namespace, name, woken)
+
+
+async def run_pass(app: App, record: Record) -> None:
+    """One pass for one object, on a worker; schedules its retry when it failed."""
+    kind = BY_KIND[record.key[0]]
+    body = record.current()
+    try:
+        if not app.engine.claims.loaded:
+            await app.engine.claims.load()
+        if body["metadata"].get("deletionTimestamp"):
+            await _deletion_pass(app, kind, record, body)
+        elif body["metadata"]["namespace"] not in app.terminating:  # else its deletion comes next
+            await _reconcile_pass(app, kind, record, body)
+    except KubeError as error:  # the API server is away
+        if record.attempts == 0:  # once per streak, not once per retry of every object
+            log.warning("%s %s/%s: %s; retrying with backoff", *record.key, error)
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts, 60.0))
+    except Exception as error:  # a bug must not stop the object's passes
+        # Where it failed, without the exception's message: that could quote a value.
+        where = "".join(traceback.format_tb(error.__traceback__))
+        log.error("%s %s/%s: pass failed: %s\n%s", *record.key, type(error).__name__, where.rstrip())
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts, 60.0))
+
+
+async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+
+    async def hold(annotations: Mapping[str, str]) -> bool:
+        # Once per version of the body: the watch may bring the version with our finalizer
+        # only after this object's next pass has started.
+        if not annotations and (finalizer.held(meta) or record.held_at == meta["resourceVersion"]):
+            return True
+        if not await finalizer.hold(app.engine.kube, kind.info.plural, meta, annotations):
+            return False
+        record.held_at = meta["resourceVersion"]
+        return True
+
+    lookup = app.lookups[kind.info.kind]
+    record.generation = meta.get("generation")
+    live, record.live = record.live, False
+    emit = app.events(body)
+    # A new object may wait (without a status) for roles created with it, for a while.
+    patient = time.monotonic() - record.seen < POSTPONE_SECONDS
+    # A first pass and a resync observe through the target's snapshot; a change, live.
+    result = await app.engine.reconcile(
+        kind,
+        body,
+        lookup,
+        emit,
+        bulk=not live,
+        roles_coming=app.roles_coming if patient else None,
+        hold=hold,
+    )
+    app.loops.set_refs(record, result.refs)
+    if result.postponed:  # the role's first pass wakes it
+        record.live = record.live or live
+        app.loops.retry(record, POSTPONE_SECONDS / 4)
+        return
+    record.remember(await app.engine.write_status(kind, body, result.outcome, emit=emit))
+    record.confirmed = result.confirmed
+    first = record.passes == 0
+    record.passes += 1
+    if kind.makes_roles and (first or result.outcome.changes) and result.refs.target:
+        app.loops.wake_for_role(result.refs.target, result.outcome.remote_name or "")
+    if result.outcome.reason.retryable:
+        resync = app.resync_seconds(kind, result.refs.target)
+        record.attempts += 1
+        app.loops.retry(record, backoff(record.attempts - 1, min(BACKOFF_CAP, resync)))
+    else:
+        record.attempts = 0  # the target's resync looks at it again
+
+
+async def _deletion_pass(app: App, kind: AnyKind, record: Record, body: dict[str, Any]) -> None:
+    """Delete the remote side (``Engine.finalize``), then take the finalizer off. While the
+    target cannot be reached, the status says why and the deletion waits, as a key in the
+    queue: thousands of deletions wait at the cost of their keys."""
+    meta = body["metadata"]
+    if not finalizer.held(meta):
+        return  # never reconciled, or released already: nothing of ours holds it
+    uid = meta["uid"]
+    if uid not in app.finalized:
+        emit = await _deletion_emitter(app, body)
+        try:
+            done = await app.engine.finalize(kind, body, app.lookups[kind.info.kind], emit)
+        except DeletionBlocked as blocked:
+            outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
+            record.remember(
+                await app.engine.write_status(kind, body, outcome, deletion_blocked=blocked.message)
+            )
+            # A target that is down is probed on its own (its recovery wakes this): look again
+            # soon, at no cost to it.
+            cap = 10.0 if blocked.reason is Reason.UNREACHABLE else 60.0
+            record.attempts += 1
+            app.loops.retry(record, backoff(record.attempts - 1, cap))
+            return
+        app.finalized.add(uid)
+        log.info("%s %s/%s: %s", *record.key, done)
+    if not await finalizer.release(app.engine.kube, kind.info.plural, meta):
+        app.loops.retry(record, 1.0)
