@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
@@ -99,12 +99,12 @@ class Action(StrEnum):
     WRITE = "WRITE"
 
 
-class ConnectionType(StrEnum):
+class ConnectionTypeSpec(StrEnum):
     DRUID = "druid"
     DRUIDSQL = "druidsql"
 
 
-class Protocol(StrEnum):
+class ConnectionProtocolSpec(StrEnum):
     PLAIN = "plain"
     TLS = "tls"
     TLS_LOOSE = "tls-loose"
@@ -246,7 +246,7 @@ class DruidUserSpec(DruidSpec):
     )
 
 
-class Resource(Model):
+class ResourceSpec(Model):
     """The resource a permission applies to."""
 
     type: ResourceType = Field(description="The Druid resource type.")
@@ -260,10 +260,10 @@ class Resource(Model):
     )
 
 
-class Permission(Model):
+class PermissionSpec(Model):
     """One action allowed on the resources matching a pattern."""
 
-    resource: Resource = Field(description="The resources the action is allowed on.")
+    resource: ResourceSpec = Field(description="The resources the action is allowed on.")
     action: Action = Field(description="READ or WRITE. WRITE does not imply READ.")
 
 
@@ -276,7 +276,7 @@ class DruidRoleSpec(DruidSpec):
         default=None,
         description="The Druid role name. Defaults to metadata.name. Immutable.",
     )
-    permissions: list[Permission] = Field(
+    permissions: list[PermissionSpec] = Field(
         default_factory=list,
         max_length=512,
         description="The complete list of permissions; the remote list is replaced to match it.",
@@ -312,7 +312,7 @@ class DruidGroupMappingSpec(DruidSpec):
     )
 
 
-class DbAuthToken(Model):
+class DbAuthTokenSpec(Model):
     """Credentials Pivot uses to query Druid through this connection."""
 
     type: DbAuthTokenType = Field(default=DbAuthTokenType.BASIC_AUTH, description="Token type.")
@@ -399,7 +399,7 @@ class DruidConnectionSpec(CommonSpec):
             ]
         },
     )
-    type: ConnectionType = Field(default=ConnectionType.DRUID, description="druid or druidsql.")
+    type: ConnectionTypeSpec = Field(default=ConnectionTypeSpec.DRUID, description="druid or druidsql.")
     query_hosts: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
         min_length=1,
         max_length=64,
@@ -411,11 +411,11 @@ class DruidConnectionSpec(CommonSpec):
     timeout: int | None = Field(
         default=None, ge=1, le=3_600_000, description="Query timeout in milliseconds."
     )
-    default_db_auth_token: DbAuthToken | None = Field(
+    default_db_auth_token: DbAuthTokenSpec | None = Field(
         default=None, description="Default credentials Pivot uses towards Druid."
     )
-    protocol: Protocol = Field(
-        default=Protocol.PLAIN,
+    protocol: ConnectionProtocolSpec = Field(
+        default=ConnectionProtocolSpec.PLAIN,
         description="plain, tls, or tls-loose (TLS without certificate checks: for testing only).",
     )
     tls: TlsSettings | None = Field(default=None, description="TLS material; only with protocol tls.")
@@ -500,8 +500,6 @@ def validation_message(error: ValidationError, limit: int = 5) -> str:
 class KindInfo:
     """What crdgen and the operator need to know about one kind."""
 
-    kinds: ClassVar[dict[str, KindInfo]] = {}
-
     def __init__(
         self,
         *,
@@ -519,7 +517,6 @@ class KindInfo:
         self.spec = spec
         self.description = description
         self.target_field = target_field
-        KindInfo.kinds[kind] = self
 
     @property
     def crd_name(self) -> str:

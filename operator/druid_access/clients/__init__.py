@@ -7,7 +7,6 @@ is drawn in ``druid_access.clients.errors``).
 
 from druid_access.clients._http import HttpOptions
 from druid_access.clients.coordinator import (
-    Action,
     AuthenticatorName,
     AuthenticatorUser,
     AuthorizerMaps,
@@ -16,6 +15,7 @@ from druid_access.clients.coordinator import (
     CoordinatorClient,
     GroupMapping,
     Permission,
+    PermissionAction,
     Role,
     StoredCredentials,
     UserWithRoles,
@@ -46,7 +46,6 @@ from druid_access.clients.pivot import (
 )
 
 __all__ = [
-    "Action",
     "AlreadyExists",
     "ApiError",
     "AuthenticatorName",
@@ -66,6 +65,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "Permission",
+    "PermissionAction",
     "PivotClient",
     "PivotConnection",
     "RateLimited",

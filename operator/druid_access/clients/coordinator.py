@@ -53,7 +53,6 @@ from druid_access.offload import in_thread
 from druid_access.passwords import StoredCredentials
 
 __all__ = [
-    "Action",
     "AuthenticatorName",
     "AuthenticatorUser",
     "AuthorizerMaps",
@@ -62,6 +61,7 @@ __all__ = [
     "CoordinatorClient",
     "GroupMapping",
     "Permission",
+    "PermissionAction",
     "Role",
     "StoredCredentials",
     "UserWithRoles",
@@ -70,7 +70,7 @@ __all__ = [
 AuthenticatorName = NewType("AuthenticatorName", str)
 AuthorizerName = NewType("AuthorizerName", str)
 
-Action = Literal["READ", "WRITE"]
+PermissionAction = Literal["READ", "WRITE"]
 
 AUTHENTICATION = "druid-ext/basic-security/authentication"
 AUTHORIZATION = "druid-ext/basic-security/authorization"
@@ -148,7 +148,7 @@ class Permission(WireModel):
 
     resource_type: str
     resource_name: str
-    action: Action
+    action: PermissionAction
 
     @model_validator(mode="before")
     @classmethod
