@@ -7,6 +7,7 @@ is drawn in ``druid_access.clients.errors``).
 
 from druid_access.clients._http import HttpOptions
 from druid_access.clients.coordinator import (
+    Action,
     AuthenticatorName,
     AuthenticatorUser,
     AuthorizerMaps,
@@ -15,7 +16,6 @@ from druid_access.clients.coordinator import (
     CoordinatorClient,
     GroupMapping,
     Permission,
-    PermissionAction,
     Role,
     StoredCredentials,
     UserWithRoles,
@@ -46,6 +46,7 @@ from druid_access.clients.pivot import (
 )
 
 __all__ = [
+    "Action",
     "AlreadyExists",
     "ApiError",
     "AuthenticatorName",
@@ -65,7 +66,6 @@ __all__ = [
     "Invalid",
     "NotFound",
     "Permission",
-    "PermissionAction",
     "PivotClient",
     "PivotConnection",
     "RateLimited",

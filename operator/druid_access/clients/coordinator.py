@@ -53,6 +53,7 @@ from druid_access.offload import in_thread
 from druid_access.passwords import StoredCredentials
 
 __all__ = [
+    "Action",
     "AuthenticatorName",
     "AuthenticatorUser",
     "AuthorizerMaps",
@@ -61,7 +62,6 @@ __all__ = [
     "CoordinatorClient",
     "GroupMapping",
     "Permission",
-    "PermissionAction",
     "Role",
     "StoredCredentials",
     "UserWithRoles",
@@ -70,7 +70,7 @@ __all__ = [
 AuthenticatorName = NewType("AuthenticatorName", str)
 AuthorizerName = NewType("AuthorizerName", str)
 
-PermissionAction = Literal["READ", "WRITE"]
+Action = Literal["READ", "WRITE"]
 
 AUTHENTICATION = "druid-ext/basic-security/authentication"
 AUTHORIZATION = "druid-ext/basic-security/authorization"
@@ -148,7 +148,7 @@ class Permission(WireModel):
 
     resource_type: str
     resource_name: str
-    action: PermissionAction
+    action: Action
 
     @model_validator(mode="before")
     @classmethod
