@@ -3,7 +3,8 @@
 Per kind: an index of claims (which resource claims which remote name; kopf fills every
 index before any handler runs, so the oldest claimant is known from the first pass), and
 an event handler that hands each watch event to ``Loops`` (which queues a pass when the
-object is new, its spec changes or its deletion starts). kopf watches; the passes, deletions
+object is new, its spec changes, its deletion starts, or it owns a remote object and lost its
+finalizer; the other wake-ups are listed in loops.py). kopf watches; the passes, deletions
 included, run on ``Loops``' bounded pool of workers (``passes.run_pass``), not on a task per
 object, and keep the operator's finalizer themselves (``finalizer``). Secrets are watched by
 ``secret_store`` (label-selected, which kopf cannot do server-side), which wakes the objects

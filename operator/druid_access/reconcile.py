@@ -8,8 +8,9 @@ the pass does:
          -> apply (writes, serialised per store of a target) -> Outcome -> status
 
 Guards run before any remote call, so a refused object costs the target nothing. Every
-failure ends as an ``Outcome`` with a specific reason; nothing here raises into kopf
-except ``DeletionBlocked`` from ``finalize``. This module knows no kopf: events leave
+failure ends as an ``Outcome`` with a specific reason; nothing here raises to its caller
+except ``DeletionBlocked`` from ``finalize``, which the deletion pass turns into a status and
+a retry. This module knows no kopf: events leave
 through ``Emit`` and claims arrive through ``ClaimLookup``.
 """
 
@@ -572,9 +573,11 @@ class Engine:
     async def finalize(self, kind: AnyKind, body: Mapping[str, Any], claims: ClaimLookup, emit: Emit) -> str:
         """Delete the remote object if this resource owns it. Returns what was done.
 
-        Raises ``DeletionBlocked`` while the target cannot be reached, so the finalizer
-        stays; every other situation releases it, since a finalizer that can never be
-        released is worse than a remote object left behind (and reported).
+        Raises ``DeletionBlocked`` when the remote delete cannot be done now (the target
+        unreachable or failing, credentials missing, the API server failing), so the finalizer
+        stays. Where no delete is due (Retain, not owned, refused by admission, another owner,
+        the target no longer configured) it releases: a finalizer that can never be released
+        is worse than a remote object left behind (and reported).
         """
         meta = body["metadata"]
         self._rejected.pop(meta["uid"], None)

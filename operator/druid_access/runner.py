@@ -1,7 +1,8 @@
 """``druid-access run``: load the configuration, connect, and run kopf until a signal.
 
-kopf installs SIGINT/SIGTERM handlers and finishes in-flight handlers before returning;
-the clients are closed afterwards, so a shutdown never cuts a remote write in half.
+On SIGINT or SIGTERM kopf stops its watches and runs the cleanup handler, which lets passes
+in flight finish for up to ``loops.STOP_GRACE`` before cancelling them; the clients are
+closed after that.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Typed async HTTP clients of the Druid Coordinator basic-security API and Pivot's connections API.
 
-The only package that imports httpx. Clients carry no policy (no retries, no diffing):
+The only operator package that speaks HTTP to Druid and Pivot (httpx; ``.importlinter``
+holds it to that). Clients carry no policy (no retries, no diffing):
 resource modules decide what to call; every failure is an ``ApiError`` subclass (the tree
 is drawn in ``druid_access.clients.errors``).
 """

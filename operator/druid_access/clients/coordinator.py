@@ -214,7 +214,8 @@ class UserWithRoles(WireModel):
 
 
 class GroupMapping(WireModel):
-    """An LDAP group pattern (a regex on the group DN) mapped to role names."""
+    """An LDAP group pattern (a DN, optionally with a leading ``*,`` or a trailing ``,*``; not a
+    regex: see group_pattern.py) mapped to role names. Druid stores any string."""
 
     name: str
     # Druid stores what it is given: a mapping POSTed without a pattern reads back as null,
@@ -379,7 +380,8 @@ class CoordinatorClient:
     ) -> None:
         """Store a new password (always a new salt). ``iterations`` None → the
         authenticator's ``credentialIterations``. Empty passwords are refused by Druid
-        (``Invalid``); passwords containing ``:`` are stored but can never log in."""
+        (``Invalid``); a password containing ``:`` is stored, but logs in only from Druid 37 on
+        (27 splits Basic credentials on every ``:``; docs/druid-versions.md)."""
         secret = reveal(password)
         if iterations is not None and iterations < 1:
             raise ValueError("iterations must be positive")  # Druid would fail with a 500

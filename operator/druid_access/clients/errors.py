@@ -18,7 +18,8 @@ never on status codes or message text::
      ├── RedirectRefused          a redirect (to the Coordinator leader) that the target's
      │                            configuration does not allow; it was not followed
      └── Unavailable              no usable answer: connection refused/reset, DNS, timeouts,
-          ├── RateLimited         502/503/504; 429 (``retry_after`` set from Retry-After)
+          │                       502/503/504
+          ├── RateLimited         429 (``retry_after`` set from Retry-After)
           └── CertificateNotTrusted  TLS: the server's certificate failed verification
 
 A plain ``ApiError`` is raised for the rest: statuses nobody documents (a 404 from a

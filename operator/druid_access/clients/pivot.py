@@ -4,10 +4,12 @@ Who calls it: the DruidConnection resource module and the ``export``/``diff`` co
 Like the Coordinator client it has no policy and raises only the error tree of
 ``druid_access.clients.errors``. Authentication is the ``x-imply-api-token`` header.
 
-``PivotConnection`` models every property of the reference. Secret properties (the
+``PivotConnection`` models every property of Imply's published connections API (external;
+what this repository relies on, and the tests that pin it, are in docs/druid-and-pivot.md).
+Secret properties (the
 ``defaultDbAuthToken`` password, TLS ``key`` and ``passphrase``, ``sockPassword``) are
 ``SecretStr``: they print as ``**********`` and ``model_dump()`` masks them; only
-``to_wire()`` (what the client sends) reveals them. Properties the reference does not list
+``to_wire()`` (what the client sends) reveals them. Properties the API does not document
 are kept (``extra="allow"``) so a read-modify-write round trip loses nothing.
 """
 
@@ -96,7 +98,7 @@ class DbAuthToken(PivotModel):
 
 
 class PivotConnection(PivotModel):
-    """A Pivot connection to a Druid cluster; every property of the reference.
+    """A Pivot connection to a Druid cluster; every property the API documents.
 
     ``timeout`` is in milliseconds. ``ca``/``cert`` are certificates (public); ``key``,
     ``passphrase`` and ``sock_password`` are secrets.
