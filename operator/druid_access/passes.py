@@ -91,9 +91,7 @@ class App:
         return frozenset(coming)
 
     def target_period(self, target: TargetKey) -> float:
-        target_type, name = target
-        targets = self.engine.targets
-        cfg = targets.cluster_config(name) if target_type == "cluster" else targets.pivot_config(name)
+        cfg = self.engine.targets.config_of(*target)
         return cfg.resync_seconds if cfg is not None else DEFAULT_RESYNC
 
     async def resync(self, target: TargetKey) -> None:
@@ -103,8 +101,7 @@ class App:
         every object on it."""
         target_type, name = target
         targets = self.engine.targets
-        configured = (targets.cluster_config if target_type == "cluster" else targets.pivot_config)(name)
-        if configured is None:
+        if targets.config_of(target_type, name) is None:
             self.loops.resync(target, None)  # refused by admission, at no cost to any target
             return
         if targets.health(target_type, name).down:

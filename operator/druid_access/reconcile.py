@@ -48,7 +48,7 @@ from druid_access.resources.base import lane as lane_of
 from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
 from druid_access.status import Outcome, Reason, StatusBuilder, ready_condition, status_patch
-from druid_access.targets import Targets
+from druid_access.targets import Targets, label
 
 log = logging.getLogger("druid_access.reconcile")
 
@@ -163,15 +163,7 @@ class Engine:
         return owned if isinstance(owned, bool) else self.claims.holds(body["metadata"])
 
     def target_config(self, kind: AnyKind, name: str) -> ClusterConfig | PivotConfig | None:
-        if kind.target_type == "cluster":
-            return self.targets.cluster_config(name)
-        return self.targets.pivot_config(name)
-
-    async def _remote(self, kind: AnyKind, name: str, max_age: float | None = None) -> Any:
-        """The target's remote; with ``max_age``, observing through a snapshot that young."""
-        if kind.target_type == "cluster":
-            return await self.targets.druid_remote(name, max_age=max_age)
-        return await self.targets.pivot_remote(name, max_age=max_age)
+        return self.targets.config_of(kind.target_type, name)
 
     async def _resolve(
         self, needs: Sequence[SecretNeed], body: Mapping[str, Any], consumer: Mapping[str, str]
@@ -298,7 +290,9 @@ class Engine:
             try:
                 if health.down:
                     return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
-                remote = await self._remote(kind, target_name, target.resync_seconds if bulk else None)
+                remote = await self.targets.remote(
+                    kind.target_type, target_name, max_age=target.resync_seconds if bulk else None
+                )
                 observed = await kind.observe(remote, name, desired)
                 confirmed = 0
                 if remote.view is not None and remote.view.used and not remote.view.missed:
@@ -611,7 +605,7 @@ class Engine:
         try:
             if health.down:
                 raise DeletionBlocked(Reason.UNREACHABLE, health.message())
-            remote = await self._remote(kind, target_name)
+            remote = await self.targets.remote(kind.target_type, target_name)
             async with self.targets.writing(kind.target_type, target_name, None):
                 self.targets.touched(kind.target_type, target_name, kind.family, name, deleted=True)
                 removed = await kind.delete(remote, name)
@@ -660,7 +654,7 @@ def admission(
     namespace = meta["namespace"]
     name = kind.remote_name(spec, meta["name"])
     target_name = kind.target_name(spec)
-    what = f"{'Druid cluster' if kind.target_type == 'cluster' else 'Pivot instance'} {target_name!r}"
+    what = label(kind.target_type, target_name)
     if target is None:
         return Reason.TARGET_NOT_FOUND, f"{what} is not in the operator configuration"
     if not target.allows(namespace):

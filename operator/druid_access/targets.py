@@ -71,6 +71,18 @@ class Targets:
             raise SecretMissing(self.config.namespace, name)
         return secret
 
+    def config_of(self, target_type: str, name: str) -> ClusterConfig | PivotConfig | None:
+        """The configuration of a target (None: not configured)."""
+        return (self.config.clusters if target_type == "cluster" else self.config.pivots).get(name)
+
+    async def remote(
+        self, target_type: str, name: str, *, max_age: float | None = None
+    ) -> DruidRemote | PivotRemote:
+        """The target's remote; with ``max_age``, observing through a snapshot at most that old."""
+        if target_type == "cluster":
+            return await self.druid_remote(name, max_age=max_age)
+        return await self.pivot_remote(name, max_age=max_age)
+
     def cluster_config(self, name: str) -> ClusterConfig | None:
         return self.config.clusters.get(name)
 
@@ -148,7 +160,7 @@ class Targets:
         found = self._snapshots.get(key)
         if found is None:
             read = self._read_druid if target_type == "cluster" else self._read_pivot
-            found = TargetSnapshots(_label(target_type, name), lambda: read(name))
+            found = TargetSnapshots(label(target_type, name), lambda: read(name))
             self._snapshots[key] = found
         return found
 
@@ -161,7 +173,7 @@ class Targets:
             try:
                 await self.refresh(target_type, name)
             except Exception as error:
-                log.debug("reading %s at start-up: %s", _label(target_type, name), type(error).__name__)
+                log.debug("reading %s at start-up: %s", label(target_type, name), type(error).__name__)
 
         await asyncio.gather(
             *(one("cluster", name) for name in self.config.clusters),
@@ -191,7 +203,7 @@ class Targets:
         found = self._health.get(key)
         if found is None:
             found = TargetHealth(
-                _label(target_type, name),
+                label(target_type, name),
                 probe=lambda: self._probe(target_type, name),
                 on_change=lambda up: self.on_health_change(target_type, name, up),
             )
@@ -247,7 +259,8 @@ class Targets:
         self._pivot.clear()
 
 
-def _label(target_type: str, name: str) -> str:
+def label(target_type: str, name: str) -> str:
+    """How messages name a target."""
     return f"Druid cluster {name!r}" if target_type == "cluster" else f"Pivot instance {name!r}"
 
 
