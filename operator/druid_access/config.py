@@ -15,13 +15,25 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from druid_access.clients.redirects import parse_host_rule
 
 DEFAULT_PROTECTED_USERS = ("admin", "druid_system")
 DEFAULT_PROTECTED_ROLES = ("admin", "druid_system")
+
+
+def _no_credentials(url: str) -> str:
+    # The clients refuse such a URL on every request; refused here, the operator does not start
+    # on it. (Generated Secrets would hand a broker or router URL's credentials to tenants.)
+    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        raise ValueError("must not embed credentials (user:password@): name a Secret instead")
+    return url
+
+
+_Url = Annotated[str, Field(pattern=r"^https?://"), AfterValidator(_no_credentials)]
 
 _TargetName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 
@@ -116,7 +128,7 @@ class _Target(_Model):
 class ClusterConfig(_Target):
     """A Druid cluster reached through its Coordinator's basic-security API."""
 
-    coordinator_url: str = Field(pattern=r"^https?://", description="Base URL of the Coordinator.")
+    coordinator_url: _Url = Field(description="Base URL of the Coordinator.")
     authenticator: str = Field(default="basic", min_length=1)
     authorizer: str = Field(default="basic", min_length=1)
     admin_secret: SecretKeys = Field(description="Secret with the operator's Druid credentials.")
@@ -136,17 +148,15 @@ class ClusterConfig(_Target):
             "Druid would store the password and never use it."
         ),
     )
-    broker_url: str | None = Field(
+    broker_url: _Url | None = Field(
         default=None,
-        pattern=r"^https?://",
         description=(
             "The URL applications query Druid at through a Broker. Written as brokerUrl into the "
             "Secrets the operator generates for DruidUsers, beside username and password."
         ),
     )
-    router_url: str | None = Field(
+    router_url: _Url | None = Field(
         default=None,
-        pattern=r"^https?://",
         description="The URL of the cluster's Router, written as routerUrl into generated Secrets.",
     )
     leader_hosts: tuple[str, ...] = Field(
@@ -179,7 +189,7 @@ class ClusterConfig(_Target):
 class PivotConfig(_Target):
     """An Imply Pivot instance reached through its connections API."""
 
-    url: str = Field(pattern=r"^https?://", description="Base URL of Pivot.")
+    url: _Url = Field(description="Base URL of Pivot.")
     token_secret: TokenSecret = Field(description="Secret with the Pivot API token.")
 
 

@@ -41,6 +41,8 @@ from druid_access.clients import (
     UnknownAuthorizer,
 )
 from druid_access.passwords import verify_password
+from druid_access.reconcile import describe_api_error
+from druid_access.status import Reason
 from druid_access.testing.fake_coordinator import FakeCoordinator
 from druid_access.testing.fake_coordinator import Permission as FakePermission
 from druid_access.testing.faults import Fault
@@ -654,6 +656,21 @@ async def test_tls_with_ca_bundle(self_signed: tuple[Path, Path]) -> None:
             assert await c.health() is True
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate"])
+def test_an_unusable_ca_bundle_is_an_untrusted_certificate(tmp_path: Path, content: bytes | None) -> None:
+    """A caBundle file missing or not PEM gives the pass a status (CertificateNotTrusted),
+    not an exception nothing expects."""
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    options = HttpOptions(ca_file=bundle)
+    with pytest.raises(CertificateNotTrusted) as info:
+        CoordinatorClient("https://127.0.0.1:1", username="admin", password=ADMIN_PASSWORD, options=options)
+    assert f"the CA bundle {bundle} cannot be used" in info.value.message
+    assert ADMIN_PASSWORD not in str(info.value)
+    assert describe_api_error(info.value)[0] is Reason.CERTIFICATE_NOT_TRUSTED
 
 
 def test_credentials_in_url_are_refused() -> None:

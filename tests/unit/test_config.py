@@ -63,6 +63,32 @@ def test_errors_name_the_key(change: dict[str, object], named: str) -> None:
     assert named in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("where", "url"),
+    [
+        (("clusters", "coordinatorUrl"), "https://admin:s3cret-pw@coordinator:8281"),
+        (("clusters", "brokerUrl"), "http://app:s3cret-pw@broker:8082/"),
+        (("clusters", "routerUrl"), "http://s3cret-pw@router:8888"),
+        (("pivots", "url"), "https://token:s3cret-pw@pivot:9095/path"),
+    ],
+)
+def test_a_url_with_credentials_is_refused_without_echoing_them(where: tuple[str, str], url: str) -> None:
+    section, key = where
+    target = {**GOOD[section]["default"], key: url}  # type: ignore[index]
+    with pytest.raises(ConfigError) as caught:
+        parse({**GOOD, section: {"default": target}})
+    assert f"{section}.default.{key}" in str(caught.value)
+    assert "must not embed credentials" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_an_at_sign_after_the_host_is_not_taken_for_credentials() -> None:
+    cluster = {**GOOD["clusters"]["default"], "coordinatorUrl": "https://coordinator:8281/base@x"}  # type: ignore[dict-item]
+    assert (
+        parse({**GOOD, "clusters": {"default": cluster}}).clusters["default"].coordinator_url.endswith("@x")
+    )
+
+
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.yaml")

@@ -27,6 +27,7 @@ from druid_access.clients._transport import Transport
 from druid_access.clients.errors import (
     UNANSWERED_STATUSES,
     ApiError,
+    CertificateNotTrusted,
     RedirectRefused,
     Target,
     Unavailable,
@@ -158,7 +159,13 @@ class JsonTransport:
         self._check = check
         self._on_answer = on_answer  # told of every response but a 502/503/504
         self._secrets = tuple(s for s in secrets if s)
-        context = options.ssl_context()
+        try:
+            context = options.ssl_context()
+        except OSError as error:  # a CA bundle missing or not PEM: no request could be trusted
+            why = error.strerror or str(error)
+            raise CertificateNotTrusted(
+                f"the CA bundle {options.ca_file} cannot be used: {why}", target=target, method="-", path="-"
+            ) from None
         self._client = httpx.AsyncClient(
             base_url=url,
             auth=auth,
