@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -98,45 +98,60 @@ class Targets:
                 await stack.enter_async_context(lock)
             yield
 
+    async def _cached(
+        self,
+        cache: dict[str, _Cached[C]],
+        name: str,
+        secret_name: str,
+        ca_bundle: Path | None,
+        build: Callable[[SecretData], C],
+        close: Callable[[C], Awaitable[None]],
+    ) -> C:
+        """A target's client, rebuilt (and the old one closed) when its credential Secret or
+        its CA bundle changed."""
+        secret = await self._secret(secret_name)
+        version = f"{secret.resource_version}/{_file_stamp(ca_bundle)}"
+        cached = cache.get(name)
+        if cached is not None and cached.version == version:
+            return cached.client
+        client = build(secret)
+        if cached is not None:
+            await close(cached.client)
+        cache[name] = _Cached(version, client)
+        return client
+
     async def druid(self, name: str) -> DruidRemote:
         cfg = self.config.clusters[name]
         ref = cfg.admin_secret
-        secret = await self._secret(ref.name)
-        version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
-        cached = self._druid.get(name)
-        if cached is not None and cached.version == version:
-            return cached.client
-        client = CoordinatorClient(
-            cfg.coordinator_url,
-            username=secret.value(ref.username_key).get_secret_value(),
-            password=secret.value(ref.password_key),
-            options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
-            on_answer=self.health("cluster", name).heard,
+
+        def build(secret: SecretData) -> DruidRemote:
+            client = CoordinatorClient(
+                cfg.coordinator_url,
+                username=secret.value(ref.username_key).get_secret_value(),
+                password=secret.value(ref.password_key),
+                options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
+                on_answer=self.health("cluster", name).heard,
+            )
+            return DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
+
+        return await self._cached(
+            self._druid, name, ref.name, cfg.ca_bundle, build, lambda remote: remote.client.aclose()
         )
-        remote = DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
-        if cached is not None:
-            await cached.client.client.aclose()
-        self._druid[name] = _Cached(version, remote)
-        return remote
 
     async def pivot(self, name: str) -> PivotClient:
         cfg = self.config.pivots[name]
-        ref = cfg.token_secret
-        secret = await self._secret(ref.name)
-        version = f"{secret.resource_version}/{_file_stamp(cfg.ca_bundle)}"
-        cached = self._pivot.get(name)
-        if cached is not None and cached.version == version:
-            return cached.client
-        client = PivotClient(
-            cfg.url,
-            token=secret.value(ref.key),
-            options=_options(cfg.timeout_seconds, cfg.ca_bundle),
-            on_answer=self.health("pivot", name).heard,
+
+        def build(secret: SecretData) -> PivotClient:
+            return PivotClient(
+                cfg.url,
+                token=secret.value(cfg.token_secret.key),
+                options=_options(cfg.timeout_seconds, cfg.ca_bundle),
+                on_answer=self.health("pivot", name).heard,
+            )
+
+        return await self._cached(
+            self._pivot, name, cfg.token_secret.name, cfg.ca_bundle, build, PivotClient.aclose
         )
-        if cached is not None:
-            await cached.client.aclose()
-        self._pivot[name] = _Cached(version, client)
-        return client
 
     async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
         """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -361,3 +362,24 @@ def summarize(what: str, exc: ValidationError) -> str:
         for err in exc.errors(include_url=False, include_input=False, include_context=False)[:3]
     )
     return f"body does not match {what}: {problems}"
+
+
+class JsonClient:
+    """What the Coordinator and Pivot clients share: their transport, base URL and closing."""
+
+    _http: JsonTransport
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.client.base_url)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Annotated, Any, Literal, NewType, Self, TypeVar
+from typing import Annotated, Any, Literal, NewType, TypeVar
 
 import httpx
 from pydantic import (
@@ -46,7 +45,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment, summarize
+from druid_access.clients._http import (
+    HttpOptions,
+    JsonClient,
+    JsonTransport,
+    build_path,
+    reveal,
+    segment,
+    summarize,
+)
 from druid_access.clients.errors import check_coordinator_response
 from druid_access.clients.smile import SMILE_TYPE, smile_decode
 from druid_access.offload import in_thread
@@ -265,7 +272,7 @@ def _base64_credentials(data: Any) -> Any:
 # --- client -------------------------------------------------------------------------------------
 
 
-class CoordinatorClient:
+class CoordinatorClient(JsonClient):
     """Async client of one Coordinator, authenticated with HTTP Basic as an admin-like user.
 
     The account needs READ and WRITE on ``CONFIG``/``security``. Use as
@@ -300,24 +307,9 @@ class CoordinatorClient:
         return f"CoordinatorClient({str(self._http.client.base_url)!r}, username={self._username!r})"
 
     @property
-    def base_url(self) -> str:
-        return str(self._http.client.base_url)
-
-    @property
     def leader(self) -> str | None:
         """The leader's origin when a non-leader Coordinator redirected there (see ``redirects``)."""
         return self._http.leader
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # --- liveness and login -------------------------------------------------------------
 

@@ -16,8 +16,7 @@ are kept (``extra="allow"``) so a read-modify-write round trip loses nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import (
@@ -30,7 +29,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from druid_access.clients._http import HttpOptions, JsonTransport, build_path, reveal, segment
+from druid_access.clients._http import HttpOptions, JsonClient, JsonTransport, build_path, reveal, segment
 from druid_access.clients.errors import check_pivot_response
 
 __all__ = [
@@ -139,7 +138,7 @@ class _ConnectionEnvelope(PivotModel):
     connection: PivotConnection | None = None
 
 
-class PivotClient:
+class PivotClient(JsonClient):
     """Async client of one Pivot server. Use as ``async with PivotClient(url, token=...) as p:``
     or call ``aclose()``. Pivot must run in native users mode without ``fixedConnections``."""
 
@@ -166,21 +165,6 @@ class PivotClient:
 
     def __repr__(self) -> str:
         return f"PivotClient({str(self._http.client.base_url)!r})"
-
-    @property
-    def base_url(self) -> str:
-        return str(self._http.client.base_url)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def list_connections(self) -> tuple[PivotConnection, ...]:
         response = await self._http.request("GET", build_path(CONNECTIONS))
