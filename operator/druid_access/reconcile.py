@@ -26,20 +26,7 @@ from pydantic import SecretStr, ValidationError
 
 from druid_access import metrics
 from druid_access.claims import Claims
-from druid_access.clients import (
-    AlreadyExists,
-    ApiError,
-    CertificateNotTrusted,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    RateLimited,
-    RedirectRefused,
-    ServerError,
-    Unauthorized,
-    Unavailable,
-)
+from druid_access.clients import errors as api
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
@@ -376,14 +363,14 @@ class Engine:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
-        except ApiError as error:
+        except api.ApiError as error:
             reason, message = describe_api_error(error)
             self._record_health(kind, target_name, meta["uid"], error, message)
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
             if claimed and (
-                (not applied and isinstance(error, REFUSALS)) or isinstance(error, AlreadyExists)
+                (not applied and isinstance(error, REFUSALS)) or isinstance(error, api.AlreadyExists)
             ):
                 # The pass that claimed the name made nothing: the target refused its first
                 # write, or another writer took the name since it was read (what this pass
@@ -412,12 +399,12 @@ class Engine:
             return synced
         return dataclasses.replace(synced, confirmed=confirmed)
 
-    def _record_health(self, kind: AnyKind, target: str, uid: str, error: ApiError, message: str) -> None:
+    def _record_health(self, kind: AnyKind, target: str, uid: str, error: api.ApiError, message: str) -> None:
         """Tell the target's breaker when this failed request got no answer (an answer, if only
         a refusal, was told to it by the client as it arrived)."""
         if (
-            isinstance(error, Unavailable)
-            and not isinstance(error, CertificateNotTrusted | RateLimited)
+            isinstance(error, api.Unavailable)
+            and not isinstance(error, api.CertificateNotTrusted | api.RateLimited)
             and not error.counted  # one read shared by several passes is one unanswered request
         ):
             error.counted = True
@@ -505,7 +492,7 @@ class Engine:
                 async with self.targets.writing(kind.target_type, target, lane_of(op)):
                     self.targets.touched(kind.target_type, target, kind.family, name)
                     await op.undo(remote)
-        except ApiError as error:
+        except api.ApiError as error:
             log.warning(
                 "%s: could not remove what this pass created of %s %r: %s",
                 _ident(body),
@@ -613,7 +600,7 @@ class Engine:
             raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
         except KubeError as error:
             raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
-        except ApiError as error:
+        except api.ApiError as error:
             reason, message = describe_api_error(error)
             self._record_health(kind, target_name, meta["uid"], error, message)
             raise DeletionBlocked(reason, message) from None
@@ -685,24 +672,24 @@ def admission(
 # The reason each client error becomes, first match wins (subclasses before their bases), and
 # its message: {target} is Druid or Pivot; {status} and {message} are the error's, already
 # trimmed and scrubbed of credentials.
-API_ERRORS: tuple[tuple[type[ApiError] | tuple[type[ApiError], ...], Reason, str], ...] = (
-    (Unauthorized, Reason.UNAUTHORIZED, "{target} refused the operator's credentials (401)"),
-    (Forbidden, Reason.FORBIDDEN, "{target} denied the operator's account (403): {message}"),
-    (CertificateNotTrusted, Reason.CERTIFICATE_NOT_TRUSTED, "{target}: {message}"),
-    (RedirectRefused, Reason.REDIRECT_REFUSED, "{target} {message}"),
-    (Unavailable, Reason.UNREACHABLE, "{target} is unreachable: {message}"),
-    (ServerError, Reason.SERVER_ERROR, "{target} failed ({status}): {message}"),
-    (Invalid, Reason.REJECTED, "{target} rejected a request ({status}): {message}"),
+API_ERRORS: tuple[tuple[type[api.ApiError] | tuple[type[api.ApiError], ...], Reason, str], ...] = (
+    (api.Unauthorized, Reason.UNAUTHORIZED, "{target} refused the operator's credentials (401)"),
+    (api.Forbidden, Reason.FORBIDDEN, "{target} denied the operator's account (403): {message}"),
+    (api.CertificateNotTrusted, Reason.CERTIFICATE_NOT_TRUSTED, "{target}: {message}"),
+    (api.RedirectRefused, Reason.REDIRECT_REFUSED, "{target} {message}"),
+    (api.Unavailable, Reason.UNREACHABLE, "{target} is unreachable: {message}"),
+    (api.ServerError, Reason.SERVER_ERROR, "{target} failed ({status}): {message}"),
+    (api.Invalid, Reason.REJECTED, "{target} rejected a request ({status}): {message}"),
     # The remote side changed between our read and write (another writer): read again.
     (
-        (NotFound, AlreadyExists, Conflict),
+        (api.NotFound, api.AlreadyExists, api.Conflict),
         Reason.CONCURRENT_CHANGE,
         "{target} refused a request ({status}): {message}",
     ),
 )
 
 
-def describe_api_error(error: ApiError) -> tuple[Reason, str]:
+def describe_api_error(error: api.ApiError) -> tuple[Reason, str]:
     """A reason and a one-line message for a client error (``API_ERRORS``)."""
     target = "Druid" if error.target == "coordinator" else "Pivot"
     for cls, reason, template in API_ERRORS:
@@ -713,7 +700,15 @@ def describe_api_error(error: ApiError) -> tuple[Reason, str]:
 
 # Answers that say the target made nothing: a claim taken for the write is withdrawn. (No
 # answer at all, or a server error, leaves it in doubt, so the claim stays.)
-REFUSALS = (AlreadyExists, Conflict, Invalid, NotFound, Unauthorized, Forbidden, RedirectRefused)
+REFUSALS = (
+    api.AlreadyExists,
+    api.Conflict,
+    api.Invalid,
+    api.NotFound,
+    api.Unauthorized,
+    api.Forbidden,
+    api.RedirectRefused,
+)
 
 
 def _confirms_sync(kind: AnyKind, desired: Any, observed: Any, owned: bool) -> bool:

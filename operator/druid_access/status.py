@@ -136,40 +136,25 @@ class StatusBuilder:
         return None
 
     def build(self, outcome: Outcome, *, deletion_blocked: str | None = None) -> dict[str, Any]:
-        conditions = [
-            _condition(
-                self._previous(READY),
-                type_=READY,
-                status="True" if outcome.ready else "False",
-                reason=outcome.reason.value,
-                message=outcome.message,
+        def condition(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
+            return _condition(
+                self._previous(type_),
+                type_=type_,
+                status=status,
+                reason=reason,
+                message=message,
                 generation=self.generation,
                 timestamp=self.timestamp,
             )
-        ]
+
+        ready = "True" if outcome.ready else "False"
+        conditions = [condition(READY, ready, outcome.reason.value, outcome.message)]
         if outcome.drift:
-            conditions.append(
-                _condition(
-                    self._previous(DRIFTED),
-                    type_=DRIFTED,
-                    status="True",
-                    reason=Reason.DRIFTED.value,
-                    message="remote differs in: " + ", ".join(outcome.drift),
-                    generation=self.generation,
-                    timestamp=self.timestamp,
-                )
-            )
+            drift = "remote differs in: " + ", ".join(outcome.drift)
+            conditions.append(condition(DRIFTED, "True", Reason.DRIFTED.value, drift))
         if deletion_blocked is not None:
             conditions.append(
-                _condition(
-                    self._previous(DELETION_BLOCKED),
-                    type_=DELETION_BLOCKED,
-                    status="True",
-                    reason=Reason.DELETION_BLOCKED.value,
-                    message=deletion_blocked,
-                    generation=self.generation,
-                    timestamp=self.timestamp,
-                )
+                condition(DELETION_BLOCKED, "True", Reason.DELETION_BLOCKED.value, deletion_blocked)
             )
         status: dict[str, Any] = {
             "observedGeneration": self.generation,
