@@ -30,7 +30,7 @@ from typing import Any
 
 from druid_access.finalizer import FINALIZER
 from druid_access.observation import TargetSnapshots
-from druid_access.reconcile import Refs
+from druid_access.refs import Refs
 from druid_access.status import ready_condition
 from druid_access.workqueue import WorkQueue
 

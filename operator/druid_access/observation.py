@@ -441,3 +441,54 @@ async def read_druid(
 
 async def read_pivot(client: PivotClient) -> PivotSnapshot:
     return PivotSnapshot({c.name: c for c in await client.list_connections()})
+
+
+@dataclass(frozen=True)
+class DruidRemote:
+    """A Coordinator client with the authenticator and authorizer names of one cluster, and
+    the snapshot the current pass observes through (None: every read is live)."""
+
+    client: CoordinatorClient
+    authenticator: AuthenticatorName
+    authorizer: AuthorizerName
+    view: SnapshotView[DruidSnapshot] | None = None
+    # The roles the pass read live (``DruidReads.live_role``): a new dict for every pass
+    # (``Targets.druid_remote``); None, as on the remote a target keeps, remembers none.
+    roles_read: dict[str, Role | None] | None = field(default=None, compare=False, repr=False)
+    shared: SharedReads | None = field(default=None, compare=False, repr=False)
+    since: float = field(default=math.inf, compare=False, repr=False)  # when the pass began
+
+    @property
+    def reads(self) -> DruidReads:
+        return DruidReads(
+            self.client,
+            self.authenticator,
+            self.authorizer,
+            self.view,
+            self.roles_read,
+            self.shared,
+            self.since,
+        )
+
+
+@dataclass(frozen=True)
+class PivotRemote:
+    """A Pivot client, and the snapshot the current pass observes through."""
+
+    client: PivotClient
+    view: SnapshotView[PivotSnapshot] | None = None
+
+    @property
+    def reads(self) -> PivotReads:
+        return PivotReads(self.client, self.view)
+
+
+# The write lanes of a target, each serialised on its own (``Targets.writing``): Druid's
+# authenticator store, and the main one (the authorizer's store; a Pivot target).
+AUTHENTICATOR_LANE = "authenticator"
+LANES = ("", AUTHENTICATOR_LANE)  # in the order a write needing every lane takes them
+
+
+def lane(op: object) -> str:
+    """The write lane an op names (the main one if it names none)."""
+    return str(getattr(op, "lane", ""))

@@ -30,8 +30,9 @@ from druid_access.clients import errors as api
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
+from druid_access.observation import lane as lane_of
+from druid_access.refs import Refs
 from druid_access.resources.base import AnyKind, Claim, Create, InvalidSpecError, SecretNeed, granted_roles
-from druid_access.resources.base import lane as lane_of
 from druid_access.resources.role import security_administering
 from druid_access.secret_store import SecretStore
 from druid_access.status import Outcome, Reason, StatusBuilder, ready_condition, status_patch
@@ -90,17 +91,6 @@ class Subject:
         """The older resource that owns this object's remote name, if it is not this one."""
         owner = _owner(claims(self.claim))
         return owner if owner is not None and owner.uid != self.meta["uid"] else None
-
-
-@dataclass(frozen=True)
-class Refs:
-    """What a resource depends on, so a change there wakes it up."""
-
-    target: str | None = None
-    target_type: str = ""
-    secrets: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-    entry: tuple[str, str] | None = None  # (family, remote name) on the target
 
 
 @dataclass(frozen=True)

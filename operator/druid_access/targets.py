@@ -31,8 +31,16 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
 from druid_access.kube import Kube, SecretData, SecretMissing
-from druid_access.observation import SharedReads, SnapshotView, TargetSnapshots, read_druid, read_pivot
-from druid_access.resources.base import LANES, DruidRemote, PivotRemote
+from druid_access.observation import (
+    LANES,
+    DruidRemote,
+    PivotRemote,
+    SharedReads,
+    SnapshotView,
+    TargetSnapshots,
+    read_druid,
+    read_pivot,
+)
 from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")

@@ -8,89 +8,29 @@ that make the remote side match, in order, with nothing when they already match.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import SecretStr
 
-from druid_access.clients import (
-    AuthenticatorName,
-    AuthorizerName,
-    CoordinatorClient,
-    NotFound,
-    PivotClient,
-    Role,
-)
+from druid_access.clients import NotFound
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
-from druid_access.observation import (
-    DruidReads,
-    DruidSnapshot,
-    PivotReads,
-    PivotSnapshot,
-    SharedReads,
-    SnapshotView,
-)
+
+# Where they were defined first: the kinds and their callers import them from here too.
+from druid_access.observation import AUTHENTICATOR_LANE as AUTHENTICATOR_LANE
+from druid_access.observation import LANES as LANES
+from druid_access.observation import DruidRemote as DruidRemote
+from druid_access.observation import PivotRemote as PivotRemote
 from druid_access.observation import absent_as_none as absent_as_none
+from druid_access.observation import lane as lane
 
 R = TypeVar("R", contravariant=True)
 S = TypeVar("S", bound=Model)
 D = TypeVar("D")
 O = TypeVar("O")  # noqa: E741 - the conventional D/O pair of desired and observed
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DruidRemote:
-    """A Coordinator client with the authenticator and authorizer names of one cluster, and
-    the snapshot the current pass observes through (None: every read is live)."""
-
-    client: CoordinatorClient
-    authenticator: AuthenticatorName
-    authorizer: AuthorizerName
-    view: SnapshotView[DruidSnapshot] | None = None
-    # The roles the pass read live (``DruidReads.live_role``): a new dict for every pass
-    # (``Targets.druid_remote``); None, as on the remote a target keeps, remembers none.
-    roles_read: dict[str, Role | None] | None = field(default=None, compare=False, repr=False)
-    shared: SharedReads | None = field(default=None, compare=False, repr=False)
-    since: float = field(default=math.inf, compare=False, repr=False)  # when the pass began
-
-    @property
-    def reads(self) -> DruidReads:
-        return DruidReads(
-            self.client,
-            self.authenticator,
-            self.authorizer,
-            self.view,
-            self.roles_read,
-            self.shared,
-            self.since,
-        )
-
-
-@dataclass(frozen=True)
-class PivotRemote:
-    """A Pivot client, and the snapshot the current pass observes through."""
-
-    client: PivotClient
-    view: SnapshotView[PivotSnapshot] | None = None
-
-    @property
-    def reads(self) -> PivotReads:
-        return PivotReads(self.client, self.view)
-
-
-# The write lanes of a target, each serialised on its own (``Targets.writing``): Druid's
-# authenticator store, and the main one (the authorizer's store; a Pivot target).
-AUTHENTICATOR_LANE = "authenticator"
-LANES = ("", AUTHENTICATOR_LANE)  # in the order a write needing every lane takes them
-
-
-def lane(op: object) -> str:
-    """The write lane an op names (the main one if it names none)."""
-    return str(getattr(op, "lane", ""))
 
 
 class Op(Protocol[R]):
