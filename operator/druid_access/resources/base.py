@@ -44,6 +44,26 @@ class Op(Protocol[R]):
     async def apply(self, remote: R) -> None: ...
 
 
+@dataclass(frozen=True)
+class RoleChange:
+    """Gives one role to (reason ``AssignedRole``) or takes it from (``UnassignedRole``) a user
+    or a group mapping; subclasses send it."""
+
+    name: str
+    role: str
+    reason: ClassVar[str]
+    holder: ClassVar[str] = ""  # how descriptions name what holds the role, before its name
+
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset({self.role}) if self.reason == "AssignedRole" else frozenset()
+
+    def describe(self) -> str:
+        if self.reason == "AssignedRole":
+            return f"assigned role {self.role!r} to {self.holder}{self.name!r}"
+        return f"removed role {self.role!r} from {self.holder}{self.name!r}"
+
+
 @runtime_checkable
 class Create(Protocol):
     """A write that made something new, and can take it back: when a later create of the same

@@ -22,6 +22,7 @@ from druid_access.resources.base import (
     KindBase,
     Op,
     Plan,
+    RoleChange,
     SecretValues,
     deleted,
 )
@@ -72,18 +73,12 @@ class DeleteGroupMapping:
         await deleted(remote.client.delete_group_mapping(remote.authorizer, self.name), "groupMapping")
 
 
-@dataclass(frozen=True)
-class AssignMappingRole:
-    name: str
-    role: str
+class _MappingRoleChange(RoleChange):
+    holder: ClassVar[str] = "group mapping "
+
+
+class AssignMappingRole(_MappingRoleChange):
     reason: ClassVar[str] = "AssignedRole"
-
-    @property
-    def grants(self) -> frozenset[str]:
-        return frozenset({self.role})
-
-    def describe(self) -> str:
-        return f"assigned role {self.role!r} to group mapping {self.name!r}"
 
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.assign_group_mapping_role(
@@ -91,14 +86,8 @@ class AssignMappingRole:
         )
 
 
-@dataclass(frozen=True)
-class UnassignMappingRole:
-    name: str
-    role: str
+class UnassignMappingRole(_MappingRoleChange):
     reason: ClassVar[str] = "UnassignedRole"
-
-    def describe(self) -> str:
-        return f"removed role {self.role!r} from group mapping {self.name!r}"
 
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.unassign_group_mapping_role(

@@ -26,6 +26,7 @@ from druid_access.resources.base import (
     KindBase,
     Op,
     Plan,
+    RoleChange,
     SecretNeed,
     SecretValues,
     deleted,
@@ -100,31 +101,15 @@ class CreateAuthorizerUser:
         await remote.client.delete_authorizer_user(remote.authorizer, self.name)
 
 
-@dataclass(frozen=True)
-class AssignRole:
-    name: str
-    role: str
+class AssignRole(RoleChange):
     reason: ClassVar[str] = "AssignedRole"
-
-    @property
-    def grants(self) -> frozenset[str]:
-        return frozenset({self.role})
-
-    def describe(self) -> str:
-        return f"assigned role {self.role!r} to {self.name!r}"
 
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.assign_role(remote.authorizer, user=self.name, role=self.role)
 
 
-@dataclass(frozen=True)
-class UnassignRole:
-    name: str
-    role: str
+class UnassignRole(RoleChange):
     reason: ClassVar[str] = "UnassignedRole"
-
-    def describe(self) -> str:
-        return f"removed role {self.role!r} from {self.name!r}"
 
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.unassign_role(remote.authorizer, user=self.name, role=self.role)
