@@ -90,6 +90,16 @@ class ProtectedPrincipals(_Model):
     def connection(self, name: str) -> bool:
         return _in(name, self.connections)
 
+    def of(self, family: str, name: str) -> bool:
+        """Is ``name`` protected among the kind ``family`` (user, role, groupMapping, connection)?"""
+        names = {
+            "user": self.users,
+            "role": self.roles,
+            "groupMapping": self.group_mappings,
+            "connection": self.connections,
+        }[family]
+        return _in(name, names)
+
 
 def principal_key(name: str) -> str:
     """How protected names compare: NFKC-normalised and case-folded, so that look-alikes such

@@ -183,11 +183,16 @@ class KindBase(Generic[S]):
     """
 
     info: KindInfo
-    spec_type: type[Model]
+    family: str
+    target_type: Literal["cluster", "pivot"]
     makes_roles = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.target_type = "pivot" if cls.info.target_field == "pivot" else "cluster"
+
     def spec_model(self, spec: Mapping[str, Any]) -> S:
-        model: S = self.spec_type.model_validate(spec)  # type: ignore[assignment]
+        model: S = self.info.spec.model_validate(spec)  # type: ignore[assignment]
         return model
 
     def remote_name(self, spec: S, meta_name: str) -> str:
@@ -197,6 +202,9 @@ class KindBase(Generic[S]):
     def target_name(self, spec: S) -> str:
         target: str = getattr(spec, self.info.target_field)
         return target
+
+    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
+        return protected.of(self.family, name)
 
     def secret_needs(self, spec: S) -> Sequence[SecretNeed]:
         return ()

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from druid_access.clients import DbAuthToken, PivotConnection
-from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_CONNECTION, DruidConnectionSpec
 from druid_access.resources.base import (
     KindBase,
@@ -103,13 +102,8 @@ def build(spec: DruidConnectionSpec, name: str, secrets: SecretValues) -> PivotC
 
 
 class ConnectionKind(KindBase[DruidConnectionSpec]):
-    spec_type = DruidConnectionSpec
     info = DRUID_CONNECTION
     family = "connection"
-    target_type: Literal["cluster", "pivot"] = "pivot"
-
-    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return protected.connection(name)
 
     def secret_needs(self, spec: DruidConnectionSpec) -> Sequence[SecretNeed]:
         refs = []

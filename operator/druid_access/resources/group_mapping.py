@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from druid_access.clients import GroupMapping
-from druid_access.config import ProtectedPrincipals
 from druid_access.group_pattern import InvalidGroupPattern, check_group_pattern
 from druid_access.models import DRUID_GROUP_MAPPING, DruidGroupMappingSpec
 from druid_access.resources.base import (
@@ -125,13 +124,8 @@ def plan(desired: DesiredGroupMapping, observed: ObservedGroupMapping) -> Plan[D
 
 
 class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
-    spec_type = DruidGroupMappingSpec
     info = DRUID_GROUP_MAPPING
     family = "groupMapping"
-    target_type: Literal["cluster", "pivot"] = "cluster"
-
-    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return protected.group_mapping(name)
 
     def role_refs(self, spec: DruidGroupMappingSpec) -> frozenset[str]:
         return frozenset(spec.roles)

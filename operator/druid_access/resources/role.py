@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from druid_access import javaregex
 from druid_access.clients import Permission, Role
@@ -132,14 +132,9 @@ def _permissions(spec: DruidRoleSpec) -> list[Permission]:
 
 
 class RoleKind(KindBase[DruidRoleSpec]):
-    spec_type = DruidRoleSpec
     info = DRUID_ROLE
     family = "role"
     makes_roles = True
-    target_type: Literal["cluster", "pivot"] = "cluster"
-
-    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return protected.role(name)
 
     def privileged_grants(self, spec: DruidRoleSpec, protected: ProtectedPrincipals) -> tuple[str, ...]:
         return tuple(

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import SecretStr
 
 from druid_access.clients import AuthenticatorUser, AuthorizerUser
-from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
+from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.models import DRUID_USER, DruidUserSpec
 from druid_access.passwords import Verdicts, verify_password
 from druid_access.resources.base import (
@@ -151,13 +151,8 @@ def _password_matches(password: SecretStr, observed: ObservedUser) -> bool:
 
 
 class UserKind(KindBase[DruidUserSpec]):
-    spec_type = DruidUserSpec
     info = DRUID_USER
     family = "user"
-    target_type: Literal["cluster", "pivot"] = "cluster"
-
-    def protected(self, name: str, protected: ProtectedPrincipals) -> bool:
-        return protected.user(name)
 
     def secret_needs(self, spec: DruidUserSpec) -> Sequence[SecretNeed]:
         if spec.password is None:
