@@ -37,7 +37,7 @@ from druid_access.clients import (
     Unavailable,
 )
 from druid_access.config import ClusterConfig, PivotConfig
-from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
+from druid_access.kube import KubeApi, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
 from druid_access.resources.base import AnyKind, Claim, Create, InvalidSpecError, SecretNeed, granted_roles
 from druid_access.resources.base import lane as lane_of
@@ -130,7 +130,7 @@ class Engine:
     """
 
     targets: Targets
-    kube: Kube
+    kube: KubeApi
     secrets: SecretStore
     claims: Claims
     _rejected: dict[str, _Rejection] = field(default_factory=dict)
