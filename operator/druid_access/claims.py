@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from druid_access.kube import Kube, KubeError, SecretMissing
+from druid_access.kube import KubeApi, KubeError, SecretMissing
 from druid_access.models import GROUP
 
 ANNOTATION = f"{GROUP}/claim"
@@ -35,7 +35,7 @@ class ClaimKeyMissing(KubeError):
 
 
 class Claims:
-    def __init__(self, kube: Kube, namespace: str) -> None:
+    def __init__(self, kube: KubeApi, namespace: str) -> None:
         self._kube = kube
         self._namespace = namespace
         self._key: bytes | None = None

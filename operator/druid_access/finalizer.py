@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from druid_access.kube import Kube
+from druid_access.kube import KubeApi
 from druid_access.models import GROUP
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -27,7 +27,7 @@ def held(meta: Mapping[str, Any]) -> bool:
 
 
 async def hold(
-    kube: Kube, plural: str, meta: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+    kube: KubeApi, plural: str, meta: Mapping[str, Any], annotations: Mapping[str, str] | None = None
 ) -> bool:
     """Put the finalizer on (and ``annotations``, in the same write): from then on, a deletion
     of the object waits for the operator.
@@ -38,14 +38,14 @@ async def hold(
     return await _change(kube, plural, meta, add=True, annotations=annotations)
 
 
-async def release(kube: Kube, plural: str, meta: Mapping[str, Any]) -> bool:
+async def release(kube: KubeApi, plural: str, meta: Mapping[str, Any]) -> bool:
     """Take the finalizer off, keeping any other controller's. False if the object kept
     changing under us (the caller tries again later)."""
     return await _change(kube, plural, meta, add=False)
 
 
 async def _change(
-    kube: Kube,
+    kube: KubeApi,
     plural: str,
     meta: Mapping[str, Any],
     *,

@@ -9,6 +9,9 @@ Secrets of the watched namespaces are received only when they carry ``ALLOW_LABE
 list and watch select on it server-side, and a Secret outside the cache is first looked at
 through its metadata alone, so the value of a Secret that did not opt in never reaches the
 operator.
+
+``KubeApi`` is what the rest of the operator asks of this module, so that the reconcile engine
+can be tested against an in-memory double.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import secrets as random_source
 import string
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
@@ -130,6 +133,68 @@ class SecretSelection:
 
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
+
+
+class KubeApi(Protocol):
+    """What the operator's own modules ask of Kubernetes: the engine (``Engine.kube``), the
+    Secret stores, the ownership claims and the finalizer helpers. ``Kube`` is the real one;
+    the unit tests hold an in-memory one (``tests/unit/memory_kube.py``).
+
+    Every call raises ``KubeError`` when the API server fails or does not answer."""
+
+    async def namespace_terminating(self, namespace: str) -> bool:
+        """Is the namespace being deleted (or gone)?"""
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        """Any Secret (the operator's own credentials), whatever its labels; None if absent."""
+
+    async def secret_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """A Secret's labels, its value never sent; None if absent."""
+
+    async def read_allowed_secret(self, namespace: str, name: str) -> SecretData | None:
+        """The Secret if it carries ``ALLOW_LABEL``; None if absent or not opted in."""
+
+    async def list_secrets(self, selection: SecretSelection) -> tuple[list[SecretData], str]:
+        """The selected Secrets and the list's resourceVersion."""
+
+    def watch_secrets(
+        self, selection: SecretSelection, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[SecretEvent]:
+        """Changes of the selected Secrets after ``resource_version``; raises ``WatchExpired``."""
+
+    async def create_generated_secret(
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        owner: Mapping[str, Any],
+        extra: Mapping[str, str] | None = None,
+    ) -> SecretData | None:
+        """A new opted-in Secret with a random value under ``key``, owned by ``owner``; None if
+        the name is taken (never overwritten)."""
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """A merge patch of a custom object's status (``None`` removes a field); nothing if it is gone."""
+
+    async def set_finalizers(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        finalizers: list[str],
+        resource_version: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Replace a custom object's finalizers (and set ``annotations``) if it is still at
+        ``resource_version``; False when it changed meanwhile or is gone."""
+
+    async def remove_annotation(self, plural: str, namespace: str, name: str, annotation: str) -> None: ...
+
+    async def read_or_create_key(self, namespace: str, name: str, key: str, value: str) -> SecretStr:
+        """The value under ``key`` of a Secret of the operator's, made with ``value`` if absent."""
+
+    async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A custom object's metadata read now; None when it is gone."""
 
 
 def generate_password(length: int = GENERATED_LENGTH) -> str:

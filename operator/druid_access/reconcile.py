@@ -28,7 +28,7 @@ from druid_access import metrics
 from druid_access.claims import Claims
 from druid_access.clients import errors as api
 from druid_access.config import ClusterConfig, PivotConfig
-from druid_access.kube import Kube, KubeError, SecretMissing, SecretNotAllowed
+from druid_access.kube import KubeApi, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
 from druid_access.observation import lane as lane_of
 from druid_access.refs import Refs
@@ -123,7 +123,7 @@ class Engine:
     """
 
     targets: Targets
-    kube: Kube
+    kube: KubeApi
     secrets: SecretStore
     claims: Claims
     _rejected: dict[str, _Rejection] = field(default_factory=dict)

@@ -26,7 +26,14 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from druid_access.kube import Kube, SecretData, SecretEvent, SecretNotAllowed, SecretSelection, WatchExpired
+from druid_access.kube import (
+    KubeApi,
+    SecretData,
+    SecretEvent,
+    SecretNotAllowed,
+    SecretSelection,
+    WatchExpired,
+)
 
 log = logging.getLogger("druid_access.secrets")
 
@@ -48,7 +55,7 @@ class SecretStore:
     globs need a cluster-wide watch, filtered here.
     """
 
-    kube: Kube
+    kube: KubeApi
     namespaces: Sequence[str] | None
     _cache: dict[tuple[str, str], SecretData] = field(default_factory=dict)
     # Set while a selection's list is in the cache: until then (start-up, after a failed

@@ -30,7 +30,7 @@ from druid_access.clients import (
 )
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
-from druid_access.kube import Kube, SecretData, SecretMissing
+from druid_access.kube import KubeApi, SecretData, SecretMissing
 from druid_access.observation import (
     LANES,
     DruidRemote,
@@ -57,7 +57,7 @@ class _Cached(Generic[C]):
 @dataclass
 class Targets:
     config: OperatorConfig
-    kube: Kube
+    kube: KubeApi
     _druid: dict[str, _Cached[DruidRemote]] = field(default_factory=dict)
     _pivot: dict[str, _Cached[PivotClient]] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
