@@ -663,6 +663,12 @@ def admission(
 # its message: {target} is Druid or Pivot; {status} and {message} are the error's, already
 # trimmed and scrubbed of credentials.
 API_ERRORS: tuple[tuple[type[api.ApiError] | tuple[type[api.ApiError], ...], Reason, str], ...] = (
+    # The configuration names an authenticator or authorizer the cluster does not have.
+    (
+        (api.UnknownAuthenticator, api.UnknownAuthorizer),
+        Reason.TARGET_NOT_FOUND,
+        "{target} does not have the security store the operator configuration names: {message}",
+    ),
     (api.Unauthorized, Reason.UNAUTHORIZED, "{target} refused the operator's credentials (401)"),
     (api.Forbidden, Reason.FORBIDDEN, "{target} denied the operator's account (403): {message}"),
     (api.CertificateNotTrusted, Reason.CERTIFICATE_NOT_TRUSTED, "{target}: {message}"),

@@ -1030,21 +1030,17 @@ async def test_a_target_that_cannot_be_trusted_is_not_sent_credentials(
     assert seen == ([] if cluster == "tls" else [True])  # the TLS handshake failed before any request
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: describe_api_error maps UnknownAuthenticator/UnknownAuthorizer (NotFound subclasses: "
-    "the configured authenticator or authorizer does not exist on the cluster, a configuration error) "
-    "to ConcurrentChange, which says another writer changed the remote object",
-)
 @pytest.mark.parametrize("store", ["authenticator", "authorizer"])
 async def test_a_misnamed_security_store_is_not_reported_as_a_concurrent_change(store: str) -> None:
+    """The configuration names a store the cluster lacks: TargetNotFound, not another writer."""
     async with environment(misnamed={store: "nope"}) as env:
         _alice_secret(env)
         obj = env.create(USER, "alice", {"cluster": "misnamed", "password": PASSWORD})
         done = await env.reconcile(obj)
     assert f"Basic {store} with name [nope] does not exist" in done.message
     assert env.remote_writes() == []
-    assert done.reason is not Reason.CONCURRENT_CHANGE
+    assert done.reason is Reason.TARGET_NOT_FOUND
+    assert "does not have the security store the operator configuration names" in done.message
 
 
 @contextlib.asynccontextmanager
