@@ -23,9 +23,12 @@ help:
 	@echo "make image         build the container image (needs Docker)"
 	@echo "make kind-e2e      e2e suite against a kind cluster with the image and chart (needs Docker + kind)"
 
-$(BIN)/.installed: pyproject.toml
+# Two distributions, both editable: the operator (druid-access-operator, `druid-access`) and its
+# test servers and launchers (druid-access-testing in testing/, `druid-access-testing`; the
+# druid_access.testing package), which the operator's wheel and image do not carry.
+$(BIN)/.installed: pyproject.toml testing/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e './testing[tls]'
 	touch $@
 
 .PHONY: venv
@@ -80,10 +83,10 @@ crds: venv
 
 .PHONY: lint
 lint: venv
-	$(BIN)/ruff check operator tests bench kind
-	$(BIN)/ruff format --check operator tests bench kind
+	$(BIN)/ruff check operator testing tests bench kind hack
+	$(BIN)/ruff format --check operator testing tests bench kind hack
 	$(BIN)/mypy
-	$(BIN)/lint-imports --no-logo
+	$(BIN)/python hack/lint_imports.py --no-logo
 
 .PHONY: test
 test: venv controlplane druid ldap helm lint
