@@ -20,12 +20,16 @@ help:
 	@echo "make druid         resolve (or reuse) a real Druid Coordinator from Maven Central"
 	@echo "make helm          build (or reuse) helm from the Go module proxy"
 	@echo "make manifests     render deploy/ from the Helm chart"
-	@echo "make image         build the container image (needs Docker)"
+	@echo "make image         build the operator's container image (needs Docker)"
+	@echo "make testing-image build the image of the fake Coordinator and fake Pivot (needs Docker)"
 	@echo "make kind-e2e      e2e suite against a kind cluster with the image and chart (needs Docker + kind)"
 
-$(BIN)/.installed: pyproject.toml
+# Two distributions, both editable: the operator (druid-access-operator, `druid-access`) and its
+# test servers and launchers (druid-access-testing in testing/, `druid-access-testing`; the
+# druid_access.testing package), which the operator's wheel and image do not carry.
+$(BIN)/.installed: pyproject.toml testing/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e './testing[tls]'
 	touch $@
 
 .PHONY: venv
@@ -50,6 +54,7 @@ HELM_VERSION ?= v3.19.0
 HELM := $(DRUID_ACCESS_CACHE)/helm-$(HELM_VERSION)/bin/helm
 CHART := helm/druid-access-operator
 IMAGE ?= druid-access-operator:dev
+TESTING_IMAGE ?= druid-access-testing:dev
 
 .PHONY: helm
 helm:
@@ -69,10 +74,15 @@ manifests: helm
 image:
 	docker build -t $(IMAGE) .
 
+# The fake Coordinator and fake Pivot (druid-access-testing), the Dockerfile's `testing` target.
+.PHONY: testing-image
+testing-image:
+	docker build --target testing -t $(TESTING_IMAGE) .
+
 # Needs Docker and kind; not part of `make test` (no Docker engine on CI machines).
 .PHONY: kind-e2e
 kind-e2e: venv helm
-	IMAGE=$(IMAGE) HELM=$(HELM) hack/kind-e2e.sh
+	IMAGE=$(IMAGE) TESTING_IMAGE=$(TESTING_IMAGE) HELM=$(HELM) hack/kind-e2e.sh
 
 .PHONY: crds
 crds: venv
@@ -80,10 +90,10 @@ crds: venv
 
 .PHONY: lint
 lint: venv
-	$(BIN)/ruff check operator tests bench kind
-	$(BIN)/ruff format --check operator tests bench kind
+	$(BIN)/ruff check operator testing tests bench kind hack
+	$(BIN)/ruff format --check operator testing tests bench kind hack
 	$(BIN)/mypy
-	$(BIN)/lint-imports --no-logo
+	$(BIN)/python hack/lint_imports.py --no-logo
 
 .PHONY: test
 test: venv controlplane druid ldap helm lint

@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/transport_cost.py [--requests 3000] [--out bench/results/transport-cost.md]
 
-A fake Coordinator runs in a subprocess (``druid-access fake-coordinator``), so only the
+A fake Coordinator runs in a subprocess (``druid-access-testing fake-coordinator``), so only the
 client's work is in this process. One ``CoordinatorClient`` per transport sends ``--requests``
 of each kind one at a time, after 100 of warm-up: a role created (POST without a body), its
 permissions set (POST with JSON), the role read (GET); the process's CPU time
@@ -39,7 +39,7 @@ KINDS = ("POST, no body", "POST, JSON body", "GET")
 
 def start_fake() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "druid_access.cli", "fake-coordinator", "--admin-password", ADMIN_PW],
+        [sys.executable, "-m", "druid_access.testing.cli", "fake-coordinator", "--admin-password", ADMIN_PW],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Resolve (or reuse) the class path of a real Apache Druid Coordinator + druid-basic-security from Maven
-# Central, for the contract tests (operator/druid_access/testing/druid.py), into a cache outside the checkout:
+# Central, for the contract tests (testing/src/druid_access/testing/druid.py), into a cache outside the checkout:
 #   ${DRUID_ACCESS_CACHE:-$HOME/.cache/druid-access}/druid/<version>/lib/*.jar
 # The version is druid.version in druid/pom.xml (override: DRUID_VERSION=...). Maven downloads into the
 # normal local repository (~/.m2/repository; DRUID_ACCESS_M2_REPO=DIR uses another one). druid/settings.xml

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on a real (kind) cluster, for machines with Docker and kind: builds the image,
 # loads it into a fresh kind cluster, runs the fake Coordinator and fake Pivot in the cluster
-# from the same image, installs the chart configured against them, runs the e2e suite for real
+# from the test servers' image (the Dockerfile's `testing` target: the operator's image has no
+# test servers), installs the chart configured against them, runs the e2e suite for real
 # clusters (kind/), uninstalls the chart and deletes the cluster.
 # It cannot run where there is no Docker engine (CI here): `make test` covers the same
 # lifecycle on a local kube-apiserver instead.
@@ -9,6 +10,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 IMAGE="${IMAGE:-druid-access-operator:dev}"
+TESTING_IMAGE="${TESTING_IMAGE:-druid-access-testing:dev}"
 HELM="${HELM:-helm}"
 CLUSTER="${KIND_CLUSTER:-druid-access-e2e}"
 NS=druid-access
@@ -24,12 +26,14 @@ cleanup() { kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 docker build -t "$IMAGE" .
+docker build --target testing -t "$TESTING_IMAGE" .
 kind create cluster --name "$CLUSTER" --wait 120s
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+kind load docker-image "$IMAGE" "$TESTING_IMAGE" --name "$CLUSTER"
 kubectl create namespace "$NS"
 kubectl create namespace "$APP_NS"
 
-# The fakes ship in the image (druid_access.testing): run them as in-cluster services.
+# The fakes (druid-access-testing fake-coordinator|fake-pivot, the entry point of $TESTING_IMAGE):
+# run them as in-cluster services.
 for fake in coordinator pivot; do
     if [[ $fake == coordinator ]]; then args="[fake-coordinator, --host, 0.0.0.0, --port, '8081', --admin-password, $ADMIN_PW]"; port=8081
     else args="[fake-pivot, --host, 0.0.0.0, --port, '9095', --token, $TOKEN]"; port=9095; fi
@@ -44,7 +48,7 @@ spec:
     spec:
       containers:
         - name: fake
-          image: $IMAGE
+          image: $TESTING_IMAGE
           imagePullPolicy: Never
           args: $args
           ports: [{containerPort: $port}]

@@ -1,4 +1,4 @@
-"""``druid-access druid``: a real Coordinator in the foreground, of the release asked for."""
+"""``druid-access-testing druid``: a real Coordinator in the foreground, of the release asked for."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def druid_command(directory: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "druid_access.cli",
+        "druid_access.testing.cli",
         "druid",
         "--dir",
         str(directory),

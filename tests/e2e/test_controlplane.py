@@ -168,8 +168,8 @@ def _read_until(process: subprocess.Popen[bytes], marker: bytes, timeout: float)
 
 
 def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
-    executable = Path(sys.executable).parent / "druid-access"
-    assert executable.exists(), f"{executable} missing: install the project (make venv)"
+    executable = Path(sys.executable).parent / "druid-access-testing"
+    assert executable.exists(), f"{executable} missing: install the project and testing/ (make venv)"
     directory = tmp_path / "cp"
     stderr_path = tmp_path / "stderr.log"
     with (

@@ -45,7 +45,7 @@ SECURITY_RW: list[dict[str, object]] = [
     {"resource": {"name": "security", "type": "CONFIG"}, "action": "READ"},
     {"resource": {"name": "security", "type": "CONFIG"}, "action": "WRITE"},
 ]
-CLI = Path(sys.executable).parent / "druid-access"
+CLI = Path(sys.executable).parent / "druid-access-testing"  # the druid-access-testing distribution
 
 
 def seg(name: str) -> str:

@@ -16,7 +16,7 @@ from druid_access.testing import FakePivot
 
 TOKEN = "s3cr3t-token"
 API = "/api/v1/connections"
-CLI = Path(sys.executable).parent / "druid-access"
+CLI = Path(sys.executable).parent / "druid-access-testing"  # the druid-access-testing distribution
 DRUID1 = {
     "name": "druid1",
     "type": "druid",

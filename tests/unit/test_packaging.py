@@ -1,4 +1,4 @@
-"""The image and the package: what runs in the pod is the command the e2e tests run.
+"""The image and the packages: what runs in the pod is the command the e2e tests run.
 
 - The Dockerfile's ENTRYPOINT is the ``druid-access`` console script of pyproject.toml, and
   the Deployment's args (deploy/, rendered from the chart) and the image's CMD are accepted by
@@ -6,15 +6,22 @@
 - The image is pinned (base image tag with an exact version) and runs as a non-root numeric user.
 - A wheel builds from the sources the Dockerfile copies, carries the CLI and ``py.typed``,
   and its console script works from a fresh virtualenv.
+- The test servers are their own distribution (``druid-access-testing``, testing/): not in the
+  operator's wheel nor its image, with their own console script, and importable as
+  ``druid_access.testing.*`` however the two are installed (wheels, editable, or one of each).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import venv
 import zipfile
@@ -27,9 +34,13 @@ import yaml
 
 from druid_access.cli import build_parser, main
 from druid_access.config import parse
+from druid_access.testing import cli as testing_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+TESTING = ROOT / "testing"  # the druid-access-testing distribution
+OPERATOR_COMMANDS = {"run", "export", "diff", "crds"}
+TESTING_COMMANDS = {"controlplane", "druid", "fake-coordinator", "fake-pivot"}
 
 
 # --- Dockerfile parsing --------------------------------------------------------------------------------
@@ -73,11 +84,27 @@ def _build_args() -> dict[str, str]:
     return args
 
 
+def _stages() -> list[tuple[str | None, list[tuple[str, str]]]]:
+    """(name given by ``FROM ... AS name`` or None, its instructions), in order."""
+    stages: list[tuple[str | None, list[tuple[str, str]]]] = []
+    for keyword, rest in _instructions():
+        if keyword == "FROM":
+            words = rest.split()
+            named = len(words) == 3 and words[1].upper() == "AS"
+            stages.append((words[2] if named else None, []))
+        elif stages:
+            stages[-1][1].append((keyword, rest))
+    assert stages, "the Dockerfile has no FROM"
+    return stages
+
+
 def _final_stage() -> list[tuple[str, str]]:
-    instructions = _instructions()
-    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    assert starts, "the Dockerfile has no FROM"
-    return instructions[starts[-1] :]
+    return _stages()[-1][1]
+
+
+def _stage(name: str) -> list[tuple[str, str]]:
+    (stage,) = (instructions for stage_name, instructions in _stages() if stage_name == name)
+    return stage
 
 
 def _deployment_args() -> list[str]:
@@ -91,8 +118,14 @@ def _deployment_args() -> list[str]:
     return args
 
 
-def _pyproject() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+def _pyproject(root: Path = ROOT) -> dict[str, Any]:
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    (action,) = (a for a in parser._actions if a.dest == "command")
+    assert action.choices is not None
+    return set(action.choices)
 
 
 # --- the command --------------------------------------------------------------------------------------
@@ -108,6 +141,25 @@ def test_entrypoint_is_the_console_script() -> None:
     (script,) = entry_points(group="console_scripts", name="druid-access")
     assert script.value == "druid_access.cli:main"
     assert script.load() is main
+
+
+def test_the_operator_command_has_only_operator_commands() -> None:
+    assert _subcommands(build_parser()) == OPERATOR_COMMANDS
+    assert _subcommands(testing_cli.build_parser()) == TESTING_COMMANDS
+
+
+def test_the_testing_distribution_has_its_own_console_script() -> None:
+    project = _pyproject(TESTING)["project"]
+    assert project["name"] == "druid-access-testing"
+    assert project["scripts"] == {"druid-access-testing": "druid_access.testing.cli:main"}
+    operator = _pyproject()["project"]
+    assert f"{operator['name']}=={operator['version']}" in project["dependencies"]
+    extras = [req for reqs in project["optional-dependencies"].values() for req in reqs]
+    for requirement in [*project["dependencies"], *extras]:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][^,; ]*", requirement), f"unpinned: {requirement}"
+    (script,) = entry_points(group="console_scripts", name="druid-access-testing")
+    assert script.value == "druid_access.testing.cli:main"
+    assert script.load() is testing_cli.main
 
 
 def test_cmd_and_deployment_args_are_accepted_by_run() -> None:
@@ -215,25 +267,43 @@ def test_image_runs_as_a_non_root_numeric_user() -> None:
 
 
 def test_image_copies_what_the_wheel_needs() -> None:
-    copied = " ".join(rest for keyword, rest in _instructions() if keyword == "COPY")
+    copied = " ".join(rest for keyword, rest in _stage("build") if keyword == "COPY")
     for needed in ("pyproject.toml", "README.md", "operator"):
         assert needed in copied
     readme = _pyproject()["project"]["readme"]
     assert readme in copied
 
 
+def test_the_operator_image_has_no_test_servers() -> None:
+    """The operator's stages build and install its wheel alone; the test servers are the
+    ``testing`` target (``make testing-image``, which ``make kind-e2e`` runs in the cluster)."""
+    for name, stage in (("build", _stage("build")), ("final", _final_stage())):
+        for keyword, rest in stage:
+            assert not (keyword == "COPY" and "testing" in rest), f"{name} stage: COPY {rest}"
+            assert not (keyword == "RUN" and "testing" in rest), f"{name} stage: RUN {rest}"
+    assert [rest for keyword, rest in _final_stage() if keyword == "COPY"] == [
+        "--from=build /opt/druid-access /opt/druid-access"
+    ]
+    testing = _stage("testing")
+    assert [json.loads(rest) for keyword, rest in testing if keyword == "ENTRYPOINT"] == [
+        ["druid-access-testing"]
+    ]
+    assert [rest for keyword, rest in testing if keyword == "USER"] == ["65532:65532"]
+    assert "--target testing" in (ROOT / "hack" / "kind-e2e.sh").read_text(encoding="utf-8")
+
+
 # --- the wheel ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel built from exactly what the Dockerfile copies (so the shared tree gets no build/)."""
+def _build_wheel(tmp_path_factory: pytest.TempPathFactory, project: Path, tree: str) -> Path:
+    """A wheel of ``project`` built from a copy of its pyproject.toml, README.md and ``tree``
+    (exactly what the Dockerfile copies, and the shared tree gets no build/)."""
     src = tmp_path_factory.mktemp("src")
-    shutil.copy2(ROOT / "pyproject.toml", src)
-    shutil.copy2(ROOT / "README.md", src)
+    shutil.copy2(project / "pyproject.toml", src)
+    shutil.copy2(project / "README.md", src)
     shutil.copytree(
-        ROOT / "operator",
-        src / "operator",
+        project / tree,
+        src / tree,
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"),
     )
     out = tmp_path_factory.mktemp("dist")
@@ -257,7 +327,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    (built,) = out.glob("druid_access_operator-*.whl")
+    (built,) = out.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's wheel."""
+    built = _build_wheel(tmp_path_factory, ROOT, "operator")
+    assert built.name.startswith("druid_access_operator-")
+    return built
+
+
+@pytest.fixture(scope="module")
+def testing_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test servers' wheel (druid-access-testing)."""
+    built = _build_wheel(tmp_path_factory, TESTING, "src")
+    assert built.name.startswith("druid_access_testing-")
     return built
 
 
@@ -277,6 +363,39 @@ def test_wheel_contents(wheel: Path) -> None:
     assert set(project["dependencies"]) <= requires
     assert "Requires-Python: >=3.11" in metadata
     assert not any(name.startswith(("tests/", "operator/")) for name in names)
+    # The test servers are the druid-access-testing distribution, not the operator's.
+    assert not [name for name in names if name.startswith("druid_access/testing")]
+    assert not re.search(r"^druid-access-testing", entry, re.M)
+    assert "druid_access/__init__.py" in names  # the package (and its extend_path) is the operator's
+
+
+def test_testing_wheel_contents(testing_wheel: Path) -> None:
+    project = _pyproject(TESTING)["project"]
+    with zipfile.ZipFile(testing_wheel) as zf:
+        names = set(zf.namelist())
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        entry = zf.read(f"{dist_info}/entry_points.txt").decode()
+        metadata = zf.read(f"{dist_info}/METADATA").decode()
+    # Only druid_access/testing/**: druid_access/__init__.py is the operator's (two wheels owning
+    # one file would overwrite each other, and uninstalling either would break the other).
+    package = {name for name in names if not name.startswith(f"{dist_info}/")}
+    assert package and all(name.startswith("druid_access/testing/") for name in package), package
+    for module in (
+        "__init__",
+        "cli",
+        "controlplane",
+        "demo",
+        "druid",
+        "fake_coordinator",
+        "fake_pivot",
+        "faults",
+    ):
+        assert f"druid_access/testing/{module}.py" in package
+    assert "druid_access/testing/druidwire/smile.py" in package
+    assert re.search(r"^druid-access-testing = druid_access\.testing\.cli:main$", entry, re.M)
+    requires = set(re.findall(r"^Requires-Dist: (\S+?)(?: ;.*)?$", metadata, re.M))
+    assert set(project["dependencies"]) <= requires
+    assert "druid-access-operator==0.1.0" in requires
 
 
 def test_wheel_console_script_works_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
@@ -309,6 +428,15 @@ def test_wheel_console_script_works_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         )
         assert result.returncode == 0, result.stderr
         assert "usage: druid-access" in result.stdout
+    refused = subprocess.run(
+        [str(bin_dir / "druid-access"), "fake-coordinator", "--admin-password", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "invalid choice: 'fake-coordinator'" in refused.stderr
     # The installed package is the wheel's, not the checkout's.
     where = subprocess.run(
         [str(bin_dir / "python"), "-c", "import druid_access, sys; sys.stdout.write(druid_access.__file__)"],
@@ -318,3 +446,117 @@ def test_wheel_console_script_works_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         check=True,
     ).stdout
     assert Path(where).is_relative_to(env_dir)
+
+
+# --- the two distributions together -------------------------------------------------------------------
+
+# How each of the two can be installed: from its wheel, or editable (what `pip install -e` of
+# either writes here, and `make venv` does: a .pth path entry to its source root).
+INSTALLS = {
+    "both-wheels": ("wheel", "wheel"),
+    "both-editable": ("editable", "editable"),
+    "operator-wheel-testing-editable": ("wheel", "editable"),
+    "operator-editable-testing-wheel": ("editable", "wheel"),
+}
+
+PROBE = """
+import json, sys
+import druid_access
+from druid_access.testing import FakeCoordinator, FakePivot
+from druid_access.testing.controlplane import ControlPlane
+import druid_access.testing.demo
+json.dump({"operator": druid_access.__file__, "testing": druid_access.testing.__file__}, sys.stdout)
+"""
+
+
+def _ready_line(process: subprocess.Popen[str], timeout: float = 30) -> str:
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout), f"no output within {timeout} s"
+    return process.stdout.readline().strip()
+
+
+@pytest.mark.parametrize("install", sorted(INSTALLS))
+def test_druid_access_testing_imports_however_the_two_are_installed(
+    install: str, wheel: Path, testing_wheel: Path, tmp_path: Path
+) -> None:
+    """``druid_access.testing.*`` keeps its import paths whether the two distributions share one
+    ``site-packages/druid_access/`` (wheels) or live in two directories (editable, or mixed): the
+    operator's ``druid_access/__init__.py`` extends its ``__path__`` to every ``druid_access/``
+    directory on ``sys.path``."""
+    operator_how, testing_how = INSTALLS[install]
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    )
+    wheels = [str(w) for w, how in ((wheel, operator_how), (testing_wheel, testing_how)) if how == "wheel"]
+    if wheels:
+        pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
+        installed = subprocess.run(
+            [*pip, "install", "--no-deps", "--no-index", "-q", *wheels],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+    sources = {"operator": ROOT / "operator", "testing": TESTING / "src"}
+    for (name, source), how in zip(sources.items(), (operator_how, testing_how), strict=True):
+        if how == "editable":
+            (site / f"__editable__.druid_access_{name}-0.1.0.pth").write_text(f"{source}\n", encoding="utf-8")
+    # The dependencies (aiohttp, httpx, PyYAML, ...) without the network: this virtualenv's
+    # site-packages as a plain path entry, last (its own .pth files, its editable installs of the
+    # two, are not read from there).
+    (site / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        # -I: no PYTHONPATH, no current directory on sys.path; only what is installed.
+        return subprocess.run(
+            [str(python), "-I", *argv], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
+        )
+
+    probe = run("-c", PROBE)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    for name, how in (("operator", operator_how), ("testing", testing_how)):
+        where = Path(found[name])
+        assert where.is_relative_to(site if how == "wheel" else sources[name]), (name, where)
+    demo = run("-m", "druid_access.testing.demo", "--help")
+    assert demo.returncode == 0, demo.stderr
+    assert "usage: druid-access-demo" in demo.stdout
+    command = (
+        [str(env_dir / "bin" / "druid-access-testing")]
+        if testing_how == "wheel"
+        else [str(python), "-I", "-m", "druid_access.testing.cli"]
+    )
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert helped.returncode == 0, helped.stderr
+    assert "usage: druid-access-testing" in helped.stdout
+    for sub in TESTING_COMMANDS:
+        assert sub in helped.stdout
+    # A test server, started from this installation, serves until SIGTERM.
+    with subprocess.Popen(
+        [*command, "fake-pivot", "--port", "0", "--token", "t"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    ) as process:
+        try:
+            line = _ready_line(process)
+            assert line.startswith("fake-pivot ready on http://127.0.0.1:"), (line, process.stderr)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)

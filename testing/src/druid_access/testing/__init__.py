@@ -1,9 +1,12 @@
-"""Test doubles and launchers shipped with the package so users can test their manifests.
+"""Test doubles and launchers, so users can test their manifests: the ``druid-access-testing``
+distribution (``testing/`` in the repository), not the operator's wheel or image.
 
 - ``FakeCoordinator``: a stateful HTTP server that behaves like Druid's Coordinator
   basic-security API (see ``fake_coordinator``).
 - ``FakePivot``: a stateful HTTP server that behaves like Pivot's connections API.
 - ``controlplane``: a local etcd + kube-apiserver for end-to-end tests.
+- ``cli``: the ``druid-access-testing`` command (``fake-coordinator``, ``fake-pivot``,
+  ``controlplane``, ``druid``).
 """
 
 from druid_access.testing.fake_coordinator import FakeCoordinator

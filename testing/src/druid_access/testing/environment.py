@@ -201,7 +201,8 @@ class OperatorProcess:
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+    """The checkout this module is run from: testing/src/druid_access/testing/environment.py."""
+    return Path(__file__).resolve().parents[4]
 
 
 def kubectl_json(cp: ControlPlane, *args: str) -> Any:

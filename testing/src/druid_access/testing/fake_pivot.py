@@ -184,5 +184,5 @@ class FakePivot(FakeServer):
 
 
 def run_foreground(*, port: int, token: str, host: str = "127.0.0.1") -> int:
-    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access fake-pivot``)."""
+    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access-testing fake-pivot``)."""
     return _run_foreground(FakePivot(token=token, port=port, host=host))

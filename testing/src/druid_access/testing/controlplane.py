@@ -594,7 +594,7 @@ class ControlPlane(Launched):
 
 
 def run_foreground(directory: Path) -> int:
-    """Run the control plane until SIGINT/SIGTERM (``druid-access controlplane --dir DIR``)."""
+    """Run the control plane until SIGINT/SIGTERM (``druid-access-testing controlplane --dir DIR``)."""
     stop_requested: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

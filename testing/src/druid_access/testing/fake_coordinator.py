@@ -1089,7 +1089,7 @@ def _smile_credentials(stored: StoredCredentials | None) -> dict[str, object] | 
 def run_foreground(
     *, port: int, admin_password: str, authenticator: str, authorizer: str, host: str = "127.0.0.1"
 ) -> int:
-    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access fake-coordinator``)."""
+    """Serve on ``host:port`` until SIGINT/SIGTERM (``druid-access-testing fake-coordinator``)."""
     fake = FakeCoordinator(
         admin_password=admin_password,
         authenticator=authenticator,

@@ -739,7 +739,7 @@ class SharedState(Launched):
 
 
 def run_foreground(directory: Path, *, admin_password: str, version: str = DRUID_VERSION) -> int:
-    """Run ZooKeeper + a Coordinator until SIGINT/SIGTERM (``druid-access druid --dir DIR --admin-password PW``)."""
+    """Run ZooKeeper + a Coordinator until SIGINT/SIGTERM (``druid-access-testing druid --dir DIR --admin-password PW``)."""
     stop_requested: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
