@@ -1,7 +1,9 @@
 """The few Kubernetes calls the operator makes itself (kopf watches the custom resources).
 
-Reading, watching and creating Secrets, writing a custom object's status subresource, and
-adding or removing the operator's finalizer.
+Reading, watching and creating Secrets (and the claims key Secret), writing a custom object's
+status subresource, adding or removing the operator's finalizer and the claim annotation,
+reading namespaces, peering objects and object metadata. The engine sees them through the
+``KubeApi`` protocol.
 All go through kubernetes-asyncio, which shares kopf's event loop. Secret values leave this
 module only as ``SecretStr``.
 

@@ -4,7 +4,7 @@ distribution (``testing/`` in the repository), not the operator's wheel or image
 - ``FakeCoordinator``: a stateful HTTP server that behaves like Druid's Coordinator
   basic-security API (see ``fake_coordinator``).
 - ``FakePivot``: a stateful HTTP server that behaves like Pivot's connections API.
-- ``controlplane``: a local etcd + kube-apiserver for end-to-end tests.
+- ``controlplane``: a local etcd + kube-apiserver + kube-controller-manager for end-to-end tests.
 - ``cli``: the ``druid-access-testing`` command (``fake-coordinator``, ``fake-pivot``,
   ``controlplane``, ``druid``).
 """

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    cp = sub.add_parser("controlplane", help="run a local etcd + kube-apiserver until interrupted")
+    cp = sub.add_parser(
+        "controlplane", help="run a local etcd + kube-apiserver + kube-controller-manager until interrupted"
+    )
     cp.add_argument("--dir", required=True, help="directory for data, certificates and kubeconfigs")
     cp.set_defaults(func=_cmd_controlplane)
 

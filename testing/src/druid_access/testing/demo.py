@@ -1,6 +1,6 @@
 """``make demo``: the operator doing its main job on a local control plane, end to end.
 
-Starts etcd + kube-apiserver, a real Druid Coordinator (or the fake one) and the fake Pivot,
+Starts etcd + kube-apiserver + kube-controller-manager, a real Druid Coordinator (or the fake one) and the fake Pivot,
 installs the CRDs and
 RBAC, runs the operator under its restricted identity, applies ``deploy/samples/``, waits
 until everything is Ready, shows what Druid and Pivot now hold, then demonstrates one

@@ -2,8 +2,8 @@
 
 Real HTTP on 127.0.0.1 (aiohttp), one ``basic`` authenticator and one ``basic`` authorizer, state in
 memory. It mirrors **Apache Druid 27.0.0** (Jetty 9.4.51, Jersey 1.19.4, Jackson 2.10.5) as verified by
-the contract suite (``tests/contract``), which runs the same cases against this fake and a real 27.0.0
-Coordinator: status codes, exact error messages and check order, presence-based query flags, response
+the contract suite (``tests/contract``), which runs the same cases against this fake and real 27.0.0
+and 37.0.0 Coordinators (the fake in the matching ``druid_version``): status codes, exact error messages and check order, presence-based query flags, response
 shapes, content types, Basic auth (401) and CONFIG/``security`` authorization (403). Notable behaviour
 (``docs/druid-versions.md`` lists how 37.0.0 differs):
 

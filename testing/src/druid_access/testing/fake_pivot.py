@@ -1,7 +1,9 @@
 """A fake Imply Pivot serving the connections API (/api/v1/connections), stateful, on 127.0.0.1.
 
-Follows Pivot's connections API reference: documented paths, status codes and bodies are reproduced
-verbatim. Where the reference is silent the fake chooses, as an Express app would:
+Models Imply's published connections API (external documentation; no test runs against a real
+Pivot): documented paths, status codes and bodies are reproduced verbatim. What the operator
+relies on is in docs/druid-and-pivot.md. Where the documentation is silent, the fake chooses as
+an Express app would:
 
 - Auth: every ``/api/`` request needs ``x-imply-api-token``. Missing ->
   401 ``{"error": "Unauthorized: missing x-imply-api-token header"}``; wrong ->
