@@ -33,7 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.all_namespaces and not args.namespace:
         print("druid-access run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
         return 2
-    return runner.main(
+    options = runner.RunOptions(
         config_path=Path(args.config),
         namespaces=args.namespace or [],
         all_namespaces=args.all_namespaces,
@@ -41,8 +41,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         peering=args.peering,
         priority=args.priority,
-        verbose=args.verbose,
     )
+    return runner.main(options, verbose=args.verbose)
 
 
 def _add_target_flags(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from druid_access.clients import (
     ApiError,
     AuthenticatorName,
     AuthorizerName,
+    CertificateNotTrusted,
     CoordinatorClient,
     HttpOptions,
     PivotClient,
@@ -175,6 +176,8 @@ def _explain(error: ApiError) -> str:
         return f"{error} (the user name or password is wrong)"
     if error.status == 403:
         return f"{error} (the user may not read the security configuration: it needs READ on CONFIG security)"
+    if isinstance(error, CertificateNotTrusted):
+        return f"{error} (check --ca-bundle)"
     if error.status is None:
         return f"{error} (is the URL right, and is the target running?)"
     return str(error)

@@ -29,19 +29,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from druid_access import clients as wire
 from druid_access import observation
-from druid_access.clients import (
-    ApiError,
-    AuthenticatorName,
-    AuthenticatorUser,
-    AuthorizerName,
-    AuthorizerUser,
-    CoordinatorClient,
-    GroupMapping,
-    PivotClient,
-    PivotConnection,
-    Role,
-)
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import (
     ALLOW_LABEL,
@@ -142,16 +131,16 @@ def _unique(names: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 async def read_druid(
-    client: CoordinatorClient,
-    authenticator: AuthenticatorName,
-    authorizer: AuthorizerName,
+    client: wire.CoordinatorClient,
+    authenticator: wire.AuthenticatorName,
+    authorizer: wire.AuthorizerName,
     progress: Progress,
 ) -> DruidSnapshot:
     """The cluster's users, roles and group mappings: three bulk reads, or, when the
     Coordinator (or a proxy before it) refuses them, one read per object."""
     try:
         found = await observation.read_druid(client, authenticator, authorizer, passwords=True)
-    except ApiError as error:
+    except wire.ApiError as error:
         if not bulk_refused(error):
             raise
         progress(f"the bulk read was refused ({error.status}); reading one object at a time")
@@ -164,9 +153,9 @@ async def read_druid(
 
 
 async def _read_druid_one_by_one(
-    client: CoordinatorClient,
-    authenticator: AuthenticatorName,
-    authorizer: AuthorizerName,
+    client: wire.CoordinatorClient,
+    authenticator: wire.AuthenticatorName,
+    authorizer: wire.AuthorizerName,
     progress: Progress,
 ) -> DruidSnapshot:
     limit = asyncio.Semaphore(_PARALLEL_READS)
@@ -205,7 +194,7 @@ async def _read_druid_one_by_one(
     return DruidSnapshot(authn=users, users=authz_users, roles=roles, group_mappings=mappings)
 
 
-async def read_pivot(client: PivotClient, progress: Progress) -> tuple[PivotConnection, ...]:
+async def read_pivot(client: wire.PivotClient, progress: Progress) -> tuple[wire.PivotConnection, ...]:
     connections = tuple((await observation.read_pivot(client)).connections.values())
     progress(f"read {len(connections)} Pivot connections")
     return connections
@@ -278,7 +267,9 @@ def druid_resources(
     return out
 
 
-def _role(out: Export, name: str, role: Role, cluster: str | None, protected: ProtectedPrincipals) -> None:
+def _role(
+    out: Export, name: str, role: wire.Role, cluster: str | None, protected: ProtectedPrincipals
+) -> None:
     permissions = [
         {"resource": {"type": p.resource_type, "name": p.resource_name}, "action": p.action}
         for p in sorted(role.permissions, key=lambda p: (p.resource_type, p.resource_name, p.action))
@@ -290,8 +281,8 @@ def _role(out: Export, name: str, role: Role, cluster: str | None, protected: Pr
 def _user(
     out: Export,
     name: str,
-    authn: AuthenticatorUser | None,
-    authz: AuthorizerUser | None,
+    authn: wire.AuthenticatorUser | None,
+    authz: wire.AuthorizerUser | None,
     cluster: str | None,
     protected: ProtectedPrincipals,
 ) -> None:
@@ -316,7 +307,7 @@ def _user(
 
 
 def _mapping(
-    out: Export, name: str, mapping: GroupMapping, cluster: str | None, protected: ProtectedPrincipals
+    out: Export, name: str, mapping: wire.GroupMapping, cluster: str | None, protected: ProtectedPrincipals
 ) -> None:
     if mapping.group_pattern is None:
         out.skipped.append(Skipped(DRUID_GROUP_MAPPING, name, "it has no group pattern"))
@@ -347,7 +338,7 @@ def connection_secret_name(metadata: str) -> str:
 
 
 def pivot_resources(
-    connections: Iterable[PivotConnection],
+    connections: Iterable[wire.PivotConnection],
     *,
     pivot: str | None,
     protected: ProtectedPrincipals,
@@ -380,7 +371,7 @@ def pivot_resources(
     return out
 
 
-def _connection_spec(connection: PivotConnection, secret: str) -> tuple[dict[str, Any], list[str]]:
+def _connection_spec(connection: wire.PivotConnection, secret: str) -> tuple[dict[str, Any], list[str]]:
     keys: list[str] = []
 
     def ref(key: str) -> dict[str, str]:
@@ -481,7 +472,7 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def connection_names(connections: Iterable[PivotConnection]) -> dict[str, str]:
+def connection_names(connections: Iterable[wire.PivotConnection]) -> dict[str, str]:
     """The metadata.name each connection gets in ``render`` (its placeholder Secret is named after it)."""
     return _unique((c.name, metadata_name(c.name, DRUID_CONNECTION.singular)) for c in connections)
 

@@ -34,8 +34,6 @@ from druid_access.reconcile import (
 from druid_access.resources import KINDS
 from druid_access.resources.base import AnyKind, Claim
 
-log = logging.getLogger("druid_access.handlers")
-
 PREFIX = GROUP
 
 

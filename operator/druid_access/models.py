@@ -70,21 +70,25 @@ class Model(BaseModel):
 
 
 class DeletionPolicy(StrEnum):
+    # What deleting the resource does to the remote object it owns.
     DELETE = "Delete"
     RETAIN = "Retain"
 
 
 class AdoptionPolicy(StrEnum):
+    # What happens when the remote name already exists and this resource did not create it.
     REFUSE = "Refuse"
     ADOPT = "Adopt"
 
 
 class DriftPolicy(StrEnum):
+    # What happens when the remote object no longer matches a spec it was synced to.
     CORRECT = "Correct"
     REPORT = "Report"
 
 
 class ResourceType(StrEnum):
+    # The Druid resource types a permission can name.
     DATASOURCE = "DATASOURCE"
     VIEW = "VIEW"
     CONFIG = "CONFIG"
@@ -95,22 +99,26 @@ class ResourceType(StrEnum):
 
 
 class Action(StrEnum):
+    # What a permission allows on its resources (WRITE does not imply READ).
     READ = "READ"
     WRITE = "WRITE"
 
 
 class ConnectionTypeSpec(StrEnum):
+    # How Pivot queries Druid through a connection: native queries or SQL.
     DRUID = "druid"
     DRUIDSQL = "druidsql"
 
 
 class ConnectionProtocolSpec(StrEnum):
+    # How Pivot reaches Druid: plain HTTP, TLS, or TLS without verification.
     PLAIN = "plain"
     TLS = "tls"
     TLS_LOOSE = "tls-loose"
 
 
 class DbAuthTokenType(StrEnum):
+    # The kind of credentials Pivot sends to Druid.
     BASIC_AUTH = "basic-auth"
 
 

@@ -164,9 +164,12 @@ async def run_pass(app: App, record: Record) -> None:
         record.attempts += 1
         app.loops.retry(record, backoff(record.attempts, 60.0))
     except Exception as error:  # a bug must not stop the object's passes
-        # Where it failed, without the exception's message: that could quote a value.
-        where = "".join(traceback.format_tb(error.__traceback__))
-        log.error("%s %s/%s: pass failed: %s\n%s", *record.key, type(error).__name__, where.rstrip())
+        # Where it failed (once per streak), without the exception's message: that could quote
+        # a value.
+        where = (
+            "\n" + "".join(traceback.format_tb(error.__traceback__)).rstrip() if not record.attempts else ""
+        )
+        log.error("%s %s/%s: pass failed: %s%s", *record.key, type(error).__name__, where)
         record.attempts += 1
         app.loops.retry(record, backoff(record.attempts, 60.0))
 

@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,17 +46,23 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
-async def run(
-    *,
-    config_path: Path,
-    namespaces: Sequence[str],
-    all_namespaces: bool,
-    health: str | None,
-    metrics_port: int | None,
-    peering: str | None = None,
-    priority: int | None = None,
-) -> int:
-    cfg = config_module.load(config_path)
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``druid-access run`` was asked for (its flags)."""
+
+    config_path: Path
+    namespaces: Sequence[str]
+    all_namespaces: bool
+    health: str | None = None
+    metrics_port: int | None = None
+    peering: str | None = None
+    priority: int | None = None
+
+
+async def run(options: RunOptions) -> int:
+    cfg = config_module.load(options.config_path)
+    namespaces, all_namespaces, peering = options.namespaces, options.all_namespaces, options.peering
+    priority = options.priority
     kube = await Kube.connect()
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
@@ -77,9 +84,9 @@ async def run(
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     register(registry, app)
-    if metrics_port is not None:
+    if options.metrics_port is not None:
         REGISTRY.register(metrics.StateCollector(app.loops.by_reason, targets.up))
-        start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
+        start_http_server(options.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
     if peering is not None and priority is None:
         # Replicas with equal priorities all freeze (kopf's rule); distinct random ones make
         # exactly one of them active and the others wait to take over.
@@ -110,7 +117,7 @@ async def run(
             registry=registry,
             clusterwide=all_namespaces,
             namespaces=list(namespaces),
-            liveness_endpoint=health,
+            liveness_endpoint=options.health,
             standalone=peering is None,
             peering_name=peering,
             priority=priority,
@@ -125,31 +132,11 @@ async def run(
     return 0
 
 
-def main(
-    *,
-    config_path: Path,
-    namespaces: Sequence[str],
-    all_namespaces: bool,
-    health: str | None,
-    metrics_port: int | None,
-    peering: str | None = None,
-    priority: int | None = None,
-    verbose: bool = False,
-) -> int:
+def main(options: RunOptions, *, verbose: bool = False) -> int:
     setup_logging(verbose)
     try:
-        config_module.load(config_path)
+        config_module.load(options.config_path)
     except config_module.ConfigError as error:
         log.error("%s", error)
         return 2
-    return asyncio.run(
-        run(
-            config_path=config_path,
-            namespaces=namespaces,
-            all_namespaces=all_namespaces,
-            health=health,
-            metrics_port=metrics_port,
-            peering=peering,
-            priority=priority,
-        )
-    )
+    return asyncio.run(run(options))

@@ -680,11 +680,6 @@ INVALID = [
         "/pivots/p/url",
         id="bad-pivot-url",
     ),
-    pytest.param(
-        {"clusters": {"a": {"coordinatorUrl": "http://admin:pw@a:8081", "adminSecret": {"name": "s"}}}},
-        "/clusters/a/coordinatorUrl",
-        id="url-with-credentials",
-    ),
     pytest.param({"replicaCount": 0}, "/replicaCount", id="replicas-zero"),
     pytest.param(
         {"watch": {"allNamespaces": False}}, "/watch/namespaces", id="namespaced-without-namespaces"

@@ -294,6 +294,8 @@ def _free_port() -> int:
         (["--pivot-url", "PIVOT", "--pivot-token-env", "EXPORT_TOKEN"], {"EXPORT_TOKEN": "canary-wrong-token-6"},
          "-> 401: "),
         ([], {}, "give --coordinator-url, --pivot-url or both"),
+        (["--coordinator-url", "URL", "--password-env", "EXPORT_PW", "--ca-bundle", "NOT_PEM"],
+         {"EXPORT_PW": ADMIN_PW}, "cannot be used: "),
     ],
 )  # fmt: skip
 def test_every_failure_is_one_line_and_exit_code_1(
@@ -310,6 +312,7 @@ def test_every_failure_is_one_line_and_exit_code_1(
         "URL": fakes.coordinator.url,
         "PIVOT": fakes.pivot.url,
         "CLOSED": f"http://127.0.0.1:{_free_port()}",
+        "NOT_PEM": __file__,  # a file, but no certificate in it
     }
     code = cli.main(["export", *(replace.get(flag, flag) for flag in flags)])
     out = capsys.readouterr()
@@ -319,3 +322,5 @@ def test_every_failure_is_one_line_and_exit_code_1(
     assert out.err.count("\n") == 1 and out.err.startswith("druid-access export: ")
     assert "Traceback" not in out.err
     assert "canary-" not in out.err
+    if "NOT_PEM" in flags:
+        assert "(check --ca-bundle)" in out.err

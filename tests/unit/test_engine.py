@@ -3,7 +3,7 @@ with and every guard, in the order they apply, against the stateful fake Coordin
 Pivot on loopback and an in-memory Kubernetes (``memory_kube.MemoryKube``).
 
 The engine is built the way ``runner.run`` builds it (``Targets``, ``SecretStore``, ``Claims``
-from a configuration); a pass is driven the way ``handlers`` drive it: ``reconcile`` with the
+from a configuration); a pass is driven the way ``passes`` drives it: ``reconcile`` with the
 finalizer helper as ``hold``, then ``write_status`` with the Events collected.
 """
 
@@ -184,7 +184,7 @@ class Env:
         body: dict[str, Any] | None = None,
     ) -> Pass:
         """A pass on the stored object (or on ``body``, as a lagging watch brought it), then
-        its status, as ``handlers._reconcile_pass`` runs them."""
+        its status, as ``passes._reconcile_pass`` runs them."""
         body = body if body is not None else self.current(obj)
         kind = BY_KIND[body["kind"]]
         meta = body["metadata"]
@@ -268,7 +268,7 @@ async def environment(**clusters: Mapping[str, Any]) -> AsyncIterator[Env]:
         )
         targets = Targets(config, kube)
         engine = Engine(targets, kube, SecretStore(kube, None), Claims(kube, OPERATOR_NAMESPACE))
-        await engine.claims.load()  # as every pass does first (handlers.run_pass)
+        await engine.claims.load()  # as every pass does first (passes.run_pass)
         kube.calls.clear()
         try:
             yield Env(kube, druid, pivot, targets, engine)
@@ -1444,7 +1444,7 @@ async def test_finalize_is_blocked_while_the_target_cannot_be_asked(env: Env, ca
         await env.finalize(obj)
     assert blocked.value.reason is case.reason and case.fragment in blocked.value.message
     assert env.druid.users["alice"] == {"readers"} and env.held(obj)
-    # What handlers write meanwhile: a DeletionBlocked condition beside Ready.
+    # What the deletion pass writes meanwhile: a DeletionBlocked condition beside Ready.
     outcome = Outcome(Reason.DELETION_BLOCKED, blocked.value.message)
     status = await env.engine.write_status(
         USER, env.current(obj), outcome, deletion_blocked=blocked.value.message

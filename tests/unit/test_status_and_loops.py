@@ -7,7 +7,7 @@ import asyncio
 from druid_access.finalizer import FINALIZER
 from druid_access.loops import BACKOFF_CAP, Loops, Record, backoff, resync_delay
 from druid_access.observation import TargetSnapshots
-from druid_access.reconcile import Refs
+from druid_access.refs import Refs
 from druid_access.status import Outcome, Reason, StatusBuilder, status_patch
 
 

@@ -189,6 +189,7 @@ class KindBase(Generic[S]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        assert cls.info.target_field in ("cluster", "pivot"), cls.info.target_field
         cls.target_type = "pivot" if cls.info.target_field == "pivot" else "cluster"
 
     def spec_model(self, spec: Mapping[str, Any]) -> S:
