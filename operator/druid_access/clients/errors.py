@@ -285,6 +285,28 @@ _DRUID_PATTERNS: tuple[tuple[re.Pattern[str], type[ApiError]], ...] = (
 )
 
 
+def _refusal(
+    cls: type[ApiError],
+    response: httpx.Response,
+    target: Target,
+    message: str,
+    entity: str | None = None,
+    entity_name: str | None = None,
+) -> ApiError:
+    """The error ``cls`` for an answer that is not a success."""
+    method, path = _request_parts(response)
+    return cls(
+        message,
+        target=target,
+        method=method,
+        path=path,
+        status=response.status_code,
+        entity=entity,
+        entity_name=entity_name,
+        retry_after=_retry_after(response),
+    )
+
+
 def check_coordinator_response(response: httpx.Response, *, secrets: Iterable[str] = ()) -> None:
     """Return if ``response`` is a success; otherwise raise the matching ``ApiError``.
 
@@ -293,7 +315,6 @@ def check_coordinator_response(response: httpx.Response, *, secrets: Iterable[st
     """
     if response.is_success:
         return
-    method, path = _request_parts(response)
     status = response.status_code
     secrets = tuple(secrets)
     raw, _ = _body_message(response)
@@ -322,16 +343,7 @@ def check_coordinator_response(response: httpx.Response, *, secrets: Iterable[st
                 name = groups.get("name")
                 entity_name = scrub(name, secrets) if name is not None else None
                 break
-    raise cls(
-        _clean(text, secrets),
-        target="coordinator",
-        method=method,
-        path=path,
-        status=status,
-        entity=entity,
-        entity_name=entity_name,
-        retry_after=_retry_after(response),
-    )
+    raise _refusal(cls, response, "coordinator", _clean(text, secrets), entity, entity_name)
 
 
 # --- Pivot ----------------------------------------------------------------------------------
@@ -347,7 +359,6 @@ def check_pivot_response(response: httpx.Response, *, secrets: Iterable[str] = (
     """
     if response.is_success:
         return
-    method, path = _request_parts(response)
     status = response.status_code
     raw, is_json_error = _body_message(response)
     lowered = raw.lower()  # classify before scrubbing, as for the Coordinator
@@ -363,15 +374,7 @@ def check_pivot_response(response: httpx.Response, *, secrets: Iterable[str] = (
         cls = Conflict
     elif status in (400, 422):
         cls = Invalid
-    raise cls(
-        _clean(raw, secrets),
-        target="pivot",
-        method=method,
-        path=path,
-        status=status,
-        entity=entity,
-        retry_after=_retry_after(response),
-    )
+    raise _refusal(cls, response, "pivot", _clean(raw, secrets), entity)
 
 
 # --- transport failures ---------------------------------------------------------------------
