@@ -24,22 +24,22 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
-from druid_access.clients import (
-    ApiError,
+from druid_access.clients.druid_wire import (
     AuthenticatorName,
     AuthenticatorUser,
     AuthorizerName,
     AuthorizerUser,
-    CoordinatorClient,
     GroupMapping,
-    NotFound,
-    PivotClient,
-    PivotConnection,
     Role,
 )
+from druid_access.clients.error_types import ApiError, NotFound
+from druid_access.clients.pivot_wire import PivotConnection
 from druid_access.offload import in_thread
+
+if TYPE_CHECKING:  # the clients are passed in: observing imports no HTTP library
+    from druid_access.clients import CoordinatorClient, PivotClient
 
 log = logging.getLogger("druid_access.observation")
 

@@ -25,8 +25,11 @@ import fnmatch
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # URLs are handed in: the rules import no HTTP library
+    import httpx
+
 
 __all__ = ["HostRule", "RedirectPolicy", "origin", "parse_host_rule"]
 

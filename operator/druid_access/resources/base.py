@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_c
 
 from pydantic import SecretStr
 
-from druid_access.clients import NotFound
+from druid_access.clients.error_types import NotFound
 from druid_access.config import ClusterConfig, PivotConfig, ProtectedPrincipals
 from druid_access.models import KindInfo, Model, SecretKeyRef
 

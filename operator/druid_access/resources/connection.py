@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from druid_access.clients import DbAuthToken, PivotConnection
+from druid_access.clients.pivot_wire import DbAuthToken, PivotConnection
 from druid_access.models import DRUID_CONNECTION, DruidConnectionSpec
 from druid_access.resources.base import (
     KindBase,

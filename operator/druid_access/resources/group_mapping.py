@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
-from druid_access.clients import GroupMapping
+from druid_access.clients.druid_wire import GroupMapping
 from druid_access.group_pattern import InvalidGroupPattern, check_group_pattern
 from druid_access.models import DRUID_GROUP_MAPPING, DruidGroupMappingSpec
 from druid_access.resources.base import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from druid_access import javaregex
-from druid_access.clients import Permission, Role
+from druid_access.clients.druid_wire import Permission, Role
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_ROLE, DruidRoleSpec, ResourceType
 from druid_access.resources.base import (

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from pydantic import SecretStr
 
-from druid_access.clients import AuthenticatorUser, AuthorizerUser
+from druid_access.clients.druid_wire import AuthenticatorUser, AuthorizerUser
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.models import DRUID_USER, DruidUserSpec
 from druid_access.passwords import Verdicts, verify_password
