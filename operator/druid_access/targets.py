@@ -50,20 +50,44 @@ log = logging.getLogger("druid_access.targets")
 
 @dataclass
 class _Cached(Generic[C]):
-    version: str
+    version: str  # of the credential Secret and the CA bundle it was built from
     client: C
+    close: Callable[[C], Awaitable[None]]
+
+
+@dataclass
+class Target:
+    """One Druid cluster or Pivot instance as the operator keeps it: its configuration (None:
+    not configured), how messages name it, its breaker, the snapshots of its remote side, a
+    write lock per lane, the role reads its passes share (a cluster), and its client."""
+
+    type: str  # "cluster" or "pivot"
+    name: str
+    config: ClusterConfig | PivotConfig | None
+    label: str
+    health: TargetHealth
+    snapshots: TargetSnapshots[Any]
+    locks: dict[str, asyncio.Lock] = field(default_factory=lambda: {lane: asyncio.Lock() for lane in LANES})
+    shared: SharedReads = field(default_factory=SharedReads)
+    client: _Cached[Any] | None = None
+
+    async def close(self) -> None:
+        self.snapshots.close()
+        self.shared.close()
+        await self.health.close()
+        if self.client is not None:
+            await self.client.close(self.client.client)
+            self.client = None
 
 
 @dataclass
 class Targets:
+    """The configured targets, each a ``Target`` made when first asked for; the passes name
+    one by (target type, name)."""
+
     config: OperatorConfig
     kube: KubeApi
-    _druid: dict[str, _Cached[DruidRemote]] = field(default_factory=dict)
-    _pivot: dict[str, _Cached[PivotClient]] = field(default_factory=dict)
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _snapshots: dict[str, TargetSnapshots[Any]] = field(default_factory=dict)
-    _shared: dict[str, SharedReads] = field(default_factory=dict)  # by cluster name
-    _health: dict[str, TargetHealth] = field(default_factory=dict)
+    _targets: dict[tuple[str, str], Target] = field(default_factory=dict)
     # Told (target type, name, up?) when a target goes down or comes back.
     on_health_change: Callable[[str, str, bool], object] = lambda *_: None
     credentials: CredentialStore = field(init=False)
@@ -97,19 +121,39 @@ class Targets:
     def pivot_config(self, name: str) -> PivotConfig | None:
         return self.config.pivots.get(name)
 
+    def target(self, target_type: str, name: str) -> Target:
+        key = (target_type, name)
+        found = self._targets.get(key)
+        if found is None:
+            read = self._read_druid if target_type == "cluster" else self._read_pivot
+            text = label(target_type, name)
+            found = Target(
+                target_type,
+                name,
+                self.config_of(target_type, name),
+                text,
+                TargetHealth(
+                    text,
+                    probe=lambda: self._probe(target_type, name),
+                    on_change=lambda up: self.on_health_change(target_type, name, up),
+                ),
+                TargetSnapshots(text, lambda: read(name)),
+            )
+            self._targets[key] = found
+        return found
+
     @contextlib.asynccontextmanager
     async def writing(self, target_type: str, name: str, lane: str | None) -> AsyncIterator[None]:
         """Hold the target's write ``lane`` (None: every lane, always taken in one order)."""
+        locks = self.target(target_type, name).locks
         async with contextlib.AsyncExitStack() as stack:
             for one in LANES if lane is None else (lane,):
-                lock = self._locks.setdefault(f"{target_type}/{name}/{one}", asyncio.Lock())
-                await stack.enter_async_context(lock)
+                await stack.enter_async_context(locks[one])
             yield
 
     async def _cached(
         self,
-        cache: dict[str, _Cached[C]],
-        name: str,
+        target: Target,
         secret_name: str,
         ca_bundle: Path | None,
         build: Callable[[SecretData], C],
@@ -119,13 +163,13 @@ class Targets:
         its CA bundle changed."""
         secret = await self._secret(secret_name)
         version = f"{secret.resource_version}/{_file_stamp(ca_bundle)}"
-        cached = cache.get(name)
+        cached: _Cached[C] | None = target.client
         if cached is not None and cached.version == version:
             return cached.client
         client = build(secret)
         if cached is not None:
             await close(cached.client)
-        cache[name] = _Cached(version, client)
+        target.client = _Cached(version, client, close)
         return client
 
     async def druid(self, name: str) -> DruidRemote:
@@ -143,7 +187,11 @@ class Targets:
             return DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
 
         return await self._cached(
-            self._druid, name, ref.name, cfg.ca_bundle, build, lambda remote: remote.client.aclose()
+            self.target("cluster", name),
+            ref.name,
+            cfg.ca_bundle,
+            build,
+            lambda remote: remote.client.aclose(),
         )
 
     async def pivot(self, name: str) -> PivotClient:
@@ -158,14 +206,14 @@ class Targets:
             )
 
         return await self._cached(
-            self._pivot, name, cfg.token_secret.name, cfg.ca_bundle, build, PivotClient.aclose
+            self.target("pivot", name), cfg.token_secret.name, cfg.ca_bundle, build, PivotClient.aclose
         )
 
     async def druid_remote(self, name: str, *, max_age: float | None = None) -> DruidRemote:
         """The cluster's remote; with ``max_age``, observing through a snapshot at most that old."""
         since = time.monotonic()
         view = await self._view("cluster", name, max_age)
-        shared = self._shared.setdefault(name, SharedReads())
+        shared = self.target("cluster", name).shared
         return replace(await self.druid(name), view=view, roles_read={}, shared=shared, since=since)
 
     async def pivot_remote(self, name: str, *, max_age: float | None = None) -> PivotRemote:
@@ -179,13 +227,7 @@ class Targets:
         return snapshots.view(snapshot) if snapshot is not None else None
 
     def snapshots(self, target_type: str, name: str) -> TargetSnapshots[Any]:
-        key = f"{target_type}/{name}"
-        found = self._snapshots.get(key)
-        if found is None:
-            read = self._read_druid if target_type == "cluster" else self._read_pivot
-            found = TargetSnapshots(label(target_type, name), lambda: read(name))
-            self._snapshots[key] = found
-        return found
+        return self.target(target_type, name).snapshots
 
     async def warm_up(self) -> None:
         """Read every configured target whole, at start-up: the first passes find their
@@ -213,25 +255,16 @@ class Targets:
             ("pivot", n) for n in self.config.pivots
         ]
         # Called from the metrics server's thread: reads the breakers, never makes one.
-        breakers = dict(self._health)
+        made = dict(self._targets)
 
         def answering(kind: str, name: str) -> bool:
-            breaker = breakers.get(f"{kind}/{name}")
-            return breaker is None or not breaker.down
+            target = made.get((kind, name))
+            return target is None or not target.health.down
 
         return [(kind, name, answering(kind, name)) for kind, name in configured]
 
     def health(self, target_type: str, name: str) -> TargetHealth:
-        key = f"{target_type}/{name}"
-        found = self._health.get(key)
-        if found is None:
-            found = TargetHealth(
-                label(target_type, name),
-                probe=lambda: self._probe(target_type, name),
-                on_change=lambda up: self.on_health_change(target_type, name, up),
-            )
-            self._health[key] = found
-        return found
+        return self.target(target_type, name).health
 
     async def _probe(self, target_type: str, name: str) -> None:
         """One cheap request the target answers when it is up (no object is read or written)."""
@@ -246,10 +279,11 @@ class Targets:
         """A write changed ``remote_name``: later passes read it live until a newer snapshot.
 
         A deleted role leaves every user that held it: the snapshot is dropped."""
-        snapshots = self.snapshots(target_type, name)
+        target = self.target(target_type, name)
+        snapshots = target.snapshots
         snapshots.touch(family, remote_name)
-        if family == "role" and name in self._shared:
-            self._shared[name].forget(remote_name)
+        if family == "role":
+            target.shared.forget(remote_name)
         if family == "role" and deleted:
             snapshots.role_gone(remote_name)
             snapshots.invalidate()
@@ -268,18 +302,8 @@ class Targets:
         return await read_pivot(await self.pivot(name))
 
     async def close(self) -> None:
-        for snapshots in self._snapshots.values():
-            snapshots.close()
-        for shared in self._shared.values():
-            shared.close()
-        for health in self._health.values():
-            await health.close()
-        for druid in self._druid.values():
-            await druid.client.client.aclose()
-        for pivot in self._pivot.values():
-            await pivot.client.aclose()
-        self._druid.clear()
-        self._pivot.clear()
+        for target in self._targets.values():
+            await target.close()
 
 
 def label(target_type: str, name: str) -> str:
