@@ -13,6 +13,7 @@ import os
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,8 +28,7 @@ DEFAULT_PROTECTED_ROLES = ("admin", "druid_system")
 def _no_credentials(url: str) -> str:
     # The clients refuse such a URL on every request; refused here, the operator does not start
     # on it. (Generated Secrets would hand a broker or router URL's credentials to tenants.)
-    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    if "@" in authority:
+    if "@" in urlsplit(url).netloc:
         raise ValueError("must not embed credentials (user:password@): name a Secret instead")
     return url
 

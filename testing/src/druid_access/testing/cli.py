@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from druid_access.cli import dispatch
+
 PROG = "druid-access-testing"
 
 
@@ -49,6 +51,15 @@ def _cmd_fake_pivot(args: argparse.Namespace) -> int:
     return fake_pivot.run_foreground(port=args.port, token=args.token, host=args.host)
 
 
+def _listen_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 only inside a pod, e.g. make kind-e2e)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,33 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(func=_cmd_druid)
 
     fc = sub.add_parser("fake-coordinator", help="serve a fake Druid Coordinator (basic-security API)")
-    fc.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
-    fc.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1; 0.0.0.0 only inside a pod, e.g. make kind-e2e)",
-    )
+    _listen_flags(fc)
     fc.add_argument("--admin-password", required=True, help="password of the bootstrapped admin user")
     fc.add_argument("--authenticator", default="basic", help="authenticator name (default: basic)")
     fc.add_argument("--authorizer", default="basic", help="authorizer name (default: basic)")
     fc.set_defaults(func=_cmd_fake_coordinator)
 
     fp = sub.add_parser("fake-pivot", help="serve a fake Imply Pivot connections API")
-    fp.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
-    fp.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1; 0.0.0.0 only inside a pod, e.g. make kind-e2e)",
-    )
+    _listen_flags(fp)
     fp.add_argument("--token", required=True, help="API token accepted in x-imply-api-token")
     fp.set_defaults(func=_cmd_fake_pivot)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":
