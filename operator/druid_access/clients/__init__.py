@@ -7,21 +7,20 @@ is drawn in ``druid_access.clients.errors``).
 """
 
 from druid_access.clients._http import HttpOptions
-from druid_access.clients.coordinator import (
+from druid_access.clients.coordinator import CoordinatorClient
+from druid_access.clients.druid_wire import (
     Action,
     AuthenticatorName,
     AuthenticatorUser,
     AuthorizerMaps,
     AuthorizerName,
     AuthorizerUser,
-    CoordinatorClient,
     GroupMapping,
     Permission,
     Role,
-    StoredCredentials,
     UserWithRoles,
 )
-from druid_access.clients.errors import (
+from druid_access.clients.error_types import (
     AlreadyExists,
     ApiError,
     CertificateNotTrusted,
@@ -45,6 +44,7 @@ from druid_access.clients.pivot import (
     PivotClient,
     PivotConnection,
 )
+from druid_access.passwords import StoredCredentials
 
 __all__ = [
     "Action",

@@ -37,6 +37,7 @@ from pydantic import (
     ValidationError,
 )
 
+from druid_access.clients import druid_wire as wire
 from druid_access.clients._http import (
     HttpOptions,
     JsonClient,
@@ -46,41 +47,11 @@ from druid_access.clients._http import (
     segment,
     summarize,
 )
-from druid_access.clients.druid_wire import (
-    _AUTHENTICATOR_MAP,
-    _CACHED_MAPPINGS,
-    _CACHED_USERS,
-    _PERMISSIONS,
-    Action,
-    AuthenticatorName,
-    AuthenticatorUser,
-    AuthorizerMaps,
-    AuthorizerName,
-    AuthorizerUser,
-    GroupMapping,
-    Permission,
-    Role,
-    UserWithRoles,
-)
 from druid_access.clients.errors import check_coordinator_response
 from druid_access.clients.smile import SMILE_TYPE, smile_decode
 from druid_access.offload import in_thread
-from druid_access.passwords import StoredCredentials
 
-__all__ = [
-    "Action",
-    "AuthenticatorName",
-    "AuthenticatorUser",
-    "AuthorizerMaps",
-    "AuthorizerName",
-    "AuthorizerUser",
-    "CoordinatorClient",
-    "GroupMapping",
-    "Permission",
-    "Role",
-    "StoredCredentials",
-    "UserWithRoles",
-]
+__all__ = ["CoordinatorClient"]
 
 AUTHENTICATION = "druid-ext/basic-security/authentication"
 AUTHORIZATION = "druid-ext/basic-security/authorization"
@@ -173,30 +144,32 @@ class CoordinatorClient(JsonClient):
 
     # --- authentication store -----------------------------------------------------------
 
-    async def authentication_load_status(self) -> dict[AuthenticatorName, bool]:
+    async def authentication_load_status(self) -> dict[wire.AuthenticatorName, bool]:
         """Which ``basic`` authenticators have loaded their cache (wait for True before writing)."""
         response = await self._http.request("GET", build_path(AUTHENTICATION, "loadStatus"))
         status = self._http.parse_as(response, _LOAD_STATUS, "load status map")
-        return {AuthenticatorName(k): v for k, v in status.items()}
+        return {wire.AuthenticatorName(k): v for k, v in status.items()}
 
-    async def list_authenticator_users(self, authenticator: AuthenticatorName) -> frozenset[str]:
+    async def list_authenticator_users(self, authenticator: wire.AuthenticatorName) -> frozenset[str]:
         response = await self._http.request("GET", _authn(authenticator, "users"))
         return self._http.parse_as(response, _NAMES, "list of user names")
 
-    async def get_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> AuthenticatorUser:
+    async def get_authenticator_user(
+        self, authenticator: wire.AuthenticatorName, name: str
+    ) -> wire.AuthenticatorUser:
         response = await self._http.request("GET", _authn(authenticator, "users", segment(name)))
-        return self._http.parse(response, AuthenticatorUser)
+        return self._http.parse(response, wire.AuthenticatorUser)
 
-    async def create_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> None:
+    async def create_authenticator_user(self, authenticator: wire.AuthenticatorName, name: str) -> None:
         """Create a user without a password (it cannot log in until ``set_password``)."""
         await self._http.request("POST", _authn(authenticator, "users", segment(name)))
 
-    async def delete_authenticator_user(self, authenticator: AuthenticatorName, name: str) -> None:
+    async def delete_authenticator_user(self, authenticator: wire.AuthenticatorName, name: str) -> None:
         await self._http.request("DELETE", _authn(authenticator, "users", segment(name)))
 
     async def set_password(
         self,
-        authenticator: AuthenticatorName,
+        authenticator: wire.AuthenticatorName,
         name: str,
         password: SecretStr | str,
         *,
@@ -221,22 +194,28 @@ class CoordinatorClient(JsonClient):
 
     # --- authorization store: users -------------------------------------------------------
 
-    async def authenticator_users(self, authenticator: AuthenticatorName) -> dict[str, AuthenticatorUser]:
+    async def authenticator_users(
+        self, authenticator: wire.AuthenticatorName
+    ) -> dict[str, wire.AuthenticatorUser]:
         """Every user of the authenticator with its credentials, in one request."""
         path = _authn(authenticator, "cachedSerializedUserMap")
-        return await self._read_smile(path, _AUTHENTICATOR_MAP, "authenticator user map", _base64_credentials)
+        return await self._read_smile(
+            path, wire._AUTHENTICATOR_MAP, "authenticator user map", _base64_credentials
+        )
 
     async def authorizer_maps(
-        self, authorizer: AuthorizerName, *, group_mappings: bool = False
-    ) -> AuthorizerMaps:
+        self, authorizer: wire.AuthorizerName, *, group_mappings: bool = False
+    ) -> wire.AuthorizerMaps:
         """Every user and role of the authorizer, in one request; its group mappings in a second."""
         path = _authz(authorizer, "cachedSerializedUserMap")
-        users = await self._read_smile(path, _CACHED_USERS, "authorizer user map")
+        users = await self._read_smile(path, wire._CACHED_USERS, "authorizer user map")
         mappings = None
         if group_mappings:
             path = _authz(authorizer, "cachedSerializedGroupMappingMap")
-            mappings = (await self._read_smile(path, _CACHED_MAPPINGS, "group mapping map")).group_mapping_map
-        return AuthorizerMaps(users=users.user_map, roles=users.role_map, group_mappings=mappings)
+            mappings = (
+                await self._read_smile(path, wire._CACHED_MAPPINGS, "group mapping map")
+            ).group_mapping_map
+        return wire.AuthorizerMaps(users=users.user_map, roles=users.role_map, group_mappings=mappings)
 
     async def _read_smile(
         self, path: str, adapter: TypeAdapter[T], what: str, reshape: Callable[[Any], Any] = lambda v: v
@@ -254,73 +233,73 @@ class CoordinatorClient(JsonClient):
         # Tenths of a second for 10,000 users: in a thread, so the event loop keeps answering.
         return await in_thread(parse)
 
-    async def authorization_load_status(self) -> dict[AuthorizerName, bool]:
+    async def authorization_load_status(self) -> dict[wire.AuthorizerName, bool]:
         """Which ``basic`` authorizers have loaded their caches."""
         response = await self._http.request("GET", build_path(AUTHORIZATION, "loadStatus"))
         status = self._http.parse_as(response, _LOAD_STATUS, "load status map")
-        return {AuthorizerName(k): v for k, v in status.items()}
+        return {wire.AuthorizerName(k): v for k, v in status.items()}
 
-    async def list_authorizer_users(self, authorizer: AuthorizerName) -> frozenset[str]:
+    async def list_authorizer_users(self, authorizer: wire.AuthorizerName) -> frozenset[str]:
         response = await self._http.request("GET", _authz(authorizer, "users"))
         return self._http.parse_as(response, _NAMES, "list of user names")
 
-    async def get_authorizer_user(self, authorizer: AuthorizerName, name: str) -> AuthorizerUser:
+    async def get_authorizer_user(self, authorizer: wire.AuthorizerName, name: str) -> wire.AuthorizerUser:
         response = await self._http.request("GET", _authz(authorizer, "users", segment(name)))
-        return self._http.parse(response, AuthorizerUser)
+        return self._http.parse(response, wire.AuthorizerUser)
 
-    async def get_user_full(self, authorizer: AuthorizerName, name: str) -> UserWithRoles:
+    async def get_user_full(self, authorizer: wire.AuthorizerName, name: str) -> wire.UserWithRoles:
         """The user with every role's permissions in one call (``?full&simplifyPermissions``)."""
         path = _authz(authorizer, "users", segment(name), flags=("full", "simplifyPermissions"))
         response = await self._http.request("GET", path)
-        return self._http.parse(response, UserWithRoles)
+        return self._http.parse(response, wire.UserWithRoles)
 
-    async def create_authorizer_user(self, authorizer: AuthorizerName, name: str) -> None:
+    async def create_authorizer_user(self, authorizer: wire.AuthorizerName, name: str) -> None:
         await self._http.request("POST", _authz(authorizer, "users", segment(name)))
 
-    async def delete_authorizer_user(self, authorizer: AuthorizerName, name: str) -> None:
+    async def delete_authorizer_user(self, authorizer: wire.AuthorizerName, name: str) -> None:
         await self._http.request("DELETE", _authz(authorizer, "users", segment(name)))
 
-    async def assign_role(self, authorizer: AuthorizerName, *, user: str, role: str) -> None:
+    async def assign_role(self, authorizer: wire.AuthorizerName, *, user: str, role: str) -> None:
         """Raises ``Conflict`` if the user already has the role (not idempotent: diff first)."""
         await self._http.request("POST", _authz(authorizer, "users", segment(user), "roles", segment(role)))
 
-    async def unassign_role(self, authorizer: AuthorizerName, *, user: str, role: str) -> None:
+    async def unassign_role(self, authorizer: wire.AuthorizerName, *, user: str, role: str) -> None:
         """Raises ``Conflict`` if the user does not have the role."""
         await self._http.request("DELETE", _authz(authorizer, "users", segment(user), "roles", segment(role)))
 
     # --- authorization store: roles ---------------------------------------------------------
 
-    async def list_roles(self, authorizer: AuthorizerName) -> frozenset[str]:
+    async def list_roles(self, authorizer: wire.AuthorizerName) -> frozenset[str]:
         response = await self._http.request("GET", _authz(authorizer, "roles"))
         return self._http.parse_as(response, _NAMES, "list of role names")
 
     async def get_role(
         self,
-        authorizer: AuthorizerName,
+        authorizer: wire.AuthorizerName,
         name: str,
         *,
         full: bool = False,
         simplify_permissions: bool = False,
-    ) -> Role:
+    ) -> wire.Role:
         """A role; ``full`` adds ``users`` (and ``groups`` unless ``simplify_permissions``).
         The flags only change the response shape: ``permissions`` are normalised either way."""
         flags = tuple(f for f, on in (("full", full), ("simplifyPermissions", simplify_permissions)) if on)
         response = await self._http.request("GET", _authz(authorizer, "roles", segment(name), flags=flags))
-        return self._http.parse(response, Role)
+        return self._http.parse(response, wire.Role)
 
-    async def create_role(self, authorizer: AuthorizerName, name: str) -> None:
+    async def create_role(self, authorizer: wire.AuthorizerName, name: str) -> None:
         await self._http.request("POST", _authz(authorizer, "roles", segment(name)))
 
-    async def delete_role(self, authorizer: AuthorizerName, name: str) -> None:
+    async def delete_role(self, authorizer: wire.AuthorizerName, name: str) -> None:
         """Deletes even an assigned role: Druid strips it from every user and group mapping."""
         await self._http.request("DELETE", _authz(authorizer, "roles", segment(name)))
 
-    async def get_permissions(self, authorizer: AuthorizerName, role: str) -> frozenset[Permission]:
+    async def get_permissions(self, authorizer: wire.AuthorizerName, role: str) -> frozenset[wire.Permission]:
         response = await self._http.request("GET", _authz(authorizer, "roles", segment(role), "permissions"))
-        return self._http.parse_as(response, _PERMISSIONS, "list of permissions")
+        return self._http.parse_as(response, wire._PERMISSIONS, "list of permissions")
 
     async def set_permissions(
-        self, authorizer: AuthorizerName, role: str, permissions: Iterable[Permission]
+        self, authorizer: wire.AuthorizerName, role: str, permissions: Iterable[wire.Permission]
     ) -> None:
         """Replace the role's whole permission list (Druid does not merge). Sent in a stable
         order so identical sets produce identical requests. Raises ``Invalid`` for a regex
@@ -333,17 +312,17 @@ class CoordinatorClient(JsonClient):
 
     # --- authorization store: group mappings ---------------------------------------------------
 
-    async def list_group_mappings(self, authorizer: AuthorizerName) -> frozenset[str]:
+    async def list_group_mappings(self, authorizer: wire.AuthorizerName) -> frozenset[str]:
         response = await self._http.request("GET", _authz(authorizer, "groupMappings"))
         return self._http.parse_as(response, _NAMES, "list of group mapping names")
 
-    async def get_group_mapping(self, authorizer: AuthorizerName, name: str) -> GroupMapping:
+    async def get_group_mapping(self, authorizer: wire.AuthorizerName, name: str) -> wire.GroupMapping:
         response = await self._http.request("GET", _authz(authorizer, "groupMappings", segment(name)))
-        return self._http.parse(response, GroupMapping)
+        return self._http.parse(response, wire.GroupMapping)
 
     async def create_group_mapping(
         self,
-        authorizer: AuthorizerName,
+        authorizer: wire.AuthorizerName,
         name: str,
         *,
         group_pattern: str,
@@ -355,27 +334,27 @@ class CoordinatorClient(JsonClient):
         body = {"name": name, "groupPattern": group_pattern, "roles": sorted(set(roles))}
         await self._http.request("POST", _authz(authorizer, "groupMappings", segment(name)), json=body)
 
-    async def delete_group_mapping(self, authorizer: AuthorizerName, name: str) -> None:
+    async def delete_group_mapping(self, authorizer: wire.AuthorizerName, name: str) -> None:
         await self._http.request("DELETE", _authz(authorizer, "groupMappings", segment(name)))
 
     async def assign_group_mapping_role(
-        self, authorizer: AuthorizerName, *, group_mapping: str, role: str
+        self, authorizer: wire.AuthorizerName, *, group_mapping: str, role: str
     ) -> None:
         path = _authz(authorizer, "groupMappings", segment(group_mapping), "roles", segment(role))
         await self._http.request("POST", path)
 
     async def unassign_group_mapping_role(
-        self, authorizer: AuthorizerName, *, group_mapping: str, role: str
+        self, authorizer: wire.AuthorizerName, *, group_mapping: str, role: str
     ) -> None:
         path = _authz(authorizer, "groupMappings", segment(group_mapping), "roles", segment(role))
         await self._http.request("DELETE", path)
 
 
-def _authn(authenticator: AuthenticatorName, *parts: str, flags: tuple[str, ...] = ()) -> str:
+def _authn(authenticator: wire.AuthenticatorName, *parts: str, flags: tuple[str, ...] = ()) -> str:
     return build_path(AUTHENTICATION, "db", segment(authenticator), *parts, flags=flags)
 
 
-def _authz(authorizer: AuthorizerName, *parts: str, flags: tuple[str, ...] = ()) -> str:
+def _authz(authorizer: wire.AuthorizerName, *parts: str, flags: tuple[str, ...] = ()) -> str:
     return build_path(AUTHORIZATION, "db", segment(authorizer), *parts, flags=flags)
 
 

@@ -6,6 +6,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
+__all__ = [
+    "MESSAGE_LIMIT",
+    "AlreadyExists",
+    "ApiError",
+    "CertificateNotTrusted",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "RateLimited",
+    "RedirectRefused",
+    "ServerError",
+    "Target",
+    "Unauthorized",
+    "Unavailable",
+    "UnexpectedResponse",
+    "UnknownAuthenticator",
+    "UnknownAuthorizer",
+    "scrub",
+]
+
 Target = Literal["coordinator", "pivot"]
 
 MESSAGE_LIMIT = 300

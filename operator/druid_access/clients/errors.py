@@ -47,51 +47,12 @@ from collections.abc import Iterable
 
 import httpx
 
-from druid_access.clients.error_types import (
-    MESSAGE_LIMIT,
-    AlreadyExists,
-    ApiError,
-    CertificateNotTrusted,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    RateLimited,
-    RedirectRefused,
-    ServerError,
-    Target,
-    Unauthorized,
-    Unavailable,
-    UnexpectedResponse,
-    UnknownAuthenticator,
-    UnknownAuthorizer,
-    _trim,
-    scrub,
-)
+from druid_access.clients import error_types
+from druid_access.clients.error_types import *  # noqa: F403 - the classes are this module's interface too
+from druid_access.clients.error_types import _trim
 
-__all__ = [
-    "MESSAGE_LIMIT",
-    "AlreadyExists",
-    "ApiError",
-    "CertificateNotTrusted",
-    "Conflict",
-    "Forbidden",
-    "Invalid",
-    "NotFound",
-    "RateLimited",
-    "RedirectRefused",
-    "ServerError",
-    "Target",
-    "Unauthorized",
-    "Unavailable",
-    "UnexpectedResponse",
-    "UnknownAuthenticator",
-    "UnknownAuthorizer",
-    "check_coordinator_response",
-    "check_pivot_response",
-    "scrub",
-    "transport_error",
-]
+__all__ = ["check_coordinator_response", "check_pivot_response", "transport_error"]
+__all__ += error_types.__all__
 
 _JACKSON_SOURCE = re.compile(r"\s*(?:at )?\[Source:.*", re.DOTALL)
 
