@@ -18,7 +18,9 @@ Phases (``--phases``, comma-separated; the objects are created whenever a phase 
    Coordinator, one at a time (the operator's per-target write discipline, as ``contention.py``'s
    "direct, serialised"), each object followed by one status patch to the API server, serialised.
    Then the operator: N password Secrets (labelled ``druidaccess.io/allow``) are created, the clock
-   starts, and the M roles and N users (1 role each) are created in bulk through the API. A watch
+   starts, and the M roles and N users (1 role each) are created in bulk through the API, from a
+   child process (``post_many.py``: in this process the creates would hold the interpreter lock
+   the fake Coordinator's thread needs, a load the floor never has). A watch
    opened before the create gives each object's first Ready=True/Synced; the fake's request log
    gives the first request to reach the Coordinator.
 2. ``writes``: the kube-apiserver's ``apiserver_request_total`` (by resource, subresource and
@@ -225,29 +227,34 @@ class Api:
 
     def create_many(self, docs: Iterable[tuple[str, Mapping[str, Any]]], concurrency: int) -> int:
         """POST every (collection path, manifest), ``concurrency`` at a time; the count created."""
-        return asyncio.run(self._create_many(docs, concurrency))
+        return self.create_many_timed(docs, concurrency)[0]
 
-    async def _create_many(self, docs: Iterable[tuple[str, Mapping[str, Any]]], concurrency: int) -> int:
-        items = iter(docs)
-        created = 0
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.cp.url, verify=self.context, headers=self.headers, timeout=120, limits=limits
-        ) as client:
-
-            async def worker() -> None:
-                nonlocal created
-                for path, doc in items:  # one shared iterator: the manifests are made as they go
-                    response = await client.post(path, content=json.dumps(doc))
-                    if response.status_code != 201:
-                        raise RuntimeError(
-                            f"creating {doc['metadata']['name']}: HTTP {response.status_code} "
-                            f"{response.text[:300]}"
-                        )
-                    created += 1
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return created
+    def create_many_timed(
+        self, docs: Iterable[tuple[str, Mapping[str, Any]]], concurrency: int
+    ) -> tuple[int, float]:
+        """``create_many``, and the wall-clock time its first request went out. The creates run
+        in a child process (``post_many.py``): here they would hold the interpreter lock the
+        fake Coordinator's thread needs."""
+        lines = "".join(json.dumps([path, doc]) + "\n" for path, doc in docs)
+        env = {
+            **os.environ,
+            "KUBE_URL": self.cp.url,
+            "KUBE_CA": str(self.cp.ca_file),
+            "KUBE_TOKEN": self.headers["Authorization"].removeprefix("Bearer "),
+        }
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("post_many.py")), f"--concurrency={concurrency}"],
+            input=lines,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip() or f"post_many.py exited with {done.returncode}")
+        said = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+        return int(said["created"]), float(said.get("started", "nan"))
 
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -796,8 +803,7 @@ class Bench:
             cpu_before = process_cpu(pid)
             busy_before = machine_busy()
             log(f"[convergence] creating {m} DruidRoles + {n} DruidUsers through the API")
-            started = time.time()
-            docs = (
+            docs = [
                 (collection(NS, d), d)
                 for d in (
                     *(role_doc(NS, j) for j in range(m)),
@@ -806,8 +812,8 @@ class Bench:
                         for i in range(n)
                     ),
                 )
-            )
-            self.api.create_many(docs, self.args.create_concurrency)
+            ]
+            _, started = self.api.create_many_timed(docs, self.args.create_concurrency)
             created = time.time() - started
             log(f"  created in {created:.1f} s; waiting until all are Synced")
             synced_at: dict[str, float] = {}
@@ -1360,8 +1366,7 @@ class Bench:
                 while time.time() < t0 + seconds:
                     poll()
                     if new_created is None and time.time() >= t0 + self.args.outage_new_after:
-                        new_created = time.time()
-                        self.api.create_many(
+                        _, new_created = self.api.create_many_timed(
                             (
                                 (collection(OUTAGE_NS, d), d)
                                 for d in (

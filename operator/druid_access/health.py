@@ -13,7 +13,10 @@ and it does not take its target, and the statuses of every object on it, down wi
 Before the breaker opens, a target that has not answered lately (nothing heard for
 ``FRESH`` seconds, or a failure since) is asked by one pass at a time: a target that died
 while idle gets the observation of one object, not one per worker, and one that answers
-lets every pass waiting behind the first go on together.
+lets every pass waiting behind the first go on together. Below the passes, every request to
+the target goes through ``sending``: while the target is in doubt, requests go one at a time,
+and ``PACE`` apart after one got no answer. So a target that dies sends at most one request a
+second, before the breaker opens as after, whatever mix of passes, snapshot reads and probes asks it.
 
 A 500 does not count: Druid answers 500 for one object's trouble (a lost compare-and-swap
 race, a value it cannot store), and one object must not take its whole target down.
@@ -22,11 +25,12 @@ race, a value it cannot store), and one object must not take its whole target do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("druid_access.health")
@@ -35,6 +39,7 @@ THRESHOLD = 3
 FRESH = 5.0
 PROBE_FIRST = 1.0
 PROBE_CAP = 30.0
+PACE = 1.0  # seconds between requests to a target in doubt, after one got no answer
 
 
 def _probe_delay(attempt: int) -> float:
@@ -56,6 +61,9 @@ class TargetHealth:
     _prober: asyncio.Task[None] | None = field(default=None, repr=False)
     _lane: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _failing: set[object] = field(default_factory=set, repr=False)  # who got no answer since the last one
+    _wire: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # one request at a time in doubt
+    _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic)
+    _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set by the next response
 
     @property
     def failures(self) -> int:
@@ -75,6 +83,9 @@ class TargetHealth:
         one but a 502/503/504): the target is there."""
         self.heard_at = time.monotonic()
         self._failing.clear()
+        self._quiet_until = 0.0
+        self._news.set()
+        self._news = asyncio.Event()
         if self.down:
             self._recover()
 
@@ -96,6 +107,25 @@ class TargetHealth:
 
     def leave(self) -> None:
         self._lane.release()
+
+    @contextlib.asynccontextmanager
+    async def sending(self) -> AsyncIterator[None]:
+        """Around every request to the target (its client enters it). While the target is
+        clear, nothing to wait for; in doubt, one request at a time, and none sooner than
+        ``PACE`` after one that got no answer (no response, or a 502/503/504), unless an
+        answer arrives meanwhile."""
+        async with contextlib.AsyncExitStack() as stack:
+            if not self.clear:
+                await stack.enter_async_context(self._wire)
+                while not self.clear and (wait := self._quiet_until - time.monotonic()) > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._news.wait(), wait)
+            asked = time.monotonic()
+            try:
+                yield
+            finally:
+                if self.heard_at < asked:
+                    self._quiet_until = time.monotonic() + PACE
 
     def unanswered(self, error: str, who: object = None) -> None:
         """A request got no answer (connection error, timeout, 502/503/504); ``who`` is the

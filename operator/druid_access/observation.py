@@ -63,7 +63,21 @@ class Entries(Protocol):
 
 
 T = TypeVar("T")
+U = TypeVar("U")
 S = TypeVar("S", bound=Entries)
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Two reads at once; when one fails, the other is cancelled, not left to send its request
+    after the pass gave up (against a target in doubt it would wait its turn, then fail too)."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        return await asyncio.gather(tasks[0], tasks[1])
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,7 @@ class Targets:
                 password=secret.value(ref.password_key),
                 options=_options(cfg.timeout_seconds, cfg.ca_bundle, cfg.leader_hosts),
                 on_answer=self.health("cluster", name).heard,
+                gate=self.health("cluster", name).sending,
             )
             return DruidRemote(client, AuthenticatorName(cfg.authenticator), AuthorizerName(cfg.authorizer))
 
@@ -203,6 +204,7 @@ class Targets:
                 token=secret.value(cfg.token_secret.key),
                 options=_options(cfg.timeout_seconds, cfg.ca_bundle),
                 on_answer=self.health("pivot", name).heard,
+                gate=self.health("pivot", name).sending,
             )
 
         return await self._cached(

@@ -9,7 +9,9 @@ finalizer helper as ``hold``, then ``write_status`` with the Events collected.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -997,6 +999,28 @@ async def test_a_failed_read_is_reported_and_nothing_is_written(env: Env, case: 
     assert done.events == [(_warning_or_normal(case.reason), case.reason.value, done.message)]
     health = env.targets.health(case.kind.target_type, "default")
     assert health.failures == (1 if case.unanswered else 0)
+
+
+async def test_a_dead_target_is_sent_one_request_per_pace_by_passes_at_once_and_then_none(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of new objects on a target that died while idle: one request per pass, one
+    pass at a time, a pace apart, until the breaker opens; then every pass answers
+    Unreachable without a request."""
+    pace = 0.2
+    monkeypatch.setattr(health_module, "PACE", pace)
+    env.druid.faults.add(Fault(reset=True))
+    users = [env.create(USER, f"user-{n}", {}) for n in range(8)]
+    done = await asyncio.gather(*(env.reconcile(obj) for obj in users))
+    assert {one.reason for one in done} == {Reason.UNREACHABLE}
+    assert env.targets.health("cluster", "default").down
+    arrivals = sorted(record.timestamp for record in env.druid.requests)
+    # One request per pass until THRESHOLD objects went unanswered (the second read of each
+    # pass was cancelled before it was sent); none after.
+    assert len(arrivals) == THRESHOLD
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= pace * 0.9  # a lower bound: a slow machine only widens it
+    assert env.remote_writes() == []
 
 
 @pytest.mark.parametrize(

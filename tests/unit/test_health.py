@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -157,4 +158,107 @@ async def test_one_object_failing_again_and_again_counts_once() -> None:
     for uid in ("uid-2", "uid-3"):
         health.unanswered("ReadTimeout", uid)
     assert health.down and changes == [False]  # three objects in a row: the target is down
+    await health.close()
+
+
+class Wire:
+    """Requests as the target's client sends them: each enters ``sending``; the clock of each
+    arrival is kept. ``answers`` says whether the target responds."""
+
+    def __init__(self, health: TargetHealth, *, answers: bool) -> None:
+        self.health = health
+        self.answers = answers
+        self.sent: list[float] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def request(self) -> None:
+        async with self.health.sending():
+            self.sent.append(asyncio.get_running_loop().time())
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.005)
+            self.in_flight -= 1
+            if self.answers:
+                self.health.heard()
+                return
+        self.health.unanswered("connection reset")
+
+
+@pytest.fixture
+def short_pace(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(health_module, "PACE", 0.1)
+    return 0.1
+
+
+async def test_requests_to_a_target_in_doubt_go_one_at_a_time_and_a_pace_apart_after_a_failure(
+    short_pace: float,
+) -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    wire = Wire(health, answers=False)
+    await asyncio.gather(*(wire.request() for _ in range(4)))
+    assert wire.most_in_flight == 1
+    gaps = [later - earlier for earlier, later in itertools.pairwise(wire.sent)]
+    assert len(gaps) == 3
+    assert min(gaps) >= short_pace * 0.95  # a lower bound: a slow machine only widens it
+    await health.close()
+
+
+async def test_a_target_that_answers_is_not_paced(short_pace: float) -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    wire = Wire(health, answers=True)
+    await wire.request()  # not heard lately: it goes alone, and is answered
+    assert health.clear
+    await asyncio.gather(*(wire.request() for _ in range(8)))
+    assert wire.most_in_flight == 8  # clear: all together, none waits
+
+
+async def test_an_answer_ends_the_wait_of_the_next_request(short_pace: float) -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    failing = Wire(health, answers=False)
+    await failing.request()  # unanswered: the next waits a pace
+    waiting = asyncio.ensure_future(failing.request())
+    await asyncio.sleep(0.01)
+    assert len(failing.sent) == 1
+    health.heard()  # a response from elsewhere (a request sent while it was clear)
+    await asyncio.sleep(0.02)
+    assert len(failing.sent) == 2 and failing.sent[1] - failing.sent[0] < short_pace
+    await waiting
+    await health.close()
+
+
+async def test_a_dead_target_gets_no_two_requests_within_a_pace_until_the_breaker_opens_and_after(
+    short_pace: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes in the lane, and the probe once it opens, all go through the same wire."""
+    wire: Wire
+    probe_sent: list[float] = []
+
+    async def probe() -> None:
+        async with health.sending():
+            probe_sent.append(asyncio.get_running_loop().time())
+        raise ConnectionError("still down")
+
+    health = TargetHealth("Druid cluster 'x'", probe, lambda up: None)
+    monkeypatch.setattr(health_module, "_probe_delay", lambda attempt: 0.0)
+    wire = Wire(health, answers=False)
+
+    async def one_pass(uid: int) -> None:
+        lane = await health.admit()
+        try:
+            if health.down:
+                return
+            async with health.sending():
+                wire.sent.append(asyncio.get_running_loop().time())
+        finally:
+            if lane:
+                health.leave()
+        health.unanswered("connection reset", uid)
+
+    await asyncio.gather(*(one_pass(uid) for uid in range(16)))
+    assert health.down and len(wire.sent) == THRESHOLD
+    await asyncio.sleep(short_pace * 3.5)
+    assert len(probe_sent) >= 2
+    times = sorted(wire.sent + probe_sent)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= short_pace * 0.95
     await health.close()

@@ -9,6 +9,7 @@ whether an operation is safe to repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -38,6 +39,9 @@ from druid_access.clients.errors import (
 from druid_access.clients.redirects import RedirectPolicy, origin
 
 __all__ = ["HttpOptions", "JsonTransport", "build_path", "reveal", "segment"]
+
+# Entered around every request: the target's health makes requests wait there while it is in doubt.
+Gate = Callable[[], contextlib.AbstractAsyncContextManager[object]]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,7 @@ class JsonTransport:
         secrets: Iterable[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         on_answer: Callable[[], object] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https"):
@@ -159,6 +164,7 @@ class JsonTransport:
         self.target: Target = target
         self._check = check
         self._on_answer = on_answer  # told of every response but a 502/503/504
+        self._gate = gate  # entered around every request (the target's health paces them)
         self._secrets = tuple(s for s in secrets if s)
         try:
             context = options.ssl_context()
@@ -221,25 +227,26 @@ class JsonTransport:
         (e.g. a password in the body). ``auth=None`` sends the request unauthenticated;
         ``accept`` replaces the JSON Accept header."""
         all_secrets = (*self._secrets, *(s for s in secrets if s))
-        try:
-            async with asyncio.timeout(self._queue_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Unavailable(
-                f"PoolTimeout: no free connection within {self._queue_timeout:g} s",
-                target=self.target,
-                method=method,
-                path=path.split("?", 1)[0],
-            ) from None
-        try:
-            headers = {"Accept": accept} if accept else None
-            response = await self._send(
-                method, path, json=json, auth=auth, secrets=all_secrets, headers=headers
-            )
-        finally:
-            self._slots.release()
-        if self._on_answer is not None and response.status_code not in UNANSWERED_STATUSES:
-            self._on_answer()
+        async with self._gate() if self._gate is not None else contextlib.nullcontext():
+            try:
+                async with asyncio.timeout(self._queue_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise Unavailable(
+                    f"PoolTimeout: no free connection within {self._queue_timeout:g} s",
+                    target=self.target,
+                    method=method,
+                    path=path.split("?", 1)[0],
+                ) from None
+            try:
+                headers = {"Accept": accept} if accept else None
+                response = await self._send(
+                    method, path, json=json, auth=auth, secrets=all_secrets, headers=headers
+                )
+            finally:
+                self._slots.release()
+            if self._on_answer is not None and response.status_code not in UNANSWERED_STATUSES:
+                self._on_answer()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
         if check:
             self._check(response, secrets=all_secrets)

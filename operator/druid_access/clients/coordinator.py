@@ -39,6 +39,7 @@ from pydantic import (
 
 from druid_access.clients import druid_wire as wire
 from druid_access.clients._http import (
+    Gate,
     HttpOptions,
     JsonClient,
     JsonTransport,
@@ -92,6 +93,7 @@ class CoordinatorClient(JsonClient):
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_answer: Callable[[], object] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         secret = reveal(password)
         self._username = username
@@ -104,6 +106,7 @@ class CoordinatorClient(JsonClient):
             secrets=(secret, _basic_token(username, secret)),
             transport=transport,
             on_answer=on_answer,
+            gate=gate,
         )
 
     def __repr__(self) -> str:

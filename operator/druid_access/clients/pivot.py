@@ -22,7 +22,15 @@ from pydantic import (
     SecretStr,
 )
 
-from druid_access.clients._http import HttpOptions, JsonClient, JsonTransport, build_path, reveal, segment
+from druid_access.clients._http import (
+    Gate,
+    HttpOptions,
+    JsonClient,
+    JsonTransport,
+    build_path,
+    reveal,
+    segment,
+)
 from druid_access.clients.errors import check_pivot_response
 from druid_access.clients.pivot_wire import (
     ConnectionProtocol,
@@ -57,6 +65,7 @@ class PivotClient(JsonClient):
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_answer: Callable[[], object] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         secret = reveal(token)
         self._http = JsonTransport(
@@ -68,6 +77,7 @@ class PivotClient(JsonClient):
             secrets=(secret,),
             transport=transport,
             on_answer=on_answer,
+            gate=gate,
         )
 
     def __repr__(self) -> str:

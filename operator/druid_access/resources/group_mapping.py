@@ -8,13 +8,13 @@ mapping never silently grants a role created later by someone else.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
 from druid_access.clients.druid_wire import GroupMapping
 from druid_access.group_pattern import InvalidGroupPattern, check_group_pattern
 from druid_access.models import DRUID_GROUP_MAPPING, DruidGroupMappingSpec
+from druid_access.observation import both
 from druid_access.resources.base import (
     DruidRemote,
     InvalidSpecError,
@@ -141,7 +141,7 @@ class GroupMappingKind(KindBase[DruidGroupMappingSpec]):
         self, remote: DruidRemote, name: str, desired: DesiredGroupMapping
     ) -> ObservedGroupMapping:
         reads = remote.reads
-        mapping, roles = await asyncio.gather(reads.group_mapping(name), reads.role_names(desired.roles))
+        mapping, roles = await both(reads.group_mapping(name), reads.role_names(desired.roles))
         return ObservedGroupMapping(mapping=mapping, existing_roles=roles)
 
     def exists(self, observed: ObservedGroupMapping) -> bool:

@@ -9,7 +9,6 @@ never rewritten, and each verdict is remembered, so a resync does not hash again
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -19,6 +18,7 @@ from pydantic import SecretStr
 from druid_access.clients.druid_wire import AuthenticatorUser, AuthorizerUser
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.models import DRUID_USER, DruidUserSpec
+from druid_access.observation import both
 from druid_access.passwords import Verdicts, verify_password
 from druid_access.resources.base import (
     AUTHENTICATOR_LANE,
@@ -190,7 +190,7 @@ class UserKind(KindBase[DruidUserSpec]):
                 return None  # LDAP users are not managed in the authenticator
             return await reads.authenticator_user(name)
 
-        authn_user, authz_user = await asyncio.gather(authn(), reads.authorizer_user(name))
+        authn_user, authz_user = await both(authn(), reads.authorizer_user(name))
         matches = None
         if desired.password is not None and authn_user is not None and authn_user.credentials is not None:
             matches = await VERDICTS.verify(desired.password.get_secret_value(), authn_user.credentials)
