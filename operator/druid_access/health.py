@@ -114,18 +114,26 @@ class TargetHealth:
         clear, nothing to wait for; in doubt, one request at a time, and none sooner than
         ``PACE`` after one that got no answer (no response, or a 502/503/504), unless an
         answer arrives meanwhile."""
-        async with contextlib.AsyncExitStack() as stack:
+        held = False
+        try:
             if not self.clear:
-                await stack.enter_async_context(self._wire)
+                await self._wire.acquire()
+                held = True
                 while not self.clear and (wait := self._quiet_until - time.monotonic()) > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._news.wait(), wait)
+                if self.clear:  # answered meanwhile: the requests behind this one need not wait for it
+                    self._wire.release()
+                    held = False
             asked = time.monotonic()
             try:
                 yield
             finally:
                 if self.heard_at < asked:
                     self._quiet_until = time.monotonic() + PACE
+        finally:
+            if held:
+                self._wire.release()
 
     def unanswered(self, error: str, who: object = None) -> None:
         """A request got no answer (connection error, timeout, 502/503/504); ``who`` is the

@@ -262,3 +262,13 @@ async def test_a_dead_target_gets_no_two_requests_within_a_pace_until_the_breake
     times = sorted(wire.sent + probe_sent)
     assert min(b - a for a, b in itertools.pairwise(times)) >= short_pace * 0.95
     await health.close()
+
+
+async def test_once_a_request_in_doubt_is_answered_those_queued_behind_it_go_together() -> None:
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    wire = Wire(health, answers=True)
+    await asyncio.gather(*(wire.request() for _ in range(8)))
+    # The first went alone (not heard lately); its answer let the seven queued behind it go
+    # without waiting for one another.
+    assert len(wire.sent) == 8
+    assert wire.most_in_flight > 1
