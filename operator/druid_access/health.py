@@ -63,6 +63,7 @@ class TargetHealth:
     _failing: set[object] = field(default_factory=set, repr=False)  # who got no answer since the last one
     _wire: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # one request at a time in doubt
     _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic)
+    _missed: bool = field(default=False, repr=False)  # a request went unanswered since the last answer
     _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set by the next response
 
     @property
@@ -84,6 +85,7 @@ class TargetHealth:
         self.heard_at = time.monotonic()
         self._failing.clear()
         self._quiet_until = 0.0
+        self._missed = False
         self._news.set()
         self._news = asyncio.Event()
         if self.down:
@@ -91,8 +93,9 @@ class TargetHealth:
 
     @property
     def clear(self) -> bool:
-        """Answering lately, and nothing unanswered since: passes may ask it together."""
-        return self.failures == 0 and time.monotonic() - self.heard_at < FRESH
+        """Answering lately, and nothing unanswered since (no pass told ``unanswered``, no
+        request through ``sending`` went without an answer): passes may ask it together."""
+        return self.failures == 0 and not self._missed and time.monotonic() - self.heard_at < FRESH
 
     async def admit(self) -> bool:
         """Wait until this pass may send requests. True: it holds the single lane, and must
@@ -130,6 +133,7 @@ class TargetHealth:
                 yield
             finally:
                 if self.heard_at < asked:
+                    self._missed = True
                     self._quiet_until = time.monotonic() + PACE
         finally:
             if held:

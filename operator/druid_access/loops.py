@@ -19,6 +19,7 @@ count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -46,6 +47,10 @@ BACKOFF_CAP = 120.0
 # serialised writes stay fed. Requests per target are bounded by its client.
 WORKERS = 64
 STOP_GRACE = 10.0  # seconds a pass in flight may take to finish when the operator stops
+# A resync coming due while changes are queued or applied waits for them, this long at most:
+# its re-checks (a password verified once per user written, a snapshot decoded) would take the
+# CPU the changes need, and every object a change touches is read live anyway.
+RESYNC_DEFER_MAX = 300.0
 
 
 def backoff(attempt: int, cap: float) -> float:
@@ -338,6 +343,11 @@ class Loops:
             finally:
                 self.queue.done(key)
 
+    async def _changes_applied(self) -> None:
+        """Return once no change is queued or applied (``RESYNC_DEFER_MAX`` at most)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.settled(), RESYNC_DEFER_MAX)
+
     def _resync_task(self, target: TargetKey) -> None:
         if self._resync is None or target in self._resyncing:
             return
@@ -355,6 +365,7 @@ class Loops:
         while True:
             await asyncio.sleep(resync_delay(period(target)))
             await self._active.wait()
+            await self._changes_applied()
             if not self._by_target.get(target):
                 continue
             try:

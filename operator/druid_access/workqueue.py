@@ -31,10 +31,13 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._only_later: set[K] = set()  # queued, and in ``_later`` alone
         self._processing: set[K] = set()
+        self._background: set[K] = set()  # held, and handed out as background work
         self._dirty: set[K] = set()  # added again while a worker held it
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._idle: dict[K, asyncio.Future[None]] = {}  # who waits for a key to be let go
         self._available = asyncio.Event()
+        self._settled = asyncio.Event()  # set while no change is queued or held
+        self._settled.set()
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -42,6 +45,20 @@ class WorkQueue(Generic[K]):
     def held(self) -> list[K]:
         """The keys workers hold now."""
         return list(self._processing)
+
+    def changes_pending(self) -> bool:
+        """A key queued, or held, that is not background work."""
+        return len(self._queued) > len(self._only_later) or len(self._processing) > len(self._background)
+
+    async def settled(self) -> None:
+        """Return once no change is queued or held (at once if none is)."""
+        await self._settled.wait()
+
+    def _note(self) -> None:
+        if self.changes_pending():
+            self._settled.clear()
+        else:
+            self._settled.set()
 
     def add(self, key: K, *, later: bool = False) -> None:
         """Queue ``key`` now (a pending delayed add of it is no longer needed); ``later``:
@@ -62,6 +79,7 @@ class WorkQueue(Generic[K]):
         elif not later and key in self._only_later:  # moves up; its entry in _later is skipped
             self._only_later.discard(key)
             self._ready.append(key)
+        self._note()
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` in ``delay`` seconds, unless it is due sooner already (a key waiting
@@ -87,6 +105,7 @@ class WorkQueue(Generic[K]):
         self._dirty.discard(key)
         self._queued.discard(key)  # its place in line is skipped by get(): no scan of the line
         self._only_later.discard(key)
+        self._note()
 
     async def get(self) -> K:
         """The next key; the caller holds it until ``done``."""
@@ -97,10 +116,13 @@ class WorkQueue(Generic[K]):
             key = self._ready.popleft() if self._ready else self._later.popleft()
             if key in self._queued:  # else forgotten, or handled from its other entry
                 break
+        if key in self._only_later:
+            self._background.add(key)
         self._queued.discard(key)
         self._only_later.discard(key)
         self._cancel_timer(key)  # left by a later add: this pass supersedes it
         self._processing.add(key)
+        self._note()
         return key
 
     def _cancel_timer(self, key: K) -> None:
@@ -110,12 +132,14 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        self._background.discard(key)
         waiter = self._idle.pop(key, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
+        self._note()
 
     async def released(self, key: K) -> None:
         """Return once no worker holds ``key``."""

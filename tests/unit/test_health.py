@@ -272,3 +272,25 @@ async def test_once_a_request_in_doubt_is_answered_those_queued_behind_it_go_tog
     # without waiting for one another.
     assert len(wire.sent) == 8
     assert wire.most_in_flight > 1
+
+
+async def test_a_request_without_an_answer_puts_the_target_in_doubt_at_once(short_pace: float) -> None:
+    """Before any pass has told the breaker: the next requests already go one at a time and
+    a pace apart."""
+    health = TargetHealth("Druid cluster 'x'", Probe(), lambda up: None)
+    health.heard()
+    assert health.clear
+    async with health.sending():
+        pass  # sent; no response came
+    assert not health.clear and health.failures == 0
+    sent: list[float] = []
+
+    async def unanswered_request() -> None:
+        async with health.sending():
+            sent.append(asyncio.get_running_loop().time())
+
+    await asyncio.gather(*(unanswered_request() for _ in range(3)))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) >= short_pace * 0.95
+    health.heard()
+    assert health.clear

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from druid_access import loops as loops_module
 from druid_access.finalizer import FINALIZER
 from druid_access.loops import BACKOFF_CAP, Loops, Record, backoff, resync_delay
 from druid_access.observation import TargetSnapshots
@@ -211,6 +214,33 @@ async def test_workers_run_each_key_once_at_a_time_and_stop_after_the_pass_in_fl
         await asyncio.sleep(0.01)
     assert sorted(passes) == sorted([("DruidUser", "ns", n) for n in ("a", "a", "b", "c")])
     assert overlaps == []
+    await loops.stop()
+
+
+async def test_a_resync_due_waits_while_changes_are_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loops_module, "resync_delay", lambda period: period)
+    loops = Loops()
+    release = asyncio.Event()
+    resyncs: list[float] = []
+    applied: list[float] = []
+
+    async def run_pass(record: Record) -> None:
+        await release.wait()  # a change being applied (a write waiting for its lane)
+        applied.append(asyncio.get_running_loop().time())
+
+    async def resync(target: tuple[str, str]) -> None:
+        resyncs.append(asyncio.get_running_loop().time())
+
+    loops.observe(("DruidUser", "ns", "a"), _body("a"))
+    loops.start(run_pass, resync, lambda target: 0.02, workers=2)
+    await asyncio.sleep(0.15)  # several periods
+    assert resyncs == []  # due, but held back while the change is applied
+    release.set()
+    for _ in range(100):
+        if resyncs:
+            break
+        await asyncio.sleep(0.01)
+    assert resyncs and applied and resyncs[0] >= applied[0]
     await loops.stop()
 
 

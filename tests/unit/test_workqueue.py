@@ -125,3 +125,28 @@ async def test_a_retry_due_moves_a_background_key_up_and_is_not_lost() -> None:
     assert await queue.get() == "b"
     queue.done("b")
     assert len(queue) == 0
+
+
+async def test_changes_pending_counts_changes_queued_or_held_not_background_work() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    assert not queue.changes_pending()
+    queue.add("resync", later=True)
+    assert not queue.changes_pending()  # background work only
+    queue.add("changed")
+    assert queue.changes_pending()
+    assert await queue.get() == "changed"
+    assert queue.changes_pending()  # held: still being applied
+    assert await queue.get() == "resync"
+    queue.done("changed")
+    assert not queue.changes_pending()  # the background pass alone is held
+    queue.done("resync")
+    queue.add("moved", later=True)
+    queue.add("moved")  # asked for as a change: no longer background
+    assert queue.changes_pending()
+    assert await queue.get() == "moved"
+    waiting = asyncio.ensure_future(queue.settled())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the change is held
+    queue.done("moved")
+    assert not queue.changes_pending()
+    await asyncio.wait_for(waiting, 1)
