@@ -232,6 +232,7 @@ async def test_a_resync_due_waits_while_changes_are_applied(monkeypatch: pytest.
         resyncs.append(asyncio.get_running_loop().time())
 
     loops.observe(("DruidUser", "ns", "a"), _body("a"))
+    loops.set_refs(loops.records[("DruidUser", "ns", "a")], Refs(target="default", target_type="cluster"))
     loops.start(run_pass, resync, lambda target: 0.02, workers=2)
     await asyncio.sleep(0.15)  # several periods
     assert resyncs == []  # due, but held back while the change is applied
