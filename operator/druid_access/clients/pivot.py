@@ -22,15 +22,8 @@ from pydantic import (
     SecretStr,
 )
 
-from druid_access.clients._http import (
-    Gate,
-    HttpOptions,
-    JsonClient,
-    JsonTransport,
-    build_path,
-    reveal,
-    segment,
-)
+from druid_access.clients import _http
+from druid_access.clients._http import HttpOptions, JsonClient, JsonTransport, build_path, reveal, segment
 from druid_access.clients.errors import check_pivot_response
 from druid_access.clients.pivot_wire import (
     ConnectionProtocol,
@@ -65,7 +58,7 @@ class PivotClient(JsonClient):
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_answer: Callable[[], object] | None = None,
-        gate: Gate | None = None,
+        gate: _http.Gate | None = None,
     ) -> None:
         secret = reveal(token)
         self._http = JsonTransport(
