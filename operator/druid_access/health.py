@@ -15,8 +15,9 @@ Before the breaker opens, a target that has not answered lately (nothing heard f
 while idle gets the observation of one object, not one per worker, and one that answers
 lets every pass waiting behind the first go on together. Below the passes, every request to
 the target goes through ``sending``: while the target is in doubt, requests go one at a time,
-and ``PACE`` apart after one got no answer. So a target that dies sends at most one request a
-second, before the breaker opens as after, whatever mix of passes, snapshot reads and probes asks it.
+and ``PACE`` apart after one got no answer. So a target that dies is sent at most one request
+a second, before the breaker opens as after, whatever mix of passes, snapshot reads and probes
+asks it; a request still waiting its turn when the breaker opens is not sent at all.
 
 A 500 does not count: Druid answers 500 for one object's trouble (a lost compare-and-swap
 race, a value it cannot store), and one object must not take its whole target down.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import logging
 import random
@@ -34,6 +36,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("druid_access.health")
+
+# True inside a breaker's probe task: its request is the one a dead target may be sent.
+_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("druid_access_probing", default=False)
 
 THRESHOLD = 3
 FRESH = 5.0
@@ -64,7 +69,8 @@ class TargetHealth:
     _wire: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # one request at a time in doubt
     _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic)
     _missed: bool = field(default=False, repr=False)  # a request went unanswered since the last answer
-    _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set by the next response
+    _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set by the next response, or as the breaker opens
+    _answers: int = field(default=0, repr=False)  # responses so far
 
     @property
     def failures(self) -> int:
@@ -83,11 +89,11 @@ class TargetHealth:
         """A response arrived, whatever its status (the target's client calls this for each
         one but a 502/503/504): the target is there."""
         self.heard_at = time.monotonic()
+        self._answers += 1
         self._failing.clear()
         self._quiet_until = 0.0
         self._missed = False
-        self._news.set()
-        self._news = asyncio.Event()
+        self._wake()
         if self.down:
             self._recover()
 
@@ -112,39 +118,67 @@ class TargetHealth:
         self._lane.release()
 
     @contextlib.asynccontextmanager
-    async def sending(self) -> AsyncIterator[None]:
-        """Around every request to the target (its client enters it). While the target is
-        clear, nothing to wait for; in doubt, one request at a time, and none sooner than
-        ``PACE`` after one that got no answer (no response, or a 502/503/504), unless an
-        answer arrives meanwhile."""
+    async def sending(self) -> AsyncIterator[bool]:
+        """Around every request to the target, entered by its client as the request goes out
+        (a connection slot in hand). Yields False when the request must not be sent: the
+        breaker is open, and this is not its probe. While the target is clear, nothing to wait
+        for; in doubt, one request at a time, and none sooner than ``PACE`` after one that got
+        no answer (no response, or a 502/503/504), unless an answer arrives meanwhile."""
         held = False
         try:
-            if not self.clear:
+            if not self.clear and not self._refusing:
                 await self._wire.acquire()
                 held = True
-                while not self.clear and (wait := self._quiet_until - time.monotonic()) > 0:
+                while (
+                    not self.clear
+                    and not self._refusing
+                    and (wait := self._quiet_until - time.monotonic()) > 0
+                ):
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._news.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await self._news.wait()
                 if self.clear:  # answered meanwhile: the requests behind this one need not wait for it
                     self._wire.release()
                     held = False
-            asked = time.monotonic()
+            if self._refusing:
+                yield False  # the breaker is open (it opened while this waited): not sent
+                return
+            answers = self._answers
             try:
-                yield
-            finally:
-                if self.heard_at < asked:
-                    self._missed = True
-                    self._quiet_until = time.monotonic() + PACE
+                yield True
+            except asyncio.CancelledError:
+                raise  # given up by its caller: no sign either way
+            except BaseException:
+                self._missed_unless_answered(answers)
+                raise
+            self._missed_unless_answered(answers)
         finally:
             if held:
                 self._wire.release()
+
+    def _wake(self) -> None:
+        """Requests waiting their turn look again (an answer came, or the breaker opened)."""
+        self._news.set()
+        self._news = asyncio.Event()
+
+    @property
+    def _refusing(self) -> bool:
+        """Down, and this is not its probe: only the probe asks a dead target."""
+        return self.down and not _PROBING.get()
+
+    def _missed_unless_answered(self, answers: int) -> None:
+        if self._answers == answers:  # no response to it, nor to any other request meanwhile
+            self._missed = True
+            self._quiet_until = time.monotonic() + PACE
 
     def unanswered(self, error: str, who: object = None) -> None:
         """A request got no answer (connection error, timeout, 502/503/504); ``who`` is the
         object whose pass sent it (None: counted as a new one)."""
         self._failing.add(object() if who is None else who)
+        if self.down:  # the statuses keep saying what took it down
+            return
         self.last_error = error
-        if self.down or self.failures < THRESHOLD:
+        if self.failures < THRESHOLD:
             return
         self.down_since = datetime.datetime.now(datetime.UTC)
         log.warning(
@@ -155,9 +189,11 @@ class TargetHealth:
             error,
         )
         self._prober = asyncio.ensure_future(self._probe_until_answered())
+        self._wake()
         self.on_change(False)
 
     async def _probe_until_answered(self) -> None:
+        _PROBING.set(True)  # in this task's own context: its requests may ask a dead target
         attempt = 0
         while self.down:
             await asyncio.sleep(_probe_delay(attempt))

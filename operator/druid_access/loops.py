@@ -366,6 +366,9 @@ class Loops:
             await asyncio.sleep(resync_delay(period(target)))
             await self._active.wait()
             await self._changes_applied()
+            while not self._active.is_set():  # paused meanwhile (its workers wait too)
+                await self._active.wait()
+                await self._changes_applied()
             if not self._by_target.get(target):
                 continue
             try:

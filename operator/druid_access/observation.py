@@ -67,17 +67,23 @@ U = TypeVar("U")
 S = TypeVar("S", bound=Entries)
 
 
-async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
-    """Two reads at once; when one fails, the other is cancelled, not left to send its request
-    after the pass gave up (against a target in doubt it would wait its turn, then fail too)."""
-    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+async def together(reads: Iterable[Awaitable[T]]) -> list[T]:
+    """Reads at once; when one fails, the others are cancelled, not left to send their requests
+    after the pass gave up (against a target in doubt each would wait its turn, then fail too)."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
     try:
-        return await asyncio.gather(tasks[0], tasks[1])
+        return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """``together`` for two reads of different types."""
+    found: list[Any] = await together([first, second])
+    return found[0], found[1]
 
 
 @dataclass(frozen=True)
@@ -372,7 +378,7 @@ class DruidReads:
         if len(names) > ROLE_READS_MAX:
             return names & await self.client.list_roles(self.authorizer)
         ordered = sorted(names)
-        found = await asyncio.gather(*(self.live_role(n) for n in ordered))
+        found = await together(self.live_role(n) for n in ordered)
         return frozenset(n for n, role in zip(ordered, found, strict=True) if role is not None)
 
     async def role(self, name: str) -> Role | None:

@@ -27,6 +27,7 @@ from pydantic import SecretStr, ValidationError
 from druid_access import metrics
 from druid_access.claims import Claims
 from druid_access.clients import errors as api
+from druid_access.clients.error_types import NotSent
 from druid_access.config import ClusterConfig, PivotConfig
 from druid_access.kube import KubeApi, KubeError, SecretMissing, SecretNotAllowed
 from druid_access.models import AdoptionPolicy, DeletionPolicy, DriftPolicy, validation_message
@@ -353,6 +354,12 @@ class Engine:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
+        except NotSent:  # the breaker opened while it waited: what the others say
+            return done(
+                Reason.UNREACHABLE,
+                self.targets.health(kind.target_type, target_name).message(),
+                owned=owned or None,
+            )
         except api.ApiError as error:
             reason, message = describe_api_error(error)
             self._record_health(kind, target_name, meta["uid"], error, message)
@@ -590,6 +597,8 @@ class Engine:
             raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
         except KubeError as error:
             raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
+        except NotSent:
+            raise DeletionBlocked(Reason.UNREACHABLE, health.message()) from None
         except api.ApiError as error:
             reason, message = describe_api_error(error)
             self._record_health(kind, target_name, meta["uid"], error, message)

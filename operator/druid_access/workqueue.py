@@ -47,8 +47,13 @@ class WorkQueue(Generic[K]):
         return list(self._processing)
 
     def changes_pending(self) -> bool:
-        """A key queued, or held, that is not background work."""
-        return len(self._queued) > len(self._only_later) or len(self._processing) > len(self._background)
+        """A key queued, or held, that is not background work (a key asked for again while a
+        worker holds it counts too)."""
+        return (
+            len(self._queued) > len(self._only_later)
+            or len(self._processing) > len(self._background)
+            or bool(self._dirty)
+        )
 
     async def settled(self) -> None:
         """Return once no change is queued or held (at once if none is)."""

@@ -237,11 +237,43 @@ async def test_a_resync_due_waits_while_changes_are_applied(monkeypatch: pytest.
     await asyncio.sleep(0.15)  # several periods
     assert resyncs == []  # due, but held back while the change is applied
     release.set()
-    for _ in range(100):
+    for _ in range(500):
         if resyncs:
             break
         await asyncio.sleep(0.01)
     assert resyncs and applied and resyncs[0] >= applied[0]
+    await loops.stop()
+
+
+async def test_a_paused_operator_resyncs_nothing_even_once_its_changes_wait_too_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paused (another replica leads), its workers hold their keys without a pass: the resync
+    that waited for them up to RESYNC_DEFER_MAX must not then run while paused."""
+    monkeypatch.setattr(loops_module, "resync_delay", lambda period: period)
+    monkeypatch.setattr(loops_module, "RESYNC_DEFER_MAX", 0.02)
+    loops = Loops()
+    resyncs: list[tuple[str, str]] = []
+
+    async def run_pass(record: Record) -> None:
+        return None
+
+    async def resync(target: tuple[str, str]) -> None:
+        resyncs.append(target)
+
+    key = ("DruidUser", "ns", "a")
+    loops.observe(key, _body("a"))
+    loops.set_refs(loops.records[key], Refs(target="default", target_type="cluster"))
+    loops.pause()
+    loops.start(run_pass, resync, lambda target: 0.02, workers=2)
+    await asyncio.sleep(0.3)  # many periods, and many times the longest wait for changes
+    assert resyncs == []
+    loops.resume()
+    for _ in range(500):
+        if resyncs:
+            break
+        await asyncio.sleep(0.01)
+    assert resyncs and resyncs[0] == ("cluster", "default")
     await loops.stop()
 
 

@@ -150,3 +150,17 @@ async def test_changes_pending_counts_changes_queued_or_held_not_background_work
     queue.done("moved")
     assert not queue.changes_pending()
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_change_asked_for_while_a_background_pass_holds_its_key_is_pending() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("k", later=True)
+    assert await queue.get() == "k"
+    assert not queue.changes_pending()  # a background pass
+    queue.add("k")  # its spec changed meanwhile: one more pass, a change, once this one is done
+    assert queue.changes_pending()
+    queue.done("k")
+    assert queue.changes_pending()  # queued again, as a change
+    assert await queue.get() == "k"
+    queue.done("k")
+    assert not queue.changes_pending()

@@ -26,6 +26,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from druid_access import __version__
 from druid_access.clients._transport import Transport
+from druid_access.clients.error_types import NotSent
 from druid_access.clients.errors import (
     UNANSWERED_STATUSES,
     ApiError,
@@ -40,8 +41,9 @@ from druid_access.clients.redirects import RedirectPolicy, origin
 
 __all__ = ["HttpOptions", "JsonTransport", "build_path", "reveal", "segment"]
 
-# Entered around every request: the target's health makes requests wait there while it is in doubt.
-Gate = Callable[[], contextlib.AbstractAsyncContextManager[object]]
+# Entered around every request: the target's health makes requests wait there while it is in
+# doubt, and yields False when one must not be sent at all (the target's breaker is open).
+Gate = Callable[[], contextlib.AbstractAsyncContextManager[bool]]
 
 log = logging.getLogger(__name__)
 
@@ -227,26 +229,34 @@ class JsonTransport:
         (e.g. a password in the body). ``auth=None`` sends the request unauthenticated;
         ``accept`` replaces the JSON Accept header."""
         all_secrets = (*self._secrets, *(s for s in secrets if s))
-        async with self._gate() if self._gate is not None else contextlib.nullcontext():
-            try:
-                async with asyncio.timeout(self._queue_timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise Unavailable(
-                    f"PoolTimeout: no free connection within {self._queue_timeout:g} s",
-                    target=self.target,
-                    method=method,
-                    path=path.split("?", 1)[0],
-                ) from None
-            try:
+        try:
+            async with asyncio.timeout(self._queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Unavailable(
+                f"PoolTimeout: no free connection within {self._queue_timeout:g} s",
+                target=self.target,
+                method=method,
+                path=path.split("?", 1)[0],
+            ) from None
+        try:
+            # Entered with a connection slot in hand: the gate sees the request as it goes out.
+            async with self._gate() if self._gate is not None else contextlib.nullcontext(True) as go:
+                if not go:
+                    raise NotSent(
+                        "not sent: the target stopped answering",
+                        target=self.target,
+                        method=method,
+                        path=path.split("?", 1)[0],
+                    )
                 headers = {"Accept": accept} if accept else None
                 response = await self._send(
                     method, path, json=json, auth=auth, secrets=all_secrets, headers=headers
                 )
-            finally:
-                self._slots.release()
-            if self._on_answer is not None and response.status_code not in UNANSWERED_STATUSES:
-                self._on_answer()
+                if self._on_answer is not None and response.status_code not in UNANSWERED_STATUSES:
+                    self._on_answer()
+        finally:
+            self._slots.release()
         log.debug("%s %s %s -> %d", self.target, method, path, response.status_code)
         if check:
             self._check(response, secrets=all_secrets)

@@ -128,6 +128,11 @@ class Unavailable(ApiError):
     """No usable answer: transport failure, timeout, or a 502/503/504 from a proxy or server."""
 
 
+class NotSent(Unavailable):
+    """Not sent: the target's breaker opened while the request waited its turn (the statuses
+    say what took the target down)."""
+
+
 class RateLimited(Unavailable):
     """429: slow down; ``retry_after`` holds the server's hint in seconds when it gave one."""
 

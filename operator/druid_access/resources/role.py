@@ -8,7 +8,6 @@ Druid refuses the whole list for one bad pattern.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -17,6 +16,7 @@ from druid_access import javaregex
 from druid_access.clients.druid_wire import Permission, Role
 from druid_access.config import ProtectedPrincipals
 from druid_access.models import DRUID_ROLE, DruidRoleSpec, ResourceType
+from druid_access.observation import together
 from druid_access.resources.base import (
     DruidRemote,
     InvalidSpecError,
@@ -115,7 +115,7 @@ async def security_administering(remote: DruidRemote, roles: Iterable[str]) -> l
     good as giving ``admin``."""
     names = sorted(roles)
     reads = remote.reads
-    found = await asyncio.gather(*(reads.live_role(n) for n in names))
+    found = await together(reads.live_role(n) for n in names)
     out = []
     for name, role in zip(names, found, strict=True):
         risky = sorted(_label(p) for p in (role.permissions if role else ()) if administers_security(p))
