@@ -69,7 +69,9 @@ class TargetHealth:
     _wire: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # one request at a time in doubt
     _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic)
     _missed: bool = field(default=False, repr=False)  # a request went unanswered since the last answer
-    _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set by the next response, or as the breaker opens
+    _news: asyncio.Event = field(
+        default_factory=asyncio.Event, repr=False
+    )  # set by the next response, or as the breaker opens
     _answers: int = field(default=0, repr=False)  # responses so far
 
     @property
