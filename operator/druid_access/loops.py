@@ -346,7 +346,8 @@ class Loops:
     async def _changes_applied(self) -> None:
         """Return once no change is queued or applied (``RESYNC_DEFER_MAX`` at most)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.settled(), RESYNC_DEFER_MAX)
+            async with asyncio.timeout(RESYNC_DEFER_MAX):  # not wait_for: it can swallow a cancel on 3.11
+                await self.queue.settled()
 
     def _resync_task(self, target: TargetKey) -> None:
         if self._resync is None or target in self._resyncing:
