@@ -16,8 +16,9 @@ while idle gets the observation of one object, not one per worker, and one that 
 lets every pass waiting behind the first go on together. Below the passes, every request to
 the target goes through ``sending``: while the target is in doubt, requests go one at a time,
 and ``PACE`` apart after one got no answer. So a target that dies is sent at most one request
-a second, before the breaker opens as after, whatever mix of passes, snapshot reads and probes
-asks it; a request still waiting its turn when the breaker opens is not sent at all.
+a second (besides those already on their way), before the breaker opens as after, whatever mix
+of passes, snapshot reads and probes asks it; a request still waiting its turn when the breaker
+opens is not sent at all.
 
 A 500 does not count: Druid answers 500 for one object's trouble (a lost compare-and-swap
 race, a value it cannot store), and one object must not take its whole target down.
