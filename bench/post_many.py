@@ -55,9 +55,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    items = [tuple(json.loads(line)) for line in sys.stdin if line.strip()]
+    items = [(str(path), doc) for path, doc in (json.loads(line) for line in sys.stdin if line.strip())]
     try:
-        created = asyncio.run(post_all(items, args.concurrency))  # type: ignore[arg-type]
+        created = asyncio.run(post_all(items, args.concurrency))
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1

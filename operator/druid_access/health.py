@@ -68,8 +68,7 @@ class TargetHealth:
     _lane: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _failing: set[object] = field(default_factory=set, repr=False)  # who got no answer since the last one
     _wire: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # one request at a time in doubt
-    _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic)
-    _missed: bool = field(default=False, repr=False)  # a request went unanswered since the last answer
+    _quiet_until: float = field(default=0.0, repr=False)  # no request before this (monotonic); 0: none missed
     _news: asyncio.Event = field(
         default_factory=asyncio.Event, repr=False
     )  # set by the next response, or as the breaker opens
@@ -95,7 +94,6 @@ class TargetHealth:
         self._answers += 1
         self._failing.clear()
         self._quiet_until = 0.0
-        self._missed = False
         self._wake()
         if self.down:
             self._recover()
@@ -105,6 +103,11 @@ class TargetHealth:
         """Answering lately, and nothing unanswered since (no pass told ``unanswered``, no
         request through ``sending`` went without an answer): passes may ask it together."""
         return self.failures == 0 and not self._missed and time.monotonic() - self.heard_at < FRESH
+
+    @property
+    def _missed(self) -> bool:
+        """A request through ``sending`` went unanswered since the last answer (it set a pace)."""
+        return self._quiet_until > 0.0
 
     async def admit(self) -> bool:
         """Wait until this pass may send requests. True: it holds the single lane, and must
@@ -171,7 +174,6 @@ class TargetHealth:
 
     def _missed_unless_answered(self, answers: int) -> None:
         if self._answers == answers:  # no response to it, nor to any other request meanwhile
-            self._missed = True
             self._quiet_until = time.monotonic() + PACE
 
     def unanswered(self, error: str, who: object = None) -> None:

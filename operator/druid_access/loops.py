@@ -343,11 +343,16 @@ class Loops:
             finally:
                 self.queue.done(key)
 
-    async def _changes_applied(self) -> None:
-        """Return once no change is queued or applied (``RESYNC_DEFER_MAX`` at most)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(RESYNC_DEFER_MAX):  # not wait_for: it can swallow a cancel on 3.11
-                await self.queue.settled()
+    async def _ready_to_resync(self) -> None:
+        """Return once the operator is active and no change is queued or applied (the latter
+        ``RESYNC_DEFER_MAX`` at most; a pause meanwhile starts the wait again)."""
+        while True:
+            await self._active.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESYNC_DEFER_MAX):  # not wait_for: it can swallow a cancel on 3.11
+                    await self.queue.settled()
+            if self._active.is_set():
+                return
 
     def _resync_task(self, target: TargetKey) -> None:
         if self._resync is None or target in self._resyncing:
@@ -365,11 +370,7 @@ class Loops:
         confirm. A timer per target (there are few), so a slow target delays no other."""
         while True:
             await asyncio.sleep(resync_delay(period(target)))
-            await self._active.wait()
-            await self._changes_applied()
-            while not self._active.is_set():  # paused meanwhile (its workers wait too)
-                await self._active.wait()
-                await self._changes_applied()
+            await self._ready_to_resync()
             if not self._by_target.get(target):
                 continue
             try:

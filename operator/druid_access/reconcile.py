@@ -354,15 +354,8 @@ class Engine:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
             return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
-        except NotSent:  # the breaker opened while it waited: what the others say
-            return done(
-                Reason.UNREACHABLE,
-                self.targets.health(kind.target_type, target_name).message(),
-                owned=owned or None,
-            )
         except api.ApiError as error:
-            reason, message = describe_api_error(error)
-            self._record_health(kind, target_name, meta["uid"], error, message)
+            reason, message = self._api_failure(kind, target_name, meta["uid"], error)
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
@@ -395,6 +388,15 @@ class Engine:
         if changes or drift:
             return synced
         return dataclasses.replace(synced, confirmed=confirmed)
+
+    def _api_failure(self, kind: AnyKind, target: str, uid: str, error: api.ApiError) -> tuple[Reason, str]:
+        """What a pass that failed on the target says, the breaker told. A request the breaker
+        kept back (``NotSent``) says what every other object on the target says."""
+        if isinstance(error, NotSent):
+            return Reason.UNREACHABLE, self.targets.health(kind.target_type, target).message()
+        reason, message = describe_api_error(error)
+        self._record_health(kind, target, uid, error, message)
+        return reason, message
 
     def _record_health(self, kind: AnyKind, target: str, uid: str, error: api.ApiError, message: str) -> None:
         """Tell the target's breaker when this failed request got no answer (an answer, if only
@@ -597,12 +599,8 @@ class Engine:
             raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
         except KubeError as error:
             raise DeletionBlocked(Reason.KUBERNETES_ERROR, str(error)) from None
-        except NotSent:
-            raise DeletionBlocked(Reason.UNREACHABLE, health.message()) from None
         except api.ApiError as error:
-            reason, message = describe_api_error(error)
-            self._record_health(kind, target_name, meta["uid"], error, message)
-            raise DeletionBlocked(reason, message) from None
+            raise DeletionBlocked(*self._api_failure(kind, target_name, meta["uid"], error)) from None
         finally:
             if lane:
                 health.leave()
