@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 import os
+import random
 import re
 import signal
 import struct
@@ -177,6 +178,39 @@ def test_smile_decoder_reads_shared_values_and_numbers() -> None:
     assert smile_decode(data) == ["ab", "ab", 1]
     double = smile_encode_double(2.5)
     assert smile_decode(b":)\n\x00" + double) == 2.5
+
+
+def _random_document(rnd: random.Random, depth: int = 0) -> object:
+    """Every value kind the encoder writes: strings of every length class (tiny, short, long;
+    ASCII and not), ints of every size class, raw binary, nested lists and objects."""
+    kind = rnd.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return rnd.choice(["", None, True, False])
+    if kind == 1:
+        return rnd.choice(
+            [rnd.randrange(-16, 16), rnd.randrange(-(2**31), 2**31), rnd.randrange(-(2**63), 2**63)]
+        )
+    if kind in (2, 3):
+        return "".join(rnd.choice("abcXYZ09-é中") for _ in range(rnd.randrange(0, 90)))
+    if kind == 4:
+        return rnd.randbytes(rnd.randrange(0, 80))
+    if kind == 5:
+        return rnd.choice(["user-1", "role-2", "READ", "DATASOURCE"])  # repeated: shared values
+    if kind == 6:
+        return [_random_document(rnd, depth + 1) for _ in range(rnd.randrange(0, 6))]
+    names = ["name", "roles", "credentials", "k" * rnd.randrange(1, 70), "ключ", f"k{rnd.randrange(1200)}"]
+    return {rnd.choice(names): _random_document(rnd, depth + 1) for _ in range(rnd.randrange(0, 6))}
+
+
+def test_smile_decoder_reads_random_documents_and_refuses_every_truncation() -> None:
+    rnd = random.Random(20261128)
+    for _ in range(400):
+        value = [_random_document(rnd)]
+        data = smile_encode(value)
+        assert smile_decode(data) == value
+        for cut in range(4, len(data), max(1, len(data) // 9)):
+            with pytest.raises(ValueError, match="Smile"):
+                smile_decode(data[:cut])
 
 
 def smile_encode_double(value: float) -> bytes:

@@ -56,8 +56,10 @@ class WireModel(BaseModel):
     @classmethod
     def _null_collections_are_empty(cls, value: Any, info: ValidationInfo) -> Any:
         # Druid serialises some empty sets as null; the models say "empty" with one value.
+        if value is not None:  # nearly always: runs for every field of every user of a snapshot
+            return value
         field = cls.model_fields.get(info.field_name or "")
-        if value is None and field is not None and field.default_factory is frozenset:
+        if field is not None and field.default_factory is frozenset:
             return frozenset()
         return value
 

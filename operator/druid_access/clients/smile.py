@@ -16,6 +16,7 @@ from decimal import Decimal
 SMILE_TYPE = "application/x-jackson-smile"
 
 _SMILE_MAX_SHARED = 1024
+_SIMPLE: tuple[object, ...] = ("", None, False, True)  # tokens 0x20 to 0x23
 
 
 def smile_decode(data: bytes) -> object:
@@ -55,7 +56,9 @@ class _SmileDecoder:
         return self.data[self.pos - size : self.pos].decode("utf-8")
 
     def until_end_marker(self) -> str:
-        end = self.data.index(0xFC, self.pos)
+        end = self.data.find(0xFC, self.pos)
+        if end < 0:
+            raise ValueError(f"truncated or malformed Smile document: unterminated text at {self.pos}")
         text = self.data[self.pos : end].decode("utf-8")
         self.pos = end + 1
         return text
@@ -86,12 +89,37 @@ class _SmileDecoder:
         return text
 
     def value(self) -> object:
-        token = self.byte()
+        data = self.data
+        self.pos += 1
+        token = data[self.pos - 1]
+        # The tokens of Druid's maps first: objects, short strings, raw binary, small ints.
+        if token == 0xFA:
+            obj: dict[str, object] = {}
+            while data[self.pos] != 0xFB:
+                key = self.key()
+                obj[key] = self.value()
+            self.pos += 1
+            return obj
+        if 0x40 <= token <= 0xBF:  # tiny/short ASCII (0x40, 0x60) and Unicode (0x80, 0xA0) text
+            size = (token & 0x1F) + (1 if token < 0x60 else 33 if token < 0x80 else 2 if token < 0xA0 else 34)
+            return self.remember(self.values, self.text(size))
+        if token == 0xFD:
+            size = self.vint()
+            self.pos += size
+            return data[self.pos - size : self.pos]
+        if 0xC0 <= token <= 0xDF:
+            raw = token - 0xC0
+            return (raw >> 1) ^ -(raw & 1)
+        if token == 0xF8:
+            items: list[object] = []
+            while data[self.pos] != 0xF9:
+                items.append(self.value())
+            self.pos += 1
+            return items
         if 0x01 <= token <= 0x1F:
             return self.shared(self.values, token - 1)
-        simple: dict[int, object] = {0x20: "", 0x21: None, 0x22: False, 0x23: True}
-        if token in simple:
-            return simple[token]
+        if 0x20 <= token <= 0x23:
+            return _SIMPLE[token - 0x20]
         if token in (0x24, 0x25):
             raw = self.vint()
             return (raw >> 1) ^ -(raw & 1)
@@ -100,7 +128,7 @@ class _SmileDecoder:
         if token in (0x28, 0x29):
             count, fmt = (5, ">f") if token == 0x28 else (10, ">d")
             bits = 0
-            for b in self.data[self.pos : self.pos + count]:
+            for b in data[self.pos : self.pos + count]:
                 bits = (bits << 7) | b
             self.pos += count
             return struct.unpack(fmt, bits.to_bytes(4 if token == 0x28 else 8, "big"))[0]
@@ -109,35 +137,12 @@ class _SmileDecoder:
             scale = (raw >> 1) ^ -(raw & 1)
             unscaled = int.from_bytes(self.seven_bit(self.vint()), "big", signed=True)
             return Decimal(unscaled).scaleb(-scale)
-        for low, high, offset in ((0x40, 0x5F, 1), (0x60, 0x7F, 33), (0x80, 0x9F, 2), (0xA0, 0xBF, 34)):
-            if low <= token <= high:
-                return self.remember(self.values, self.text(token - low + offset))
-        if 0xC0 <= token <= 0xDF:
-            raw = token - 0xC0
-            return (raw >> 1) ^ -(raw & 1)
         if token in (0xE0, 0xE4):
             return self.until_end_marker()
         if token == 0xE8:
             return self.seven_bit(self.vint())
         if 0xEC <= token <= 0xEF:
             return self.shared(self.values, ((token & 0x03) << 8) | self.byte())
-        if token == 0xFD:
-            size = self.vint()
-            self.pos += size
-            return self.data[self.pos - size : self.pos]
-        if token == 0xF8:
-            items: list[object] = []
-            while self.data[self.pos] != 0xF9:
-                items.append(self.value())
-            self.pos += 1
-            return items
-        if token == 0xFA:
-            obj: dict[str, object] = {}
-            while self.data[self.pos] != 0xFB:
-                key = self.key()
-                obj[key] = self.value()
-            self.pos += 1
-            return obj
         raise ValueError(f"unexpected Smile value token 0x{token:02x} at {self.pos - 1}")
 
     def key(self) -> str:
