@@ -40,6 +40,7 @@ from druid_access.clients import (
     UnknownAuthenticator,
     UnknownAuthorizer,
 )
+from druid_access.clients import coordinator as coordinator_module
 from druid_access.passwords import verify_password
 from druid_access.reconcile import describe_api_error
 from druid_access.status import Reason
@@ -677,3 +678,37 @@ def test_credentials_in_url_are_refused() -> None:
     with pytest.raises(ValueError, match="must not embed credentials") as info:
         CoordinatorClient("http://admin:secret@127.0.0.1:1", username="admin", password="x")
     assert "secret" not in str(info.value)
+
+
+async def test_a_bulk_read_of_an_unchanged_store_reuses_its_parse(
+    coordinator_client: CoordinatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync of a store that did not change gets the same bytes: decoded once, each caller
+    still getting maps of its own; a change is read and decoded again."""
+    c = coordinator_client
+    decoded: list[int] = []
+    real_decode = coordinator_module.smile_decode
+
+    def counting(data: bytes) -> object:
+        decoded.append(len(data))
+        return real_decode(data)
+
+    monkeypatch.setattr(coordinator_module, "smile_decode", counting)
+    await c.create_authenticator_user(AUTHN, "kim")
+    await c.create_authorizer_user(AUTHZ, "kim")
+
+    first, second = await c.authenticator_users(AUTHN), await c.authenticator_users(AUTHN)
+    maps_1 = await c.authorizer_maps(AUTHZ, group_mappings=True)
+    maps_2 = await c.authorizer_maps(AUTHZ, group_mappings=True)
+    assert first == second and first is not second
+    assert maps_1 == maps_2 and maps_1.users is not maps_2.users
+    assert len(decoded) == 3  # the authenticator's map, the authorizer's user map, its group mappings
+    first.clear()  # the caller's own: the next read is whole
+    assert await c.authenticator_users(AUTHN) == second and "kim" in second
+
+    await c.set_password(AUTHN, "kim", SecretStr("changed"))
+    await c.assign_role(AUTHZ, user="kim", role="admin")
+    changed = await c.authenticator_users(AUTHN)
+    assert changed["kim"].credentials is not None and second["kim"].credentials is None
+    assert (await c.authorizer_maps(AUTHZ)).users["kim"].roles == {"admin"}
+    assert len(decoded) == 5

@@ -27,6 +27,7 @@ What this client encodes (each point held to the real Coordinator by ``tests/con
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -97,6 +98,10 @@ class CoordinatorClient(JsonClient):
     ) -> None:
         secret = reveal(password)
         self._username = username
+        # The last parse of each bulk read (path -> digest of its body, parsed value): Druid
+        # serves a store's map as the bytes it serialised on its last change, so a resync of
+        # an unchanged store gets the same bytes and reuses the parse.
+        self._parsed: dict[str, tuple[bytes, Any]] = {}
         self._http = JsonTransport(
             base_url=base_url,
             target="coordinator",
@@ -202,9 +207,10 @@ class CoordinatorClient(JsonClient):
     ) -> dict[str, wire.AuthenticatorUser]:
         """Every user of the authenticator with its credentials, in one request."""
         path = _authn(authenticator, "cachedSerializedUserMap")
-        return await self._read_smile(
+        users = await self._read_smile(
             path, wire._AUTHENTICATOR_MAP, "authenticator user map", _base64_credentials
         )
+        return dict(users)  # the parse may be reused: a map of its own for the caller
 
     async def authorizer_maps(
         self, authorizer: wire.AuthorizerName, *, group_mappings: bool = False
@@ -218,12 +224,21 @@ class CoordinatorClient(JsonClient):
             mappings = (
                 await self._read_smile(path, wire._CACHED_MAPPINGS, "group mapping map")
             ).group_mapping_map
-        return wire.AuthorizerMaps(users=users.user_map, roles=users.role_map, group_mappings=mappings)
+        return wire.AuthorizerMaps(
+            users=dict(users.user_map),
+            roles=dict(users.role_map),
+            group_mappings=dict(mappings) if mappings is not None else None,
+        )
 
     async def _read_smile(
         self, path: str, adapter: TypeAdapter[T], what: str, reshape: Callable[[Any], Any] = lambda v: v
     ) -> T:
         response = await self._http.request("GET", path, accept=SMILE_TYPE)
+        digest = hashlib.blake2b(response.content, digest_size=16).digest()
+        last = self._parsed.get(path)
+        if last is not None and last[0] == digest:
+            value: T = last[1]
+            return value
 
         def parse() -> T:
             try:
@@ -234,7 +249,9 @@ class CoordinatorClient(JsonClient):
                 raise self._http.unexpected(response, f"body is not Smile: {error}") from None
 
         # Tenths of a second for 10,000 users: in a thread, so the event loop keeps answering.
-        return await in_thread(parse)
+        parsed = await in_thread(parse)
+        self._parsed[path] = (digest, parsed)
+        return parsed
 
     async def authorization_load_status(self) -> dict[wire.AuthorizerName, bool]:
         """Which ``basic`` authorizers have loaded their caches."""
