@@ -195,17 +195,17 @@ def _random_document(rnd: random.Random, depth: int = 0) -> object:
     if kind == 4:
         return rnd.randbytes(rnd.randrange(0, 80))
     if kind == 5:
-        return rnd.choice(["user-1", "role-2", "READ", "DATASOURCE"])  # repeated: shared values
+        return rnd.choice(["user-1", "role-2", "READ", "DATASOURCE"])  # the same values again
     if kind == 6:
         return [_random_document(rnd, depth + 1) for _ in range(rnd.randrange(0, 6))]
     names = ["name", "roles", "credentials", "k" * rnd.randrange(1, 70), "ключ", f"k{rnd.randrange(1200)}"]
     return {rnd.choice(names): _random_document(rnd, depth + 1) for _ in range(rnd.randrange(0, 6))}
 
 
-def test_smile_decoder_reads_random_documents_and_refuses_every_truncation() -> None:
+def test_smile_decoder_reads_random_documents_and_refuses_them_truncated() -> None:
     rnd = random.Random(20261128)
-    for _ in range(400):
-        value = [_random_document(rnd)]
+    for n in range(400):
+        value = _random_document(rnd) if n % 2 else [_random_document(rnd)]
         data = smile_encode(value)
         assert smile_decode(data) == value
         for cut in range(4, len(data), max(1, len(data) // 9)):

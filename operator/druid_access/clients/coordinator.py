@@ -114,6 +114,10 @@ class CoordinatorClient(JsonClient):
             gate=gate,
         )
 
+    async def aclose(self) -> None:
+        self._parsed.clear()
+        await super().aclose()
+
     def __repr__(self) -> str:
         return f"CoordinatorClient({str(self._http.client.base_url)!r}, username={self._username!r})"
 
@@ -224,11 +228,8 @@ class CoordinatorClient(JsonClient):
             mappings = (
                 await self._read_smile(path, wire._CACHED_MAPPINGS, "group mapping map")
             ).group_mapping_map
-        return wire.AuthorizerMaps(
-            users=dict(users.user_map),
-            roles=dict(users.role_map),
-            group_mappings=dict(mappings) if mappings is not None else None,
-        )
+        # Validating the model builds dicts of its own: the kept parse is not handed out.
+        return wire.AuthorizerMaps(users=users.user_map, roles=users.role_map, group_mappings=mappings)
 
     async def _read_smile(
         self, path: str, adapter: TypeAdapter[T], what: str, reshape: Callable[[Any], Any] = lambda v: v

@@ -28,6 +28,8 @@ def smile_decode(data: bytes) -> object:
         value = decoder.value()
     except (IndexError, UnicodeDecodeError, struct.error):
         raise ValueError(f"truncated or malformed Smile document near byte {decoder.pos}") from None
+    if decoder.pos > len(data):  # a text or binary value cut short: slicing does not notice
+        raise ValueError(f"truncated or malformed Smile document near byte {len(data)}")
     if decoder.pos < len(data) and data[decoder.pos] != 0xFF:
         raise ValueError(f"trailing bytes after the Smile value at {decoder.pos}")
     return value
