@@ -28,6 +28,7 @@ from druid_access.clients import (
     AuthenticatorName,
     AuthorizerName,
     Conflict,
+    CoordinatorClient,
     Forbidden,
     Invalid,
     NotFound,
@@ -384,3 +385,39 @@ async def test_client_names_round_trip(target: Target) -> None:
             await c.delete_role(BASIC_AUTHZ, name)
     assert (await target.request("GET", f"{AUTHZ}/loadStatus")).status_code == 200
     assert (await target.request("GET", f"{AUTHN}/loadStatus")).status_code == 200
+
+
+async def _maps_match_the_per_object_reads(c: CoordinatorClient, why: str) -> int:
+    maps = await c.authorizer_maps(BASIC_AUTHZ)
+    assert set(maps.users) == await c.list_authorizer_users(BASIC_AUTHZ), why
+    assert set(maps.roles) == await c.list_roles(BASIC_AUTHZ), why
+    for name, role in maps.roles.items():
+        assert role.permissions == await c.get_permissions(BASIC_AUTHZ, name), (why, name)
+    return len(maps.users)
+
+
+async def test_the_decoder_follows_the_coordinators_shared_names_past_their_limits(target: Target) -> None:
+    """Smile shares property names through a table of 1,024 that starts again when full, and a
+    generator never refers to the entries whose index ends in 0xFE or 0xFF. A cluster of
+    thousands of users crosses both: the authorizer's map names each user, then every role's
+    permission fields, which are registered wherever the count stands. Users are added one by
+    one across the next such index (until the role fields' first entries straddle it), then
+    past 1,024 names, and the typed bulk read must agree with the per-object reads each time."""
+    role = target.unique("shared")
+    await target.make_role(role, [ra("wiki", "DATASOURCE", "READ"), ra("x", "STATE", "WRITE")])
+    async with target.client() as c:
+        users = await _maps_match_the_per_object_reads(c, "at the start")
+        # "userMap", "name" and "roles", then one name per user, "roleMap", the first role,
+        # then its permission fields: the first of them lands 5 to 10 entries past the users.
+        window = next((k for k in (254, 510, 766, 1022) if k - 10 >= users), 0)
+        enough = max(1030, users + 1)
+        added = 0
+        while users < enough:
+            name = target.unique("shared-user")
+            assert_ok_empty(await target.request("POST", authz(f"/users/{seg(name)}")))
+            added += 1
+            users += 1
+            if window - 12 <= users <= window - 3:
+                users = await _maps_match_the_per_object_reads(c, f"{users} users")
+        assert await _maps_match_the_per_object_reads(c, f"{users} users") >= 1030
+        assert added > 0 and (window == 0 or added >= 10)
