@@ -98,9 +98,9 @@ class CoordinatorClient(JsonClient):
     ) -> None:
         secret = reveal(password)
         self._username = username
-        # The last parse of each bulk read (path -> digest of its body, parsed value): Druid
-        # serves a store's map as the bytes it serialised on its last change, so a resync of
-        # an unchanged store gets the same bytes and reuses the parse.
+        # The last parse of each bulk read (path -> digest of its body, parsed value): while a
+        # store does not change, Druid serves its map as the same bytes (tests/contract), so a
+        # resync of an unchanged store reuses the parse.
         self._parsed: dict[str, tuple[bytes, Any]] = {}
         self._http = JsonTransport(
             base_url=base_url,
