@@ -4,8 +4,9 @@ Reading, watching and creating Secrets (and the claims key Secret), writing a cu
 status subresource, adding or removing the operator's finalizer and the claim annotation,
 reading namespaces, peering objects and object metadata. The engine sees them through the
 ``KubeApi`` protocol.
-All go through kubernetes-asyncio, which shares kopf's event loop. Secret values leave this
-module only as ``SecretStr``.
+All go through one aiohttp session on kopf's event loop, as plain JSON: the few paths are
+built here and only the fields used are read. Secret values leave this module only as
+``SecretStr``; an error's body is never read (it may quote the object sent).
 
 Secrets of the watched namespaces are received only when they carry ``ALLOW_LABEL``: the
 list and watch select on it server-side, and a Secret outside the cache is first looked at
@@ -20,20 +21,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import secrets as random_source
 import string
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote, urlencode
 
 import aiohttp
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio import watch as k8s_watch
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import SecretStr
 
+from druid_access.kubeconfig import Connection, from_kubeconfig, in_cluster
+from druid_access.kubeconfig import KubeconfigError as KubeconfigError  # raised by Kube.connect
 from druid_access.models import ALLOW_LABEL, GROUP, VERSION
 
 # Letters and digits only: Basic auth splits on ':' and shells mangle the rest.
@@ -41,6 +42,10 @@ _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
 ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+_MERGE_PATCH = "application/merge-patch+json"
+_USER_AGENT = "druid-access-operator"
+# One call: connecting, then the whole answer (a watch sets its own, per read).
+_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=30)
 
 
 class SecretMissing(Exception):
@@ -117,11 +122,12 @@ class SecretSelection:
     opted_in: bool = True
 
     def selectors(self) -> dict[str, str]:
+        """The list's query parameters that make the API server do the selecting."""
         found = {}
         if self.opted_in:
-            found["label_selector"] = ALLOW_SELECTOR
+            found["labelSelector"] = ALLOW_SELECTOR
         if self.name is not None:
-            found["field_selector"] = f"metadata.name={self.name}"
+            found["fieldSelector"] = f"metadata.name={self.name}"
         return found
 
     def covers(self, namespace: str, name: str) -> bool:
@@ -226,18 +232,16 @@ def _secret_data(obj: Mapping[str, Any]) -> SecretData:
     )
 
 
-def _from_model(secret: Any) -> SecretData:
-    values, binary = _decode(secret.data)
-    return SecretData(
-        name=secret.metadata.name,
-        namespace=secret.metadata.namespace,
-        resource_version=secret.metadata.resource_version,
-        values=values,
-        not_text=binary,
-    )
+class _Refused(Exception):
+    """The API server answered with an error status (handled inside this module)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
 
 
-def _error(action: str, error: ApiException) -> KubeError:
+def _error(action: str, error: _Refused) -> KubeError:
     return KubeError(f"{action}: HTTP {error.status} {error.reason}")
 
 
@@ -249,142 +253,174 @@ def _unanswered(action: str, error: BaseException) -> KubeError:
     return KubeError(f"{action}: no answer from the API server ({type(error).__name__})")
 
 
-class Kube:
-    """kubernetes-asyncio clients bound to one configuration."""
+def _custom_path(plural: str, namespace: str, name: str, subresource: str = "") -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{plural}/{quote(name)}"
+    return path + (f"/{subresource}" if subresource else "")
 
-    def __init__(self, api: k8s.ApiClient) -> None:
-        # kubernetes-asyncio's session reads proxy variables and ~/.netrc, in a thread, for every
-        # request (trust_env=True); kopf's does not, and neither do these calls to the same server.
-        rest = api.rest_client
-        connector = rest.pool_manager.connector
-        rest.pool_manager.detach()
-        rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
-        self._api = api
-        self._core = k8s.CoreV1Api(api)
-        self._custom = k8s.CustomObjectsApi(api)
+
+def _secrets_path(namespace: str | None, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{quote(namespace)}/secrets" if namespace is not None else "/api/v1/secrets"
+    return path + (f"/{quote(name)}" if name is not None else "")
+
+
+class Kube:
+    """The operator's own calls to one API server, on one aiohttp session (JSON in and out).
+
+    A few plain REST calls need no generated client: this module builds each path and reads
+    the fields it needs from the JSON, and every failure becomes a ``KubeError``."""
+
+    def __init__(self, connection: Connection, *, limit: int = 100) -> None:
+        self._connection = connection
+        # Not trust_env: proxy variables and ~/.netrc would be read in a thread on every request,
+        # and kopf's watches of the same server ignore them too.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, ssl=connection.ssl_context or False),
+            trust_env=False,
+            read_bufsize=2**21,  # a watch event carries a whole Secret (up to 1 MiB, base64)
+            timeout=_TIMEOUT,
+        )
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        return cls(k8s.ApiClient(configuration))
+        """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG);
+        ``KubeconfigError`` when neither can be used."""
+        connection = in_cluster() if kubeconfig is None else None
+        return cls(connection or from_kubeconfig(kubeconfig))
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._session.close()
+
+    @contextlib.asynccontextmanager
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        stream_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request; an error status raises ``_Refused`` (its body is not read: it may quote a Secret)."""
+        headers = {"Accept": accept, "User-Agent": _USER_AGENT}
+        authorization = self._connection.authorization()
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        url = self._connection.server + path + (f"?{urlencode(params)}" if params else "")
+        extra: dict[str, Any] = {"timeout": stream_timeout} if stream_timeout is not None else {}
+        async with self._session.request(
+            method=method, url=url, headers=headers, data=data, **extra
+        ) as response:
+            if not 200 <= response.status < 300:
+                raise _Refused(response.status, response.reason or "")
+            yield response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._call(method, path, **kwargs) as response:
+            return json.loads(await response.read())
 
     async def namespace_terminating(self, namespace: str) -> bool:
         """Is the namespace being deleted (or gone)? Nothing new, an Event included, can be made there."""
         try:
-            found = await self._core.read_namespace(namespace)
+            found = await self._json("GET", f"/api/v1/namespaces/{quote(namespace)}")
         except _NO_ANSWER as error:
             raise _unanswered(f"reading namespace {namespace}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status == 404:
                 return True
             raise _error(f"reading namespace {namespace}", error) from None
-        return found.metadata.deletion_timestamp is not None
+        return (found.get("metadata") or {}).get("deletionTimestamp") is not None
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
+            secret = await self._json("GET", _secrets_path(namespace, name))
         except _NO_ANSWER as error:
             raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status == 404:
                 return None
             raise _error(f"reading Secret {namespace}/{name}", error) from None
-        return _from_model(secret)
+        return _secret_data(secret)
 
     async def secret_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """A Secret's labels read from its metadata alone (no value is sent); None if absent."""
         action = f"reading metadata of Secret {namespace}/{name}"
         try:
-            response = await self._api.call_api(
-                "/api/v1/namespaces/{namespace}/secrets/{name}",
-                "GET",
-                path_params={"namespace": namespace, "name": name},
-                header_params={"Accept": _METADATA_ONLY},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-            )
+            body = await self._json("GET", _secrets_path(namespace, name), accept=_METADATA_ONLY)
         except _NO_ANSWER as error:
             raise _unanswered(action, error) from None
-        except ApiException as error:
-            raise _error(action, error) from None
-        try:
-            if response.status == 404:
+        except _Refused as error:
+            if error.status == 404:
                 return None
-            if not 200 <= response.status < 300:
-                raise KubeError(f"{action}: HTTP {response.status} {response.reason}")
-            body = json.loads(await response.read())
-        finally:
-            response.release()
+            raise _error(action, error) from None
         labels: Mapping[str, str] = (body.get("metadata") or {}).get("labels") or {}
         return labels
 
     async def read_allowed_secret(self, namespace: str, name: str) -> SecretData | None:
         """The named Secret if it carries the opt-in label, in one request the API server
         filters (name and label selectors), so an unlabelled value is never sent; else None."""
+        selection = SecretSelection(namespace, name)
         try:
-            result = await self._core.list_namespaced_secret(
-                namespace, field_selector=f"metadata.name={name}", label_selector=ALLOW_SELECTOR
-            )
+            result = await self._json("GET", _secrets_path(namespace), params=selection.selectors())
         except _NO_ANSWER as error:
             raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             raise _error(f"reading Secret {namespace}/{name}", error) from None
-        return next((_from_model(item) for item in result.items), None)
+        return next((_secret_data(item) for item in result.get("items") or []), None)
 
     async def list_secrets(self, selection: SecretSelection) -> tuple[list[SecretData], str]:
         """The Secrets the API server selects and the list's resourceVersion."""
-        selectors = selection.selectors()
         try:
-            if selection.namespace is None:
-                result = await self._core.list_secret_for_all_namespaces(**selectors)
-            else:
-                result = await self._core.list_namespaced_secret(selection.namespace, **selectors)
+            result = await self._json("GET", _secrets_path(selection.namespace), params=selection.selectors())
         except _NO_ANSWER as error:
             raise _unanswered(f"listing {selection}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             raise _error(f"listing {selection}", error) from None
-        return [_from_model(item) for item in result.items], result.metadata.resource_version
+        version = (result.get("metadata") or {}).get("resourceVersion", "")
+        return [_secret_data(item) for item in result.get("items") or []], version
 
     async def watch_secrets(
         self, selection: SecretSelection, resource_version: str, timeout_seconds: int
     ) -> AsyncIterator[SecretEvent]:
         """Changes of the selected Secrets after ``resource_version``, until the server ends the watch."""
-        func: Any = self._core.list_secret_for_all_namespaces
-        args: tuple[str, ...] = ()
-        if selection.namespace is not None:
-            func, args = self._core.list_namespaced_secret, (selection.namespace,)
-        watcher = k8s_watch.Watch()
+        params = {
+            **selection.selectors(),
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
+        # A connection that died silently must end the watch, not freeze the cache.
+        timeout = aiohttp.ClientTimeout(connect=30, sock_read=timeout_seconds + 30)
         try:
-            async for event in watcher.stream(
-                func,
-                *args,
-                **selection.selectors(),
-                resource_version=resource_version,
-                timeout_seconds=timeout_seconds,
-                allow_watch_bookmarks=True,
-                # A connection that died silently must end the watch, not freeze the cache.
-                _request_timeout=aiohttp.ClientTimeout(connect=30, sock_read=timeout_seconds + 30),
-            ):
-                kind = event["type"]
-                yield SecretEvent(
-                    _secret_data(event["raw_object"]), deleted=kind == "DELETED", bookmark=kind == "BOOKMARK"
-                )
+            async with self._call(
+                "GET", _secrets_path(selection.namespace), params=params, stream_timeout=timeout
+            ) as response:
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":  # a Status in the stream: 410 when the version is too old
+                        if obj.get("code") == 410:
+                            raise WatchExpired()
+                        raise KubeError(
+                            f"watching {selection}: HTTP {obj.get('code')} {obj.get('reason', '')}".rstrip()
+                        )
+                    yield SecretEvent(
+                        _secret_data(obj), deleted=kind == "DELETED", bookmark=kind == "BOOKMARK"
+                    )
         except _NO_ANSWER as error:
             raise _unanswered(f"watching {selection}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status == 410:
                 raise WatchExpired() from None
             raise _error(f"watching {selection}", error) from None
-        finally:
-            await watcher.close()
 
     async def create_generated_secret(
         self,
@@ -402,57 +438,59 @@ class Kube:
         password = generate_password()
         data = {**(extra or {}), key: password}
         meta = owner["metadata"]
-        body = k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(
-                name=name,
-                namespace=namespace,
-                labels={"app.kubernetes.io/managed-by": "druid-access-operator", ALLOW_LABEL: "true"},
-                owner_references=[
-                    k8s.V1OwnerReference(
-                        api_version=owner["apiVersion"],
-                        kind=owner["kind"],
-                        name=meta["name"],
-                        uid=meta["uid"],
-                        controller=True,
-                        block_owner_deletion=False,
-                    )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "druid-access-operator", ALLOW_LABEL: "true"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": owner["apiVersion"],
+                        "kind": owner["kind"],
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": False,
+                    }
                 ],
-            ),
-            type="Opaque",
-            string_data=data,
-        )
+            },
+            "type": "Opaque",
+            "stringData": data,
+        }
         try:
-            created = await self._core.create_namespaced_secret(namespace, body)
+            created = await self._json("POST", _secrets_path(namespace), body=body)
         except _NO_ANSWER as error:
             raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status == 409:
                 return None
             raise _error(f"creating Secret {namespace}/{name}", error) from None
         return SecretData(
             name=name,
             namespace=namespace,
-            resource_version=created.metadata.resource_version,
+            resource_version=(created.get("metadata") or {}).get("resourceVersion", ""),
             values={k: SecretStr(v) for k, v in data.items()},
         )
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            await self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": dict(status)},
-                _content_type="application/merge-patch+json",
+            await self._send(
+                "PATCH", _custom_path(plural, namespace, name, "status"), {"status": dict(status)}
             )
         except _NO_ANSWER as error:
             raise _unanswered(f"writing status of {plural}/{namespace}/{name}", error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status == 404:
                 return  # deleted meanwhile: nothing left to report on
             raise _error(f"writing status of {plural}/{namespace}/{name}", error) from None
+
+    async def _send(self, method: str, path: str, body: Any) -> None:
+        """A write whose answer is not needed (a merge patch for PATCH)."""
+        content_type = _MERGE_PATCH if method == "PATCH" else "application/json"
+        async with self._call(method, path, body=body, content_type=content_type) as response:
+            await response.read()  # the connection goes back to the pool once the body is read
 
     async def set_finalizers(
         self,
@@ -485,18 +523,10 @@ class Kube:
         the resourceVersion the patch names."""
         action = f"{what} of {plural}/{namespace}/{name}"
         try:
-            await self._custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"metadata": dict(meta)},
-                _content_type="application/merge-patch+json",
-            )
+            await self._send("PATCH", _custom_path(plural, namespace, name), {"metadata": dict(meta)})
         except _NO_ANSWER as error:
             raise _unanswered(action, error) from None
-        except ApiException as error:
+        except _Refused as error:
             if error.status in (404, 409):
                 return False
             raise _error(action, error) from None
@@ -509,55 +539,51 @@ class Kube:
             found = await self.read_secret(namespace, name)
             if found is not None:
                 return found.value(key)
-            body = k8s.V1Secret(
-                metadata=k8s.V1ObjectMeta(
-                    name=name,
-                    namespace=namespace,
-                    labels={"app.kubernetes.io/managed-by": "druid-access-operator"},
-                ),
-                type="Opaque",
-                string_data={key: value},
-            )
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "druid-access-operator"},
+                },
+                "type": "Opaque",
+                "stringData": {key: value},
+            }
             try:
-                await self._core.create_namespaced_secret(namespace, body)
+                await self._send("POST", _secrets_path(namespace), body)
                 return SecretStr(value)
             except _NO_ANSWER as error:
                 raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
-            except ApiException as error:
+            except _Refused as error:
                 if error.status != 409:
                     raise _error(f"creating Secret {namespace}/{name}", error) from None
         raise KubeError(f"Secret {namespace}/{name} was made and removed while it was being read")
 
     async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A custom object's metadata, read now; None when it is gone."""
-        try:
-            found = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading {plural}/{namespace}/{name}", error) from None
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _error(f"reading {plural}/{namespace}/{name}", error) from None
+        found = await self._read_object(_custom_path(plural, namespace, name), f"{plural}/{namespace}/{name}")
         meta = found.get("metadata") if isinstance(found, Mapping) else None
         return meta if isinstance(meta, Mapping) else None
 
     async def read_peering(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
         """The peers kopf recorded in a KopfPeering (in ``namespace``) or ClusterKopfPeering."""
-        where = f"KopfPeering {namespace}/{name}" if namespace else f"ClusterKopfPeering {name}"
-        try:
-            if namespace is None:
-                found = await self._custom.get_cluster_custom_object(
-                    "kopf.dev", "v1", "clusterkopfpeerings", name
-                )
-            else:
-                found = await self._custom.get_namespaced_custom_object(
-                    "kopf.dev", "v1", namespace, "kopfpeerings", name
-                )
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading {where}", error) from None
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _error(f"reading {where}", error) from None
+        if namespace is None:
+            where, path = f"ClusterKopfPeering {name}", f"/apis/kopf.dev/v1/clusterkopfpeerings/{quote(name)}"
+        else:
+            where = f"KopfPeering {namespace}/{name}"
+            path = f"/apis/kopf.dev/v1/namespaces/{quote(namespace)}/kopfpeerings/{quote(name)}"
+        found = await self._read_object(path, where)
         status = found.get("status") if isinstance(found, Mapping) else None
         return status if isinstance(status, Mapping) else None
+
+    async def _read_object(self, path: str, what: str) -> Any:
+        """An object read now; None when it is gone."""
+        try:
+            return await self._json("GET", path)
+        except _NO_ANSWER as error:
+            raise _unanswered(f"reading {what}", error) from None
+        except _Refused as error:
+            if error.status == 404:
+                return None
+            raise _error(f"reading {what}", error) from None

@@ -24,7 +24,7 @@ from druid_access import config as config_module
 from druid_access import metrics
 from druid_access.claims import Claims
 from druid_access.handlers import configure, post_event, register
-from druid_access.kube import Kube
+from druid_access.kube import Kube, KubeconfigError
 from druid_access.passes import App, secret_changed
 from druid_access.peering import follow
 from druid_access.reconcile import Engine
@@ -39,8 +39,8 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    # kubernetes-asyncio and aiohttp log request details at DEBUG; never let them.
-    for noisy in ("kubernetes_asyncio", "aiohttp", "httpx", "httpcore"):
+    # The HTTP libraries log request details at DEBUG; never let them.
+    for noisy in ("aiohttp", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kopf reports every handler call at INFO; what changed is logged by the reconciler.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -63,7 +63,11 @@ async def run(options: RunOptions) -> int:
     cfg = config_module.load(options.config_path)
     namespaces, all_namespaces, peering = options.namespaces, options.all_namespaces, options.peering
     priority = options.priority
-    kube = await Kube.connect()
+    try:
+        kube = await Kube.connect()
+    except KubeconfigError as error:
+        log.error("no usable Kubernetes credentials: %s", error)
+        return 2
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
     app = App(Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)), post_event)

@@ -73,9 +73,8 @@ def plane(controlplane: ControlPlane) -> ControlPlane:
 @pytest.fixture
 async def kube(plane: ControlPlane) -> AsyncIterator[tuple[Kube, Recorder]]:
     client = await Kube.connect(str(plane.operator_kubeconfig))
-    rest = client._api.rest_client
-    recorder = Recorder(rest.pool_manager)
-    rest.pool_manager = recorder
+    recorder = Recorder(client._session)
+    client._session = recorder
     try:
         yield client, recorder
     finally:

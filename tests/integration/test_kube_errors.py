@@ -4,16 +4,15 @@ a raw aiohttp error (which would end as an ERROR line per object per retry)."""
 from __future__ import annotations
 
 import pytest
-from kubernetes_asyncio import client as k8s
 
 from druid_access.kube import Kube, KubeError, SecretSelection
+from druid_access.kubeconfig import Connection
 from druid_access.testing.processes import free_port
 
 
 @pytest.fixture
 async def kube() -> Kube:
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")  # nothing listens
-    return Kube(k8s.ApiClient(configuration))
+    return Kube(Connection(f"http://127.0.0.1:{free_port()}", None))  # nothing listens
 
 
 async def test_no_answer_is_a_kube_error_naming_the_action(kube: Kube) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from druid_access.config import ConfigError, load, parse
 
@@ -113,6 +114,33 @@ def test_run_refuses_a_broken_config_before_connecting(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "clusters.default.adminSecret" in result.stderr
+
+
+def test_run_refuses_kubernetes_credentials_it_cannot_use(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(GOOD))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "eks",
+                "contexts": [{"name": "eks", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"exec": {"command": "aws", "args": ["eks", "get-token"]}}}],
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "druid_access.cli", "run", "--config", str(config), "--all-namespaces"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no usable Kubernetes credentials: user 'u' authenticates with an exec plugin" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_urls_applications_use_go_into_generated_secrets_only_when_given() -> None:
