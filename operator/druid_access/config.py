@@ -36,6 +36,10 @@ def _no_credentials(url: str) -> str:
 _Url = Annotated[str, Field(pattern=r"^https?://"), AfterValidator(_no_credentials)]
 
 _TargetName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+# A Secret's name as Kubernetes allows it (a DNS subdomain): no '/' or '..' to reach another path.
+_SecretName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
+]
 
 
 def _matches(namespace: str, globs: tuple[str, ...]) -> bool:
@@ -53,7 +57,7 @@ class _Model(BaseModel):
 class SecretKeys(_Model):
     """A Secret in the operator's namespace and the keys read from it."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: _SecretName
     username_key: str = "username"
     password_key: str = "password"
 
@@ -61,7 +65,7 @@ class SecretKeys(_Model):
 class TokenSecret(_Model):
     """A Secret in the operator's namespace holding an API token."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: _SecretName
     key: str = "token"
 
 

@@ -6,7 +6,8 @@ reading namespaces, peering objects and object metadata. The engine sees them th
 ``KubeApi`` protocol.
 All go through one aiohttp session on kopf's event loop, as plain JSON: the few paths are
 built here and only the fields used are read. Secret values leave this module only as
-``SecretStr``; an error's body is never read (it may quote the object sent).
+``SecretStr``; an error is its status alone, its body drained and dropped (it may quote the
+object sent). Names go into paths escaped whole, so no name reaches another path.
 
 Secrets of the watched namespaces are received only when they carry ``ALLOW_LABEL``: the
 list and watch select on it server-side, and a Secret outside the cache is first looked at
@@ -44,8 +45,9 @@ ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _MERGE_PATCH = "application/merge-patch+json"
 _USER_AGENT = "druid-access-operator"
-# One call: connecting, then the whole answer (a watch sets its own, per read).
-_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=30)
+# A call waits for a free connection as long as it takes, but a server that accepts no connection,
+# or sends nothing for two minutes, is no answer. A list of thousands of Secrets has no overall limit.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
 
 
 class SecretMissing(Exception):
@@ -253,14 +255,28 @@ def _unanswered(action: str, error: BaseException) -> KubeError:
     return KubeError(f"{action}: no answer from the API server ({type(error).__name__})")
 
 
+def _segment(value: str) -> str:
+    """One path segment: a '/' or '..' in a name must not reach another path (another namespace's Secret)."""
+    if value in ("", ".", ".."):  # a dot segment would be resolved away on the way
+        raise KubeError(f"{value!r} is not the name of a Kubernetes object")
+    return quote(value, safe="")
+
+
 def _custom_path(plural: str, namespace: str, name: str, subresource: str = "") -> str:
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{plural}/{quote(name)}"
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{_segment(namespace)}/{plural}/{_segment(name)}"
     return path + (f"/{subresource}" if subresource else "")
 
 
 def _secrets_path(namespace: str | None, name: str | None = None) -> str:
-    path = f"/api/v1/namespaces/{quote(namespace)}/secrets" if namespace is not None else "/api/v1/secrets"
-    return path + (f"/{quote(name)}" if name is not None else "")
+    path = f"/api/v1/namespaces/{_segment(namespace)}/secrets" if namespace is not None else "/api/v1/secrets"
+    return path + (f"/{_segment(name)}" if name is not None else "")
+
+
+def _parsed(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:  # a proxy's page, a cut answer: no usable answer, like a reset
+        raise aiohttp.ClientPayloadError("the API server's answer is not JSON") from None
 
 
 class Kube:
@@ -274,7 +290,7 @@ class Kube:
         # Not trust_env: proxy variables and ~/.netrc would be read in a thread on every request,
         # and kopf's watches of the same server ignore them too.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, ssl=connection.ssl_context or False),
+            connector=aiohttp.TCPConnector(limit=limit, ssl=connection.ssl_context or True),
             trust_env=False,
             read_bufsize=2**21,  # a watch event carries a whole Secret (up to 1 MiB, base64)
             timeout=_TIMEOUT,
@@ -302,7 +318,7 @@ class Kube:
         accept: str = "application/json",
         stream_timeout: aiohttp.ClientTimeout | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One request; an error status raises ``_Refused`` (its body is not read: it may quote a Secret)."""
+        """One request; an error status raises ``_Refused`` with the status alone (the body may quote a Secret)."""
         headers = {"Accept": accept, "User-Agent": _USER_AGENT}
         authorization = self._connection.authorization()
         if authorization is not None:
@@ -313,21 +329,26 @@ class Kube:
             data = json.dumps(body).encode()
         url = self._connection.server + path + (f"?{urlencode(params)}" if params else "")
         extra: dict[str, Any] = {"timeout": stream_timeout} if stream_timeout is not None else {}
+        if self._connection.tls_server_name:
+            extra["server_hostname"] = self._connection.tls_server_name
+        if self._connection.proxy:
+            extra["proxy"] = self._connection.proxy
         async with self._session.request(
             method=method, url=url, headers=headers, data=data, **extra
         ) as response:
             if not 200 <= response.status < 300:
+                await response.read()  # read to the end (the connection is kept), never kept or shown
                 raise _Refused(response.status, response.reason or "")
             yield response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         async with self._call(method, path, **kwargs) as response:
-            return json.loads(await response.read())
+            return _parsed(await response.read())
 
     async def namespace_terminating(self, namespace: str) -> bool:
         """Is the namespace being deleted (or gone)? Nothing new, an Event included, can be made there."""
         try:
-            found = await self._json("GET", f"/api/v1/namespaces/{quote(namespace)}")
+            found = await self._json("GET", f"/api/v1/namespaces/{_segment(namespace)}")
         except _NO_ANSWER as error:
             raise _unanswered(f"reading namespace {namespace}", error) from None
         except _Refused as error:
@@ -404,7 +425,7 @@ class Kube:
                 async for line in response.content:
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = _parsed(line)
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":  # a Status in the stream: 410 when the version is too old
                         if obj.get("code") == 410:
@@ -569,10 +590,13 @@ class Kube:
     async def read_peering(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
         """The peers kopf recorded in a KopfPeering (in ``namespace``) or ClusterKopfPeering."""
         if namespace is None:
-            where, path = f"ClusterKopfPeering {name}", f"/apis/kopf.dev/v1/clusterkopfpeerings/{quote(name)}"
+            where, path = (
+                f"ClusterKopfPeering {name}",
+                f"/apis/kopf.dev/v1/clusterkopfpeerings/{_segment(name)}",
+            )
         else:
             where = f"KopfPeering {namespace}/{name}"
-            path = f"/apis/kopf.dev/v1/namespaces/{quote(namespace)}/kopfpeerings/{quote(name)}"
+            path = f"/apis/kopf.dev/v1/namespaces/{_segment(namespace)}/kopfpeerings/{_segment(name)}"
         found = await self._read_object(path, where)
         status = found.get("status") if isinstance(found, Mapping) else None
         return status if isinstance(status, Mapping) else None

@@ -14,6 +14,8 @@ again once a minute, as client-go does.
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import os
 import ssl
 import tempfile
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -43,8 +46,10 @@ class Connection:
     server: str
     ssl_context: ssl.SSLContext | None  # None: plain HTTP (a local test server)
     token: str | None = None
-    token_path: Path | None = None
+    token_path: Path | None = None  # read again when due; what it last held wins over ``token``
     basic: tuple[str, str] | None = None
+    tls_server_name: str | None = None  # the name the server's certificate is checked against
+    proxy: str | None = None
     _token_read_at: float = field(default=0.0, repr=False)
 
     def __repr__(self) -> str:  # no credential in any representation
@@ -53,12 +58,11 @@ class Connection:
     def authorization(self) -> str | None:
         """The Authorization header's value now (a token file is read again when due)."""
         if self.token_path is not None and time.monotonic() - self._token_read_at >= TOKEN_REREAD_SECONDS:
-            try:
-                self.token = self.token_path.read_text(encoding="utf-8").strip() or None
-            except OSError as error:  # keep the last token; the API server says if it expired
-                if self.token is None:
-                    raise KubeconfigError(f"cannot read token file {self.token_path}: {error}") from None
             self._token_read_at = time.monotonic()
+            # An empty or unreadable file (being rotated) keeps the last token; the API server
+            # says when that one expired.
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                self.token = self.token_path.read_text(encoding="utf-8").strip() or self.token
         if self.token:
             return f"Bearer {self.token}"
         if self.basic is not None:
@@ -79,10 +83,11 @@ def in_cluster(
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     ca = directory / "ca.crt"
-    context = ssl.create_default_context(cafile=str(ca) if ca.exists() else None)
-    connection = Connection(f"https://{host}:{port}", context, token_path=token)
-    connection.authorization()  # read now: a missing token fails at start, not at the first call
-    return connection
+    try:
+        context = ssl.create_default_context(cafile=str(ca))  # this CA only, as kubectl
+    except (OSError, ssl.SSLError) as error:
+        raise KubeconfigError(f"cannot use the ServiceAccount's CA {ca}: {type(error).__name__}") from None
+    return _checked(Connection(f"https://{host}:{port}", context, token_path=token), str(token))
 
 
 def from_kubeconfig(path: str | None = None, environ: Mapping[str, str] | None = None) -> Connection:
@@ -90,35 +95,46 @@ def from_kubeconfig(path: str | None = None, environ: Mapping[str, str] | None =
     env = os.environ if environ is None else environ
     spec = path or env.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
     files = [Path(p).expanduser() for p in spec.split(os.pathsep) if p.strip()]
-    merged = _merge(files)
+    # As kubectl: a file of the list that does not exist is skipped, but one must.
+    found = [f for f in files if f.exists()]
+    if not found:
+        raise KubeconfigError(f"no kubeconfig at {spec}")
+    merged = _merge(found)
     current = merged["current-context"]
     if not current:
         raise KubeconfigError(f"no current-context in kubeconfig {spec}")
     context = _named(merged, "contexts", current)
     cluster = _named(merged, "clusters", context.get("cluster"))
-    user = _named(merged, "users", context.get("user"))
-    server = cluster.get("server")
-    if not server:
-        raise KubeconfigError(f"cluster {context.get('cluster')!r} has no server in kubeconfig {spec}")
+    user = _named(merged, "users", context.get("user")) if context.get("user") else {}  # anonymous
+    server = str(cluster.get("server") or "")
+    scheme = urlsplit(server).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise KubeconfigError(
+            f"cluster {context.get('cluster')!r} has no http(s) server in kubeconfig {spec}"
+        )
     for plugin in ("exec", "auth-provider"):
         if user.get(plugin):
             raise KubeconfigError(
                 f"user {context.get('user')!r} authenticates with an {plugin} plugin, which the operator "
                 "does not run: use a token, a token file or a client certificate"
             )
-    context_ssl = None
-    if str(server).startswith("https:"):
-        context_ssl = _tls(cluster, user)
-    token_file = _path(user, "tokenFile")
     basic = (str(user["username"]), str(user.get("password") or "")) if user.get("username") else None
     connection = Connection(
-        str(server).rstrip("/"),
-        context_ssl,
+        server.rstrip("/"),
+        _tls(cluster, user) if scheme == "https" else None,
         token=user.get("token") or None,
-        token_path=token_file if not user.get("token") else None,
+        token_path=_path(user, "tokenFile"),
         basic=basic,
+        tls_server_name=cluster.get("tls-server-name") or None,
+        proxy=cluster.get("proxy-url") or None,
     )
-    connection.authorization()
+    return _checked(connection, spec)
+
+
+def _checked(connection: Connection, source: str) -> Connection:
+    """The connection, once its token file has been read (a missing one fails at start)."""
+    if connection.authorization() is None and connection.token_path is not None:
+        raise KubeconfigError(f"cannot read a token from {connection.token_path} ({source})")
     return connection
 
 
@@ -160,7 +176,10 @@ def _path(entry: Mapping[str, Any], key: str) -> Path | None:
 def _data(entry: Mapping[str, Any], key: str) -> bytes | None:
     value = entry.get(f"{key}-data")
     if value:
-        return base64.b64decode(value)
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise KubeconfigError(f"{key}-data in the kubeconfig is not base64") from None
     path = _path(entry, key)
     if path is None:
         return None
@@ -171,14 +190,23 @@ def _data(entry: Mapping[str, Any], key: str) -> bytes | None:
 
 
 def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any]) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify"):
+    try:
+        return _tls_context(cluster, user)
+    except (ssl.SSLError, ValueError) as error:  # not PEM, a key that does not match...
+        raise KubeconfigError(
+            f"the kubeconfig's certificates cannot be used: {type(error).__name__}"
+        ) from None
+
+
+def _tls_context(cluster: Mapping[str, Any], user: Mapping[str, Any]) -> ssl.SSLContext:
+    if cluster.get("insecure-skip-tls-verify") is True:
+        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
+        # The cluster's CA alone when it names one (as kubectl), else the system's.
         ca = _data(cluster, "certificate-authority")
-        if ca is not None:
-            context.load_verify_locations(cadata=ca.decode("ascii"))
+        context = ssl.create_default_context(cadata=ca.decode("ascii") if ca is not None else None)
     certificate, key = _data(user, "client-certificate"), _data(user, "client-key")
     if certificate is not None and key is not None:
         # The ssl module loads a key pair only from files: write them where only this user reads,

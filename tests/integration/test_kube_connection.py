@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ class ApiServer:
             ca.configure_trust(self.context)
             self.context.verify_mode = ssl.CERT_REQUIRED
         self.seen: list[tuple[str | None, str | None]] = []  # (Authorization, client certificate's name)
+        self.paths: list[str] = []  # as sent, before any decoding
         self.reply: Callable[[web.Request], Any] | None = None
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -45,6 +47,7 @@ class ApiServer:
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         names = [value for _, value in peer.get("subjectAltName", ())] if peer else []
         self.seen.append((request.headers.get("Authorization"), names[0] if names else None))
+        self.paths.append(request.raw_path)
         if self.reply is not None:
             answer: web.StreamResponse = await self.reply(request)
             return answer
@@ -169,9 +172,16 @@ async def test_the_first_kubeconfig_file_wins(server: ApiServer, ca: trustme.CA,
         tmp_path / "a", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "a"}
     )
     second = write_kubeconfig(tmp_path / "b", "https://127.0.0.1:1", {}, {"token": "b"})
-    listed = f"{first}:{second}"
+    # The second file's own context (named first there) is not the current one.
+    document = yaml.safe_load(second.read_text())
+    document["contexts"].insert(0, {"name": "other", "context": {"cluster": "c", "user": "u"}})
+    document["current-context"] = "other"
+    second.write_text(yaml.safe_dump(document))
+    listed = os.pathsep.join([str(tmp_path / "absent"), str(first), str(second)])  # a missing file is skipped
     assert await secrets_listed(from_kubeconfig(environ={"KUBECONFIG": listed})) == ["s"]
     assert server.seen == [("Bearer a", None)]
+    with pytest.raises(KubeconfigError, match="no kubeconfig at"):
+        from_kubeconfig(environ={"KUBECONFIG": str(tmp_path / "absent")})
 
 
 def test_what_cannot_be_used_is_named(tmp_path: Path) -> None:
@@ -189,20 +199,108 @@ def test_what_cannot_be_used_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(KubeconfigError, match="cluster 'c', which it does not define"):
         from_kubeconfig(str(broken))
-    with pytest.raises(KubeconfigError, match="cannot read kubeconfig"):
+    with pytest.raises(KubeconfigError, match="no kubeconfig at"):
         from_kubeconfig(str(tmp_path / "absent"))
+    (tmp_path / "garbled").write_text("- [")
+    with pytest.raises(KubeconfigError, match="cannot read kubeconfig"):
+        from_kubeconfig(str(tmp_path / "garbled"))
+    for scheme in ("ftp://x", ""):
+        odd = write_kubeconfig(tmp_path / "odd", scheme, {}, {"token": "t"})
+        with pytest.raises(KubeconfigError, match="no http"):
+            from_kubeconfig(str(odd))
+    bad = write_kubeconfig(tmp_path / "bad", "https://x", {"certificate-authority-data": "not base64!"}, {})
+    with pytest.raises(KubeconfigError, match="certificate-authority-data in the kubeconfig is not base64"):
+        from_kubeconfig(str(bad))
+    not_pem = write_kubeconfig(
+        tmp_path / "not-pem",
+        "https://x",
+        {"certificate-authority-data": base64.b64encode(b"junk").decode()},
+        {},
+    )
+    with pytest.raises(KubeconfigError, match="certificates cannot be used"):
+        from_kubeconfig(str(not_pem))
     half = write_kubeconfig(tmp_path / "half", "https://x", {}, {"client-certificate-data": "eA=="})
     with pytest.raises(KubeconfigError, match="without its key"):
         from_kubeconfig(str(half))
+
+
+async def test_a_named_ca_is_the_only_one_trusted_and_names_are_checked(
+    server: ApiServer, ca: trustme.CA, tmp_path: Path
+) -> None:
+    named = from_kubeconfig(
+        str(write_kubeconfig(tmp_path / "a", server.url, {"certificate-authority-data": ca_data(ca)}, {}))
+    )
+    assert named.ssl_context is not None and len(named.ssl_context.get_ca_certs()) == 1
+    # An upper-case scheme is still TLS, verified; "false" as a string does not turn verification off.
+    for cluster in ({}, {"insecure-skip-tls-verify": "false"}):
+        upper = write_kubeconfig(
+            tmp_path / "b", server.url.replace("https", "HTTPS"), cluster, {"token": "t"}
+        )
+        with pytest.raises(KubeError, match=r"ClientConnectorCertificateError"):
+            await secrets_listed(from_kubeconfig(str(upper)))
+    # The certificate names 127.0.0.1: reached as localhost it does not match, unless the
+    # kubeconfig says which name to check (tls-server-name).
+    by_name = server.url.replace("127.0.0.1", "localhost")
+    mismatch = write_kubeconfig(
+        tmp_path / "c", by_name, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
+    )
+    with pytest.raises(KubeError, match=r"ClientConnectorCertificateError"):
+        await secrets_listed(from_kubeconfig(str(mismatch)))
+    assert server.seen == []
+    server_name = write_kubeconfig(
+        tmp_path / "d",
+        by_name,
+        {"certificate-authority-data": ca_data(ca), "tls-server-name": "127.0.0.1"},
+        {},
+    )
+    assert await secrets_listed(from_kubeconfig(str(server_name))) == ["s"]
+
+
+async def test_a_name_never_reaches_another_path(server: ApiServer, ca: trustme.CA, tmp_path: Path) -> None:
+    path = write_kubeconfig(
+        tmp_path / "config", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
+    )
+    kube = Kube(from_kubeconfig(str(path)))
+
+    async def not_found(request: web.Request) -> web.Response:
+        return web.json_response({}, status=404)
+
+    server.reply = not_found
+    try:
+        assert await kube.read_secret("ns", "../../kube-system/secrets/x") is None
+        assert await kube.read_metadata("druidusers", "a/b", "c") is None
+        for name in ("..", "."):
+            with pytest.raises(KubeError, match="is not the name of a Kubernetes object"):
+                await kube.read_secret("ns", name)
+    finally:
+        await kube.close()
+    assert server.paths == [
+        "/api/v1/namespaces/ns/secrets/..%2F..%2Fkube-system%2Fsecrets%2Fx",
+        "/apis/druidaccess.io/v1alpha1/namespaces/a%2Fb/druidusers/c",
+    ]
+
+
+async def test_a_token_file_wins_over_a_token(server: ApiServer, ca: trustme.CA, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("from-file\n")
+    path = write_kubeconfig(
+        tmp_path / "config",
+        server.url,
+        {"certificate-authority-data": ca_data(ca)},
+        {"token": "inline", "tokenFile": "token"},
+    )
+    await secrets_listed(from_kubeconfig(str(path)))
+    assert server.seen == [("Bearer from-file", None)]
 
 
 async def test_a_rotated_service_account_token_is_read_again(
     server: ApiServer, ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "token").write_text("first\n")
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
     environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
     assert in_cluster(tmp_path, {}) is None  # not in a pod: no service address
+    with pytest.raises(KubeconfigError, match="ServiceAccount's CA"):
+        in_cluster(tmp_path, environ)  # no ca.crt yet: the system's CAs are not trusted instead
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
     connection = in_cluster(tmp_path, environ)
     assert connection is not None and connection.server == server.url
     kube = Kube(connection)
@@ -212,16 +310,26 @@ async def test_a_rotated_service_account_token_is_read_again(
         await kube.list_secrets(SecretSelection("ns"))  # within the minute: the token read at start
         monkeypatch.setattr(kubeconfig, "TOKEN_REREAD_SECONDS", 0.0)
         await kube.list_secrets(SecretSelection("ns"))
+        (tmp_path / "token").write_text("")  # caught mid-rotation: the last token stays
+        await kube.list_secrets(SecretSelection("ns"))
     finally:
         await kube.close()
-    assert [auth for auth, _ in server.seen] == ["Bearer first", "Bearer first", "Bearer second"]
+    assert [auth for auth, _ in server.seen] == [
+        "Bearer first",
+        "Bearer first",
+        "Bearer second",
+        "Bearer second",
+    ]
 
 
 async def test_errors_carry_the_status_and_never_the_body(
     server: ApiServer, ca: trustme.CA, tmp_path: Path
 ) -> None:
     async def refuse(request: web.Request) -> web.Response:
-        return web.json_response({"message": LEAKED}, status=403 if request.method == "PATCH" else 404)
+        if request.path.startswith("/api/v1/namespaces/html"):
+            return web.Response(text=f"<html>{LEAKED}</html>", content_type="text/html")
+        status = {"PATCH": 409 if "finalizers" in await request.text() else 403, "POST": 409}
+        return web.json_response({"message": LEAKED}, status=status.get(request.method, 404))
 
     server.reply = refuse
     path = write_kubeconfig(
@@ -232,6 +340,13 @@ async def test_errors_carry_the_status_and_never_the_body(
         with pytest.raises(KubeError) as raised:
             await kube.patch_status("druidusers", "ns", "u", {"owned": True})
         assert str(raised.value) == "writing status of druidusers/ns/u: HTTP 403 Forbidden"
+        owner = {"apiVersion": "v1", "kind": "X", "metadata": {"name": "o", "uid": "1"}}
+        assert await kube.create_generated_secret("ns", "taken", "password", owner) is None
+        assert await kube.set_finalizers("druidusers", "ns", "u", ["f"], "3") is False
+        with pytest.raises(KubeError) as garbled:
+            await kube.list_secrets(SecretSelection("html"))
+        assert str(garbled.value).endswith("no answer from the API server (ClientPayloadError)")
+        assert LEAKED not in str(garbled.value)
         assert await kube.read_secret("ns", "gone") is None
         assert await kube.secret_labels("ns", "gone") is None
         assert await kube.read_metadata("druidusers", "ns", "gone") is None

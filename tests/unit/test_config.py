@@ -49,6 +49,18 @@ def test_defaults_and_globs() -> None:
         ({"clusters": {"Bad_Name": GOOD["clusters"]["default"]}}, "clusters.Bad_Name"),
         ({"pivots": {"default": {"url": "https://p", "tokenSecret": {}}}}, "pivots.default.tokenSecret.name"),
         (
+            {
+                "pivots": {
+                    "default": {"url": "https://p", "tokenSecret": {"name": "../../kube-system/secrets/x"}}
+                }
+            },
+            "pivots.default.tokenSecret.name",
+        ),
+        (
+            {"clusters": {"default": {**GOOD["clusters"]["default"], "adminSecret": {"name": "Admin"}}}},
+            "clusters.default.adminSecret.name",
+        ),
+        (
             {"clusters": {"default": {**GOOD["clusters"]["default"], "resyncSeconds": 0}}},
             "clusters.default.resyncSeconds",
         ),
