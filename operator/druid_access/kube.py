@@ -272,6 +272,30 @@ def _secrets_path(namespace: str | None, name: str | None = None) -> str:
     return path + (f"/{_segment(name)}" if name is not None else "")
 
 
+def _secret_body(
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    *,
+    opted_in: bool,
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Secret the operator makes, marked as its own (and readable by it when ``opted_in``)."""
+    labels = {"app.kubernetes.io/managed-by": "druid-access-operator"}
+    if opted_in:
+        labels[ALLOW_LABEL] = "true"
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if owner is not None:
+        meta["ownerReferences"] = [dict(owner)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "stringData": dict(data),
+    }
+
+
 def _parsed(content: bytes) -> Any:
     try:
         return json.loads(content)
@@ -459,27 +483,15 @@ class Kube:
         password = generate_password()
         data = {**(extra or {}), key: password}
         meta = owner["metadata"]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": "druid-access-operator", ALLOW_LABEL: "true"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": owner["apiVersion"],
-                        "kind": owner["kind"],
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
-            },
-            "type": "Opaque",
-            "stringData": data,
+        reference = {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": False,
         }
+        body = _secret_body(namespace, name, data, opted_in=True, owner=reference)
         try:
             created = await self._json("POST", _secrets_path(namespace), body=body)
         except _NO_ANSWER as error:
@@ -560,17 +572,7 @@ class Kube:
             found = await self.read_secret(namespace, name)
             if found is not None:
                 return found.value(key)
-            body = {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": name,
-                    "namespace": namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "druid-access-operator"},
-                },
-                "type": "Opaque",
-                "stringData": {key: value},
-            }
+            body = _secret_body(namespace, name, {key: value}, opted_in=False)
             try:
                 await self._send("POST", _secrets_path(namespace), body)
                 return SecretStr(value)

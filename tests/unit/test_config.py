@@ -114,16 +114,21 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
         load(bad)
 
 
-def test_run_refuses_a_broken_config_before_connecting(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text("clusters:\n  default:\n    coordinatorUrl: https://c\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "druid_access.cli", "run", "--config", str(path), "--all-namespaces"],
+def run_operator(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "druid_access.cli", "run", "--config", str(config), "--all-namespaces"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
+
+
+def test_run_refuses_a_broken_config_before_connecting(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("clusters:\n  default:\n    coordinatorUrl: https://c\n")
+    result = run_operator(path)
     assert result.returncode == 2
     assert "clusters.default.adminSecret" in result.stderr
 
@@ -142,13 +147,8 @@ def test_run_refuses_kubernetes_credentials_it_cannot_use(tmp_path: Path) -> Non
             }
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "druid_access.cli", "run", "--config", str(config), "--all-namespaces"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
+    result = run_operator(
+        config, {"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
     )
     assert result.returncode == 2, result.stderr
     assert "no usable Kubernetes credentials: user 'u' authenticates with an exec plugin" in result.stderr
