@@ -365,44 +365,41 @@ class Kube:
                 raise _Refused(response.status, response.reason or "")
             yield response
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        async with self._call(method, path, **kwargs) as response:
-            return _parsed(await response.read())
+    async def _request(
+        self, action: str, method: str, path: str, *, missing: tuple[int, ...] = (), **kwargs: Any
+    ) -> Any:
+        """The answer's JSON, or None when its status is one of ``missing``; every other
+        failure a ``KubeError`` naming ``action``. A body is sent as a merge patch for PATCH."""
+        if "body" in kwargs and method == "PATCH":
+            kwargs["content_type"] = _MERGE_PATCH
+        try:
+            async with self._call(method, path, **kwargs) as response:
+                return _parsed(await response.read())
+        except _NO_ANSWER as error:
+            raise _unanswered(action, error) from None
+        except _Refused as error:
+            if error.status in missing:
+                return None
+            raise _error(action, error) from None
 
     async def namespace_terminating(self, namespace: str) -> bool:
         """Is the namespace being deleted (or gone)? Nothing new, an Event included, can be made there."""
-        try:
-            found = await self._json("GET", f"/api/v1/namespaces/{_segment(namespace)}")
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading namespace {namespace}", error) from None
-        except _Refused as error:
-            if error.status == 404:
-                return True
-            raise _error(f"reading namespace {namespace}", error) from None
-        return (found.get("metadata") or {}).get("deletionTimestamp") is not None
+        path = f"/api/v1/namespaces/{_segment(namespace)}"
+        found = await self._request(f"reading namespace {namespace}", "GET", path, missing=(404,))
+        return found is None or (found.get("metadata") or {}).get("deletionTimestamp") is not None
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
-        try:
-            secret = await self._json("GET", _secrets_path(namespace, name))
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
-        except _Refused as error:
-            if error.status == 404:
-                return None
-            raise _error(f"reading Secret {namespace}/{name}", error) from None
-        return _secret_data(secret)
+        action = f"reading Secret {namespace}/{name}"
+        secret = await self._request(action, "GET", _secrets_path(namespace, name), missing=(404,))
+        return None if secret is None else _secret_data(secret)
 
     async def secret_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """A Secret's labels read from its metadata alone (no value is sent); None if absent."""
         action = f"reading metadata of Secret {namespace}/{name}"
-        try:
-            body = await self._json("GET", _secrets_path(namespace, name), accept=_METADATA_ONLY)
-        except _NO_ANSWER as error:
-            raise _unanswered(action, error) from None
-        except _Refused as error:
-            if error.status == 404:
-                return None
-            raise _error(action, error) from None
+        path = _secrets_path(namespace, name)
+        body = await self._request(action, "GET", path, missing=(404,), accept=_METADATA_ONLY)
+        if body is None:
+            return None
         labels: Mapping[str, str] = (body.get("metadata") or {}).get("labels") or {}
         return labels
 
@@ -410,22 +407,14 @@ class Kube:
         """The named Secret if it carries the opt-in label, in one request the API server
         filters (name and label selectors), so an unlabelled value is never sent; else None."""
         selection = SecretSelection(namespace, name)
-        try:
-            result = await self._json("GET", _secrets_path(namespace), params=selection.selectors())
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading Secret {namespace}/{name}", error) from None
-        except _Refused as error:
-            raise _error(f"reading Secret {namespace}/{name}", error) from None
+        action = f"reading Secret {namespace}/{name}"
+        result = await self._request(action, "GET", _secrets_path(namespace), params=selection.selectors())
         return next((_secret_data(item) for item in result.get("items") or []), None)
 
     async def list_secrets(self, selection: SecretSelection) -> tuple[list[SecretData], str]:
         """The Secrets the API server selects and the list's resourceVersion."""
-        try:
-            result = await self._json("GET", _secrets_path(selection.namespace), params=selection.selectors())
-        except _NO_ANSWER as error:
-            raise _unanswered(f"listing {selection}", error) from None
-        except _Refused as error:
-            raise _error(f"listing {selection}", error) from None
+        path = _secrets_path(selection.namespace)
+        result = await self._request(f"listing {selection}", "GET", path, params=selection.selectors())
         version = (result.get("metadata") or {}).get("resourceVersion", "")
         return [_secret_data(item) for item in result.get("items") or []], version
 
@@ -492,14 +481,10 @@ class Kube:
             "blockOwnerDeletion": False,
         }
         body = _secret_body(namespace, name, data, opted_in=True, owner=reference)
-        try:
-            created = await self._json("POST", _secrets_path(namespace), body=body)
-        except _NO_ANSWER as error:
-            raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
-        except _Refused as error:
-            if error.status == 409:
-                return None
-            raise _error(f"creating Secret {namespace}/{name}", error) from None
+        action = f"creating Secret {namespace}/{name}"
+        created = await self._request(action, "POST", _secrets_path(namespace), missing=(409,), body=body)
+        if created is None:
+            return None
         return SecretData(
             name=name,
             namespace=namespace,
@@ -508,22 +493,10 @@ class Kube:
         )
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            await self._send(
-                "PATCH", _custom_path(plural, namespace, name, "status"), {"status": dict(status)}
-            )
-        except _NO_ANSWER as error:
-            raise _unanswered(f"writing status of {plural}/{namespace}/{name}", error) from None
-        except _Refused as error:
-            if error.status == 404:
-                return  # deleted meanwhile: nothing left to report on
-            raise _error(f"writing status of {plural}/{namespace}/{name}", error) from None
-
-    async def _send(self, method: str, path: str, body: Any) -> None:
-        """A write whose answer is not needed (a merge patch for PATCH)."""
-        content_type = _MERGE_PATCH if method == "PATCH" else "application/json"
-        async with self._call(method, path, body=body, content_type=content_type) as response:
-            await response.read()  # the connection goes back to the pool once the body is read
+        # Gone meanwhile (404): nothing left to report on.
+        action = f"writing status of {plural}/{namespace}/{name}"
+        path = _custom_path(plural, namespace, name, "status")
+        await self._request(action, "PATCH", path, missing=(404,), body={"status": dict(status)})
 
     async def set_finalizers(
         self,
@@ -555,15 +528,9 @@ class Kube:
         """A merge patch of a custom object's metadata; False when it is gone or no longer at
         the resourceVersion the patch names."""
         action = f"{what} of {plural}/{namespace}/{name}"
-        try:
-            await self._send("PATCH", _custom_path(plural, namespace, name), {"metadata": dict(meta)})
-        except _NO_ANSWER as error:
-            raise _unanswered(action, error) from None
-        except _Refused as error:
-            if error.status in (404, 409):
-                return False
-            raise _error(action, error) from None
-        return True
+        path = _custom_path(plural, namespace, name)
+        done = await self._request(action, "PATCH", path, missing=(404, 409), body={"metadata": dict(meta)})
+        return done is not None
 
     async def read_or_create_key(self, namespace: str, name: str, key: str, value: str) -> SecretStr:
         """The value under ``key`` of a Secret the operator keeps for itself, made with
@@ -573,14 +540,10 @@ class Kube:
             if found is not None:
                 return found.value(key)
             body = _secret_body(namespace, name, {key: value}, opted_in=False)
-            try:
-                await self._send("POST", _secrets_path(namespace), body)
+            action = f"creating Secret {namespace}/{name}"
+            made = await self._request(action, "POST", _secrets_path(namespace), missing=(409,), body=body)
+            if made is not None:  # else made by another replica meanwhile: read it
                 return SecretStr(value)
-            except _NO_ANSWER as error:
-                raise _unanswered(f"creating Secret {namespace}/{name}", error) from None
-            except _Refused as error:
-                if error.status != 409:
-                    raise _error(f"creating Secret {namespace}/{name}", error) from None
         raise KubeError(f"Secret {namespace}/{name} was made and removed while it was being read")
 
     async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
@@ -605,11 +568,4 @@ class Kube:
 
     async def _read_object(self, path: str, what: str) -> Any:
         """An object read now; None when it is gone."""
-        try:
-            return await self._json("GET", path)
-        except _NO_ANSWER as error:
-            raise _unanswered(f"reading {what}", error) from None
-        except _Refused as error:
-            if error.status == 404:
-                return None
-            raise _error(f"reading {what}", error) from None
+        return await self._request(f"reading {what}", "GET", path, missing=(404,))

@@ -93,8 +93,9 @@ def write_kubeconfig(path: Path, server: str, cluster: dict[str, Any], user: dic
     return path
 
 
-def ca_data(ca: trustme.CA) -> str:
-    return base64.b64encode(ca.cert_pem.bytes()).decode()
+def trusting(ca: trustme.CA) -> dict[str, Any]:
+    """A kubeconfig cluster's fields that trust ``ca`` (inline, as most kubeconfigs carry it)."""
+    return {"certificate-authority-data": base64.b64encode(ca.cert_pem.bytes()).decode()}
 
 
 async def secrets_listed(connection: Connection) -> list[str]:
@@ -108,9 +109,7 @@ async def secrets_listed(connection: Connection) -> list[str]:
 
 
 async def test_a_token_and_an_inline_ca(server: ApiServer, ca: trustme.CA, tmp_path: Path) -> None:
-    path = write_kubeconfig(
-        tmp_path / "config", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "t0k"}
-    )
+    path = write_kubeconfig(tmp_path / "config", server.url, trusting(ca), {"token": "t0k"})
     assert await secrets_listed(from_kubeconfig(str(path))) == ["s"]
     assert server.seen == [("Bearer t0k", None)]
     assert "t0k" not in repr(from_kubeconfig(str(path)))
@@ -134,7 +133,7 @@ async def test_client_certificates_from_files_relative_to_the_kubeconfig(
         inline = write_kubeconfig(
             tmp_path / "inline",
             server.url,
-            {"certificate-authority-data": ca_data(ca)},
+            trusting(ca),
             {
                 "client-certificate-data": base64.b64encode(leaf.cert_chain_pems[0].bytes()).decode(),
                 "client-key-data": base64.b64encode(leaf.private_key_pem.bytes()).decode(),
@@ -168,9 +167,7 @@ async def test_an_untrusted_server_is_no_answer(server: ApiServer, tmp_path: Pat
 
 
 async def test_the_first_kubeconfig_file_wins(server: ApiServer, ca: trustme.CA, tmp_path: Path) -> None:
-    first = write_kubeconfig(
-        tmp_path / "a", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "a"}
-    )
+    first = write_kubeconfig(tmp_path / "a", server.url, trusting(ca), {"token": "a"})
     second = write_kubeconfig(tmp_path / "b", "https://127.0.0.1:1", {}, {"token": "b"})
     # The second file's own context (named first there) is not the current one.
     document = yaml.safe_load(second.read_text())
@@ -227,9 +224,7 @@ def test_what_cannot_be_used_is_named(tmp_path: Path) -> None:
 async def test_a_named_ca_is_the_only_one_trusted_and_names_are_checked(
     server: ApiServer, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    named = from_kubeconfig(
-        str(write_kubeconfig(tmp_path / "a", server.url, {"certificate-authority-data": ca_data(ca)}, {}))
-    )
+    named = from_kubeconfig(str(write_kubeconfig(tmp_path / "a", server.url, trusting(ca), {})))
     assert named.ssl_context is not None and len(named.ssl_context.get_ca_certs()) == 1
     # An upper-case scheme is still TLS, verified; "false" as a string does not turn verification off.
     for cluster in ({}, {"insecure-skip-tls-verify": "false"}):
@@ -241,25 +236,21 @@ async def test_a_named_ca_is_the_only_one_trusted_and_names_are_checked(
     # The certificate names 127.0.0.1: reached as localhost it does not match, unless the
     # kubeconfig says which name to check (tls-server-name).
     by_name = server.url.replace("127.0.0.1", "localhost")
-    mismatch = write_kubeconfig(
-        tmp_path / "c", by_name, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
-    )
+    mismatch = write_kubeconfig(tmp_path / "c", by_name, trusting(ca), {"token": "t"})
     with pytest.raises(KubeError, match=r"ClientConnectorCertificateError"):
         await secrets_listed(from_kubeconfig(str(mismatch)))
     assert server.seen == []
     server_name = write_kubeconfig(
         tmp_path / "d",
         by_name,
-        {"certificate-authority-data": ca_data(ca), "tls-server-name": "127.0.0.1"},
+        {**trusting(ca), "tls-server-name": "127.0.0.1"},
         {},
     )
     assert await secrets_listed(from_kubeconfig(str(server_name))) == ["s"]
 
 
 async def test_a_name_never_reaches_another_path(server: ApiServer, ca: trustme.CA, tmp_path: Path) -> None:
-    path = write_kubeconfig(
-        tmp_path / "config", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
-    )
+    path = write_kubeconfig(tmp_path / "config", server.url, trusting(ca), {"token": "t"})
     kube = Kube(from_kubeconfig(str(path)))
 
     async def not_found(request: web.Request) -> web.Response:
@@ -285,7 +276,7 @@ async def test_a_token_file_wins_over_a_token(server: ApiServer, ca: trustme.CA,
     path = write_kubeconfig(
         tmp_path / "config",
         server.url,
-        {"certificate-authority-data": ca_data(ca)},
+        trusting(ca),
         {"token": "inline", "tokenFile": "token"},
     )
     await secrets_listed(from_kubeconfig(str(path)))
@@ -332,9 +323,7 @@ async def test_errors_carry_the_status_and_never_the_body(
         return web.json_response({"message": LEAKED}, status=status.get(request.method, 404))
 
     server.reply = refuse
-    path = write_kubeconfig(
-        tmp_path / "config", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
-    )
+    path = write_kubeconfig(tmp_path / "config", server.url, trusting(ca), {"token": "t"})
     kube = Kube(from_kubeconfig(str(path)))
     try:
         with pytest.raises(KubeError) as raised:
@@ -373,9 +362,7 @@ async def test_a_watch_streams_changes_and_ends_on_an_expired_version(
         return response
 
     server.reply = stream
-    path = write_kubeconfig(
-        tmp_path / "config", server.url, {"certificate-authority-data": ca_data(ca)}, {"token": "t"}
-    )
+    path = write_kubeconfig(tmp_path / "config", server.url, trusting(ca), {"token": "t"})
     kube = Kube(from_kubeconfig(str(path)))
     seen = []
 
