@@ -119,7 +119,7 @@ class CoordinatorClient(JsonClient):
         await super().aclose()
 
     def __repr__(self) -> str:
-        return f"CoordinatorClient({str(self._http.client.base_url)!r}, username={self._username!r})"
+        return f"CoordinatorClient({self.base_url!r}, username={self._username!r})"
 
     @property
     def leader(self) -> str | None:

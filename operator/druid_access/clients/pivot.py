@@ -74,7 +74,7 @@ class PivotClient(JsonClient):
         )
 
     def __repr__(self) -> str:
-        return f"PivotClient({str(self._http.client.base_url)!r})"
+        return f"PivotClient({self.base_url!r})"
 
     async def list_connections(self) -> tuple[PivotConnection, ...]:
         response = await self._http.request("GET", build_path(CONNECTIONS))
