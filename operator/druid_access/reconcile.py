@@ -17,6 +17,7 @@ through ``Emit`` and claims arrive through ``ClaimLookup``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -452,19 +453,27 @@ class Engine:
 
         One Event says what the pass wrote, named after its first write (also when a later
         write failed: what was done is on record); the log has a line per write. Each write
-        marks the object touched, so that passes read it live until a newer snapshot."""
+        marks the object touched, so that passes read it live until a newer snapshot.
+
+        Consecutive ops of one lane are sent under one hold of it: the lane is the target's
+        serialised write chain, and handing it to another pass between them would put a turn
+        of the event loop into that chain; the log lines are written once the lane is free."""
         if not ops:
             return ()
         try:
-            for op in ops:
-                async with self.targets.writing(kind.target_type, target, lane_of(op)):
-                    self.targets.touched(kind.target_type, target, kind.family, name)
-                    await op.apply(remote)
-                    self.targets.written(kind.target_type, target, kind.family, name)
-                    text = op.describe()
-                    done.append(text)
-                    metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
-                    log.info("%s: %s (%s)", _ident(body), text, why)
+            for lane, group in itertools.groupby(ops, key=lane_of):
+                applied = len(done)
+                try:
+                    async with self.targets.writing(kind.target_type, target, lane):
+                        for op in group:
+                            self.targets.touched(kind.target_type, target, kind.family, name)
+                            await op.apply(remote)
+                            self.targets.written(kind.target_type, target, kind.family, name)
+                            done.append(op.describe())
+                            metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
+                finally:
+                    for text in done[applied:]:
+                        log.info("%s: %s (%s)", _ident(body), text, why)
         finally:
             if done:
                 emit("Normal", ops[0].reason, f"{'; '.join(done)} ({why})")

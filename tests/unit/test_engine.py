@@ -728,6 +728,29 @@ async def test_a_new_object_is_created_and_then_left_alone(env: Env, case: Synce
     assert resync.reason is Reason.SYNCED and resync.result.confirmed > 0 and env.remote_writes() == []
 
 
+async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between_them(env: Env) -> None:
+    # Each store of a cluster is one serialised write chain (a lane); a pass holds it across its
+    # consecutive writes there, so passes run at once do not interleave a user's two writes.
+    names = [f"user-{i}" for i in range(6)]
+    objs = []
+    for name in names:
+        env.kube.put_secret("team-a", f"{name}-pw", {"password": f"{name}-secret"}, allowed=True)
+        spec = {"roles": ["readers"], "password": {"secretKeyRef": {"name": f"{name}-pw", "key": "password"}}}
+        objs.append(env.create(USER, name, spec))
+    done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
+    assert [d.reason for d in done] == [Reason.SYNCED] * len(names)
+    authn = [w for w in env.remote_writes() if "/authentication/" in w]
+    authz = [w for w in env.remote_writes() if "/authorization/" in w]
+    assert len(authn) == len(authz) == 2 * len(names)
+    for i in range(0, 2 * len(names), 2):
+        assert authn[i + 1] == f"{authn[i]}/credentials", authn
+        assert authz[i + 1].startswith(f"{authz[i]}/roles/"), authz
+    # The two stores' lanes ran at the same time: some authorizer write came before the last
+    # authenticator write.
+    order = env.remote_writes()
+    assert order.index(authz[0]) < order.index(authn[-1])
+
+
 async def test_a_generated_password_secret_is_made_for_applications(env: Env) -> None:
     spec = {"roles": ["readers"], "password": {**PASSWORD, "generate": True}}
     obj = env.create(USER, "alice", spec)
