@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
@@ -672,6 +673,40 @@ def test_an_unusable_ca_bundle_is_an_untrusted_certificate(tmp_path: Path, conte
     assert f"the CA bundle {bundle} cannot be used" in info.value.message
     assert ADMIN_PASSWORD not in str(info.value)
     assert describe_api_error(info.value)[0] is Reason.CERTIFICATE_NOT_TRUSTED
+
+
+async def test_any_httpx_transport_gets_typed_errors(fake_coordinator: FakeCoordinator) -> None:
+    # The clients build each request themselves; an error answer is mapped from the response's
+    # request whichever transport sent it (httpx's own sets none on its responses).
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    async with CoordinatorClient(
+        fake_coordinator.url, username="admin", password=ADMIN_PASSWORD, options=FAST, transport=transport
+    ) as client:
+        await client.create_role(AUTHZ, "via-httpx")
+        assert (await client.get_role(AUTHZ, "via-httpx")).name == "via-httpx"
+        with pytest.raises(NotFound) as info:
+            await client.get_role(AUTHZ, "missing")
+    assert info.value.path.endswith("/roles/missing") and info.value.method == "GET"
+
+
+async def test_a_base_url_with_a_path_fragment_and_no_trailing_slash(
+    fake_coordinator: FakeCoordinator,
+) -> None:
+    # Paths join onto the base URL's own path; its fragment is never sent.
+    async with CoordinatorClient(
+        f"{fake_coordinator.url}/#console", username="admin", password=ADMIN_PASSWORD, options=FAST
+    ) as client:
+        await client.create_role(AUTHZ, "r1")
+        assert client.base_url.rstrip("/") == fake_coordinator.url
+    fake_coordinator.requests.clear()
+    async with CoordinatorClient(
+        f"{fake_coordinator.url}/proxy", username="admin", password=ADMIN_PASSWORD, options=FAST
+    ) as client:
+        with pytest.raises(ApiError):  # the fake serves no /proxy prefix
+            await client.get_role(AUTHZ, "r1")
+    assert [r.path for r in fake_coordinator.requests.records] == [
+        "/proxy/druid-ext/basic-security/authorization/db/basic/roles/r1"
+    ]
 
 
 def test_credentials_in_url_are_refused() -> None:
