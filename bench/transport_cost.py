@@ -60,26 +60,34 @@ def start_fake() -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("the fake Coordinator did not say where it listens")
 
 
+Calls = dict[str, Callable[[int], Awaitable[object]]]
+
+
+async def cpu_per_call(calls: Calls, n: int) -> dict[str, float]:
+    """Milliseconds of this process's CPU per call of each kind, after 100 of warm-up."""
+    out = {}
+    for kind, call in calls.items():
+        for i in range(100):
+            await call(-1 - i)
+        started = time.process_time()
+        for i in range(n):
+            await call(i)
+        out[kind] = (time.process_time() - started) / n * 1e3
+    return out
+
+
 async def measure(url: str, transport: httpx.AsyncBaseTransport | None, n: int, tag: str) -> dict[str, float]:
     options = HttpOptions()
     permission = [Permission(resource_type="DATASOURCE", resource_name="x.*", action="READ")]
     async with CoordinatorClient(
         url, username="admin", password=SecretStr(ADMIN_PW), options=options, transport=transport
     ) as client:
-        calls: dict[str, Callable[[int], Awaitable[object]]] = {
+        calls: Calls = {
             "POST, no body": lambda i: client.create_role(AUTHZ, f"{tag}-{i}"),
             "POST, JSON body": lambda i: client.set_permissions(AUTHZ, f"{tag}-{i}", permission),
             "GET": lambda i: client.get_role(AUTHZ, f"{tag}-{i}"),
         }
-        out = {}
-        for kind, call in calls.items():
-            for i in range(100):
-                await call(-1 - i)
-            started = time.process_time()
-            for i in range(n):
-                await call(i)
-            out[kind] = (time.process_time() - started) / n * 1e3
-        return out
+        return await cpu_per_call(calls, n)
 
 
 async def measure_aiohttp(url: str, n: int, tag: str) -> dict[str, float]:
@@ -96,20 +104,12 @@ async def measure_aiohttp(url: str, n: int, tag: str) -> dict[str, float]:
             return json.loads(raw) if raw else None
 
     async with aiohttp.ClientSession(headers=headers) as session:
-        calls: dict[str, Callable[[int], Awaitable[object]]] = {
+        calls: Calls = {
             "POST, no body": lambda i: send("POST", f"/{tag}-{i}"),
             "POST, JSON body": lambda i: send("POST", f"/{tag}-{i}/permissions", body),
             "GET": lambda i: send("GET", f"/{tag}-{i}?full"),
         }
-        out = {}
-        for kind, call in calls.items():
-            for i in range(100):
-                await call(-1 - i)
-            started = time.process_time()
-            for i in range(n):
-                await call(i)
-            out[kind] = (time.process_time() - started) / n * 1e3
-        return out
+        return await cpu_per_call(calls, n)
 
 
 def main() -> int:
