@@ -272,3 +272,10 @@ async def test_no_error_carries_a_secret(pivot_client: PivotClient, fake_pivot: 
         assert "***" in rendered
         for secret in (TOKEN, DB_PASSWORD, KEY, PASSPHRASE, SOCK_PASSWORD):
             assert secret not in rendered
+
+
+def test_a_token_that_cannot_be_sent_as_a_header_is_refused_when_the_client_is_built() -> None:
+    # Refused once, where the target's client is made, and the message names no token.
+    with pytest.raises(UnicodeEncodeError) as info:
+        PivotClient("http://127.0.0.1:1", token="t\u00f6ken-canary")
+    assert "canary" not in str(info.value)

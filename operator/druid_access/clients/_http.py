@@ -190,6 +190,7 @@ class JsonTransport:
             "User-Agent": USER_AGENT,
             **(headers or {}),
         }
+        httpx.Headers(self._headers)  # a value that cannot be sent fails here, not on every request
         self._timeouts = options.timeout().as_dict()
         self._transport = transport or Transport(ssl_context=context, limits=options.limits())
         # Requests wait for a connection here, with the pool timeout, never inside the transport's
