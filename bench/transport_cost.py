@@ -103,7 +103,7 @@ async def measure_aiohttp(url: str, n: int, tag: str) -> dict[str, float]:
                 raise RuntimeError(f"{method} {path}: HTTP {response.status}")
             return json.loads(raw) if raw else None
 
-    async with aiohttp.ClientSession(headers=headers) as session:
+    async with aiohttp.ClientSession(headers=headers, skip_auto_headers=("Content-Type",)) as session:
         calls: Calls = {
             "POST, no body": lambda i: send("POST", f"/{tag}-{i}"),
             "POST, JSON body": lambda i: send("POST", f"/{tag}-{i}/permissions", body),
