@@ -182,7 +182,7 @@ class JsonTransport:
         self._base = url if url.raw_path.endswith(b"/") else url.copy_with(raw_path=url.raw_path + b"/")
         self._prefix = str(self._base).rstrip("/")
         self._auth = auth
-        # httpx's client's defaults with ours over them; no cookies are kept, no proxy or netrc read.
+        # httpx's client's default headers, with ours over them.
         self._headers: dict[str, str] = {
             "Accept-Encoding": "gzip, deflate",
             "Connection": "keep-alive",
@@ -324,9 +324,9 @@ class JsonTransport:
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         """One request and its whole body, as ``httpx.AsyncClient.request`` with this transport's
-        settings would send it (but for cookies: none kept), without the client's machinery
-        around it (URL merging, cookie extraction, event hooks), which cost a fifth of the
-        clients' CPU per request (``bench/transport_cost.py``)."""
+        settings would send it, without the client's machinery around it (URL merging, cookie
+        extraction, event hooks), which cost a fifth of the clients' CPU per request
+        (``bench/transport_cost.py``)."""
         full = url if isinstance(url, httpx.URL) else httpx.URL(f"{self._prefix}/{url.lstrip('/')}")
         merged = {**self._headers, **headers} if headers else self._headers
         # json=None sends no body at all, which is what Druid's body-less POSTs expect.
