@@ -22,7 +22,10 @@ Phases (``--phases``, comma-separated; the objects are created whenever a phase 
    child process (``post_many.py``: in this process the creates would hold the interpreter lock
    the fake Coordinator's thread needs, a load the floor never has). A watch
    opened before the create gives each object's first Ready=True/Synced; the fake's request log
-   gives the first request to reach the Coordinator.
+   gives the first request to reach the Coordinator, and, per Druid store (which the operator
+   writes one request at a time), how long the Coordinator was busy with its writes and how long
+   it waited between them. The floor runs again right after the convergence, so the two runs
+   bracket the operator's in time on a shared machine; the ratio is against their mean.
 2. ``writes``: the kube-apiserver's ``apiserver_request_total`` (by resource, subresource and
    verb, read from ``/metrics`` with the admin identity) before the create and once all are Synced:
    Events created, status patches and metadata patches (kopf's finalizer and annotations).
@@ -64,6 +67,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import os
@@ -73,6 +77,7 @@ import re
 import shlex
 import shutil
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -513,8 +518,8 @@ def timeline(
         "|---:|---:|---:|---:|",
     ]
     for b in range(max(buckets, default=-1) + 1):
-        w, r, s = buckets.get(b, (0, 0, 0))
-        lines.append(f"| {b * step:g} s | {w:,} | {r:,} | {s:,} |")
+        written, read, synced_now = buckets.get(b, (0, 0, 0))
+        lines.append(f"| {b * step:g} s | {written:,} | {read:,} | {synced_now:,} |")
     return "\n".join(lines) + "\n"
 
 
@@ -524,6 +529,28 @@ def clear(fakes: FakesInThread) -> None:
 
 def is_read(record: RequestRecord) -> bool:
     return record.method in ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class StoreUse:
+    """One Druid store's writes as the Coordinator saw them in a window: how long it was busy
+    answering them, and how long it waited between one answer and the next write."""
+
+    writes: int
+    busy: float
+    waiting: float
+
+
+def store_use(requests: Sequence[RequestRecord], prefix: str, start: float, end: float) -> StoreUse:
+    """The writes under ``prefix`` arriving in [start, end). The operator sends a store's writes
+    one at a time, so the store's time is its busy time plus the waits between writes."""
+    writes = sorted(
+        (r.timestamp, r.duration)
+        for r in requests
+        if not is_read(r) and r.path.startswith(prefix) and start <= r.timestamp < end
+    )
+    waiting = sum(max(0.0, nxt[0] - (cur[0] + cur[1])) for cur, nxt in itertools.pairwise(writes))
+    return StoreUse(len(writes), sum(d for _, d in writes), waiting)
 
 
 # --------------------------------------------------------------------------------- the operator
@@ -600,8 +627,9 @@ class Bench:
     details: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     operator: OperatorProcess | None = None
-    floor_seconds: float | None = None
-    floor_busy: float | None = None  # the machine's CPU seconds (all cores) during the floor
+    floor_seconds: float | None = None  # the floor's mean over its runs (``floors``)
+    floor_busy: float | None = None  # the machine's CPU seconds (all cores) during the floors
+    floors: list[float] = field(default_factory=list)  # each run of the floor, in order
     converge_seconds: float | None = None
     steady_reads_per_period: float | None = None
     steady_secret_gets_per_period: float | None = None
@@ -672,34 +700,40 @@ class Bench:
 
     # -- 1. the raw-API floor --------------------------------------------------------------------
 
-    def floor(self) -> None:
-        log(f"[floor] {self.roles} roles + {self.users} users, serialised, on a fresh fake Coordinator")
-        self.api.create_many([("/api/v1/namespaces", {"metadata": {"name": FLOOR_NS}})], 1)
-        docs = (
-            (collection(FLOOR_NS, d), d)
-            for d in (
-                *(role_doc(FLOOR_NS, j) for j in range(self.roles)),
-                *(user_doc(FLOOR_NS, i, [role_of(i, self.roles)], "floor") for i in range(self.users)),
-            )
+    def floor(self, when: str) -> None:
+        """One run of the floor (``when``: before or after the operator's convergence). Both runs
+        go to the result: the machine is shared, and the two bracket the operator's run in time."""
+        log(
+            f"[floor] {self.roles} roles + {self.users} users, serialised, on a fresh fake Coordinator ({when})"
         )
-        self.api.create_many(docs, self.args.create_concurrency)
+        if not self.floors:
+            self.api.create_many([("/api/v1/namespaces", {"metadata": {"name": FLOOR_NS}})], 1)
+            docs = (
+                (collection(FLOOR_NS, d), d)
+                for d in (
+                    *(role_doc(FLOOR_NS, j) for j in range(self.roles)),
+                    *(user_doc(FLOOR_NS, i, [role_of(i, self.roles)], "floor") for i in range(self.users)),
+                )
+            )
+            self.api.create_many(docs, self.args.create_concurrency)
         with FakesInThread(
             admin_password=ADMIN_PW, pivot_token=TOKEN, credential_iterations=ITERATIONS
         ) as fresh:
             busy = machine_busy()
             seconds, writes, patches = asyncio.run(self._floor(fresh.coordinator.url))
-            self.floor_busy = machine_busy() - busy
+            self.floor_busy = (self.floor_busy or 0.0) + machine_busy() - busy
             state = fresh.call(
                 lambda: (
                     sum(1 for u in range(self.users) if fresh.coordinator.credentials.get(user_name(u))),
                     sum(1 for u in range(self.users) if fresh.coordinator.users.get(user_name(u))),
                 )
             )
-        self.floor_seconds = seconds
+        self.floors.append(seconds)
+        self.floor_seconds = statistics.fmean(self.floors)
         self.details.append(
-            f"- floor: {writes} Coordinator writes ({self.roles} x 2 + {self.users} x 4) and {patches} "
-            f"status patches in {seconds:.1f} s ({(writes + patches) / seconds:.0f} requests/s); the fresh "
-            f"fake then held {state[0]} users with credentials and {state[1]} with a role\n"
+            f"- floor ({when}): {writes} Coordinator writes ({self.roles} x 2 + {self.users} x 4) and "
+            f"{patches} status patches in {seconds:.1f} s ({(writes + patches) / seconds:.0f} requests/s); "
+            f"the fresh fake then held {state[0]} users with credentials and {state[1]} with a role\n"
         )
         log(f"  floor: {seconds:.1f} s")
 
@@ -847,6 +881,15 @@ class Bench:
         first_write = min((r.timestamp for r in mine if not is_read(r)), default=math.nan) - started
         reads = sum(1 for r in mine if is_read(r))
         writes = len(mine) - reads
+        if self.selected("convergence") and self.floors:
+            self.floor("after the operator's convergence, the operator idle in sync")
+        floor_label = (
+            f"{secs(self.floor_seconds)} (raw-API floor, mean of "
+            + " and ".join(secs(f) for f in self.floors)
+            + ")"
+            if self.floor_seconds
+            else ""
+        )
         times = sorted(t - started for t in synced_at.values())
         if self.selected("convergence"):
             measured = (
@@ -857,7 +900,7 @@ class Bench:
                     "1 convergence",
                     f"{n:,} users + {m:,} roles created at once: time to all Synced",
                     measured,
-                    secs(self.floor_seconds) + " (raw-API floor)" if self.floor_seconds else "",
+                    floor_label,
                     ratio(seconds if done else None, self.floor_seconds),
                     "<= 1.3x the floor",
                 ),
@@ -871,7 +914,7 @@ class Bench:
                     "the same, counted from the end of the create (the API create itself took "
                     f"{created:.1f} s, {self.args.create_concurrency} requests at a time)",
                     f"{seconds - created:.1f} s" if done else "n/a",
-                    secs(self.floor_seconds) + " (raw-API floor)" if self.floor_seconds else "",
+                    floor_label,
                     ratio(seconds - created if done else None, self.floor_seconds),
                 ),
                 Row(
@@ -895,11 +938,25 @@ class Bench:
                     "1 convergence",
                     "machine CPU busy (all processes) while converging",
                     busy_share(busy, busy_seconds),
-                    busy_share(self.floor_busy, self.floor_seconds) + " (floor)"
-                    if self.floor_busy is not None and self.floor_seconds
+                    busy_share(self.floor_busy, sum(self.floors)) + " (floors)"
+                    if self.floor_busy is not None and self.floors
                     else "",
                 ),
             )
+            end = started + seconds
+            for store, prefix in (("authenticator", AUTHN), ("authorizer", AUTHZ)):
+                during = store_use(mine, prefix, started, started + created)
+                after = store_use(mine, prefix, started + created, end + 1)
+                self.add(
+                    Row(
+                        "1 convergence",
+                        f"the {store} store (written one request at a time): writes / the Coordinator "
+                        "busy answering them / waiting between an answer and the next write, during the "
+                        "API create; after it",
+                        f"{during.writes:,} / {during.busy:.1f} s / {during.waiting:.1f} s; "
+                        f"{after.writes:,} / {after.busy:.1f} s / {after.waiting:.1f} s",
+                    )
+                )
             self.details.append(
                 f"- convergence: the API create of {expected:,} objects ({self.args.create_concurrency} at a "
                 f"time) took {created:.1f} s; the operator's first Coordinator request came {secs(first)} "
@@ -1472,7 +1529,7 @@ class Bench:
     def run(self) -> None:
         populate = bool(NEEDS_POPULATION & set(self.args.phases))
         if populate and self.selected("convergence"):
-            self.floor()
+            self.floor("before the operator")
         self.api.create_many([("/api/v1/namespaces", {"metadata": {"name": NS}})], 1)
         if populate:
             log("[operator] starting (--namespace scale)")
