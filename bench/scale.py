@@ -724,7 +724,7 @@ class Bench:
         ) as fresh:
             busy = machine_busy()
             seconds, writes, patches = asyncio.run(self._floor(fresh.coordinator.url))
-            self.floors_busy.append(machine_busy() - busy)
+            busy = machine_busy() - busy
             state = fresh.call(
                 lambda: (
                     sum(1 for u in range(self.users) if fresh.coordinator.credentials.get(user_name(u))),
@@ -732,6 +732,7 @@ class Bench:
                 )
             )
         self.floors.append(seconds)
+        self.floors_busy.append(busy)
         self.floor_seconds = min(self.floors)
         self.details.append(
             f"- floor ({when}): {writes} Coordinator writes ({self.roles} x 2 + {self.users} x 4) and "
