@@ -633,6 +633,7 @@ class Bench:
     floors_busy: list[float] = field(default_factory=list)  # the machine's CPU seconds during each
     # The rows whose baseline is the floor, with the time each compares with it.
     floor_rows: list[tuple[Row, float | None]] = field(default_factory=list)
+    busy_row: Row | None = None  # the machine's busy share while converging, beside the floor's
     converge_seconds: float | None = None
     steady_reads_per_period: float | None = None
     steady_secret_gets_per_period: float | None = None
@@ -752,9 +753,8 @@ class Bench:
         for row, value in self.floor_rows:
             row.baseline = self.floor_label()
             row.ratio = ratio(value, self.floor_seconds)
-        for row in self.rows:
-            if row.figure.startswith("machine CPU busy"):
-                row.baseline = self.floor_busy_label()
+        if self.busy_row is not None:
+            self.busy_row.baseline = self.floor_busy_label()
         log(f"  floor: the faster of {', '.join(secs(f) for f in self.floors)}")
 
     def floor_label(self) -> str:
@@ -938,7 +938,13 @@ class Bench:
                 floor_label,
                 ratio(seconds - created if done else None, self.floor_seconds),
             )
-            # Their baseline is brought up to date once the floor has run again (``floor_again``).
+            self.busy_row = Row(
+                "1 convergence",
+                "machine CPU busy (all processes) while converging",
+                busy_share(busy, busy_seconds),
+                self.floor_busy_label(),
+            )
+            # Their baselines are brought up to date once the floor has run again (``floor_again``).
             self.floor_rows = [
                 (to_synced, seconds if done else None),
                 (after_create, seconds - created if done else None),
@@ -968,12 +974,7 @@ class Bench:
                     "operator CPU while converging",
                     f"{cpu_after - cpu_before:.1f} s",
                 ),
-                Row(
-                    "1 convergence",
-                    "machine CPU busy (all processes) while converging",
-                    busy_share(busy, busy_seconds),
-                    self.floor_busy_label(),
-                ),
+                self.busy_row,
             )
             for store, prefix in (("authenticator", AUTHN), ("authorizer", AUTHZ)):
                 during = store_use(mine, prefix, started, started + created)
