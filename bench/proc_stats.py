@@ -26,8 +26,13 @@ def process_cpu(pid: int | None) -> float:
 
 
 def busy_share(busy: float, seconds: float) -> str:
-    """``busy`` CPU seconds against what every core could have given in ``seconds``."""
+    """``busy`` CPU seconds against what every core could have given in ``seconds``, and the
+    shortest wall time that much work can take on these cores: a run whose wall time is close
+    to it was bound by the machine's CPU, not by waiting."""
     cores = os.cpu_count() or 1
     if not seconds:
         return "n/a"
-    return f"{busy:.1f} of {seconds * cores:.1f} CPU-s ({busy / (seconds * cores):.0%})"
+    return (
+        f"{busy:.1f} of {seconds * cores:.1f} CPU-s ({busy / (seconds * cores):.0%}; "
+        f"at least {busy / cores:.1f} s on {cores} cores)"
+    )
