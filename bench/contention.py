@@ -73,11 +73,11 @@ from druid_access.testing.environment import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
-    free_port,
     install,
     ready_condition,
     secret,
 )
+from druid_access.testing.processes import free_port
 from proc_stats import busy_share, machine_busy, process_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
