@@ -27,8 +27,8 @@ def process_cpu(pid: int | None) -> float:
 
 def busy_share(busy: float, seconds: float) -> str:
     """``busy`` CPU seconds against what every core could have given in ``seconds``, and the
-    shortest wall time that much work can take on these cores: a run whose wall time is close
-    to it was bound by the machine's CPU, not by waiting."""
+    same share put as a time: ``busy`` spread evenly over the cores. Busy time includes the
+    hypervisor's steal time on a shared machine."""
     cores = os.cpu_count() or 1
     if not seconds:
         return "n/a"
