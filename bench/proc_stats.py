@@ -36,3 +36,53 @@ def busy_share(busy: float, seconds: float) -> str:
         f"{busy:.1f} of {seconds * cores:.1f} CPU-s ({busy / (seconds * cores):.0%}; "
         f"at least {busy / cores:.1f} s on {cores} cores)"
     )
+
+
+Reading = dict[int, tuple[str, float, float]]
+_KERNEL = ("kworker", "ksoftirqd", "kswapd", "rcu_", "migration", "jbd2", "kcompactd")
+
+
+def processes() -> Reading:
+    """Every process: its name, its own CPU seconds so far, and those of its children that
+    exited and were reaped (a child that ran and exited in between shows there)."""
+    found: Reading = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = [int(v) for v in text.rsplit(")", 1)[1].split()[11:15]]
+        found[int(entry.name)] = (name, (fields[0] + fields[1]) / CLK_TCK, (fields[2] + fields[3]) / CLK_TCK)
+    return found
+
+
+def cpu_by_name(before: Reading, after: Reading, names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds spent between two ``processes()`` readings, summed per name: ``names`` names
+    some processes by pid, the others go by their command name; the children a process reaped
+    in between are counted apart ("<name>, exited children"). A process that exited without
+    being reaped by one still running is not counted."""
+    spent: dict[str, float] = {}
+
+    def add(label: str, seconds: float) -> None:
+        if seconds > 0:
+            spent[label] = spent.get(label, 0.0) + seconds
+
+    for pid, (name, own, reaped) in after.items():
+        start = before.get(pid)
+        if start is None or start[0] != name:
+            start = (name, 0.0, 0.0)
+        label = names.get(pid) or ("kernel threads" if name.startswith(_KERNEL) else name)
+        add(label, own - start[1])
+        add(f"{label}, exited children", reaped - start[2])
+    return spent
+
+
+def by_process(spent: dict[str, float], top: int = 6) -> str:
+    """The largest figures of ``cpu_by_name``, the rest summed."""
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])
+    shown = [f"{name} {cpu:.1f}" for name, cpu in ranked[:top]]
+    rest = sum(cpu for _, cpu in ranked[top:])
+    return ", ".join(shown + ([f"others {rest:.1f}"] if rest >= 0.05 else [])) + " CPU-s"

@@ -103,7 +103,7 @@ from druid_access.testing.environment import (
     secret,
 )
 from druid_access.testing.faults import Fault, RequestRecord
-from proc_stats import busy_share, machine_busy, process_cpu
+from proc_stats import busy_share, by_process, cpu_by_name, machine_busy, process_cpu, processes
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "scale"
@@ -634,6 +634,8 @@ class Bench:
     # The rows whose baseline is the floor, with the time each compares with it.
     floor_rows: list[tuple[Row, float | None]] = field(default_factory=list)
     busy_row: Row | None = None  # the machine's busy share while converging, beside the floor's
+    floors_cpu: list[str] = field(default_factory=list)  # CPU by process during each floor run
+    cpu_row: Row | None = None  # CPU by process while converging, beside the floors'
     converge_seconds: float | None = None
     steady_reads_per_period: float | None = None
     steady_secret_gets_per_period: float | None = None
@@ -723,9 +725,9 @@ class Bench:
         with FakesInThread(
             admin_password=ADMIN_PW, pivot_token=TOKEN, credential_iterations=ITERATIONS
         ) as fresh:
-            busy = machine_busy()
+            busy, before = machine_busy(), processes()
             seconds, writes, patches = asyncio.run(self._floor(fresh.coordinator.url))
-            busy = machine_busy() - busy
+            busy, after = machine_busy() - busy, processes()
             state = fresh.call(
                 lambda: (
                     sum(1 for u in range(self.users) if fresh.coordinator.credentials.get(user_name(u))),
@@ -734,6 +736,7 @@ class Bench:
             )
         self.floors.append(seconds)
         self.floors_busy.append(busy)
+        self.floors_cpu.append(by_process(cpu_by_name(before, after, self.process_names())))
         self.floor_seconds = min(self.floors)
         self.details.append(
             f"- floor ({when}): {writes} Coordinator writes ({self.roles} x 2 + {self.users} x 4) and "
@@ -755,6 +758,8 @@ class Bench:
             row.ratio = ratio(value, self.floor_seconds)
         if self.busy_row is not None:
             self.busy_row.baseline = self.floor_busy_label()
+        if self.cpu_row is not None:
+            self.cpu_row.baseline = self.floor_cpu_label()
         log(f"  floor: the faster of {', '.join(secs(f) for f in self.floors)}")
 
     def floor_label(self) -> str:
@@ -766,6 +771,19 @@ class Bench:
             if len(self.floors) > 1
             else f"{secs(self.floor_seconds)} (raw-API floor)"
         )
+
+    def process_names(self) -> dict[int, str]:
+        """The processes named by role in the CPU figures (the others go by command name)."""
+        names = {os.getpid(): "benchmark (fake Coordinator, watches, floor client)"}
+        if self.operator is not None and self.operator._process is not None:
+            names[self.operator._process.pid] = "operator"
+        return names
+
+    def floor_cpu_label(self) -> str:
+        runs = self.floors_cpu
+        if len(runs) < 2:
+            return f"{runs[0]} (floor)" if runs else ""
+        return "; ".join(f"{text} (floor run {i})" for i, text in enumerate(runs, 1))
 
     def floor_busy_label(self) -> str:
         """The machine's busy share during each run of the floor."""
@@ -870,7 +888,7 @@ class Bench:
             assert self.operator is not None
             pid = operator_pid(self.operator)
             cpu_before = process_cpu(pid)
-            busy_before = machine_busy()
+            busy_before, processes_before = machine_busy(), processes()
             log(f"[convergence] creating {m} DruidRoles + {n} DruidUsers through the API")
             docs = [
                 (collection(NS, d), d)
@@ -901,7 +919,7 @@ class Bench:
             bound = self.args.converge_timeout or 120 + 0.4 * expected
             done = wait_until(poll, bound)
             all_synced_at = max(synced_at.values()) if done else time.time()
-            busy = machine_busy() - busy_before
+            busy, processes_after = machine_busy() - busy_before, processes()
             busy_seconds = time.time() - started  # the interval busy covers (a poll after the last)
             time.sleep(3)  # Events and last patches that follow the final status
             poll()
@@ -944,6 +962,12 @@ class Bench:
                 busy_share(busy, busy_seconds),
                 self.floor_busy_label(),
             )
+            self.cpu_row = Row(
+                "1 convergence",
+                "CPU by process while converging (the API create: the benchmark's exited children)",
+                by_process(cpu_by_name(processes_before, processes_after, self.process_names())),
+                self.floor_cpu_label(),
+            )
             # Their baselines are brought up to date once the floor has run again (``floor_again``).
             self.floor_rows = [
                 (to_synced, seconds if done else None),
@@ -975,6 +999,7 @@ class Bench:
                     f"{cpu_after - cpu_before:.1f} s",
                 ),
                 self.busy_row,
+                self.cpu_row,
             )
             for store, prefix in (("authenticator", AUTHN), ("authorizer", AUTHZ)):
                 during = store_use(mine, prefix, started, started + created)
