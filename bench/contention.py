@@ -78,7 +78,7 @@ from druid_access.testing.environment import (
     secret,
 )
 from druid_access.testing.processes import free_port
-from proc_stats import busy_share, machine_busy, process_cpu
+from proc_stats import Reading, busy_share, by_process, cpu_by_name, machine_busy, process_cpu, processes
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "contention"
@@ -127,10 +127,11 @@ class CpuMark(NamedTuple):
     wall: float
     busy: float
     coordinator: float
+    processes: Reading
 
     @classmethod
     def now(cls, coordinator_pid: int | None) -> CpuMark:
-        return cls(time.monotonic(), machine_busy(), process_cpu(coordinator_pid))
+        return cls(time.monotonic(), machine_busy(), process_cpu(coordinator_pid), processes())
 
 
 @dataclass
@@ -140,13 +141,20 @@ class CpuUse:
     seconds: float = 0.0  # wall time of the interval
     busy: float = 0.0  # machine CPU seconds, all cores
     coordinator: float = 0.0  # the Coordinator JVM's CPU seconds
+    by_process: str = ""  # the largest users of CPU, by process
 
     @classmethod
-    def since(cls, mark: CpuMark, coordinator_pid: int | None) -> CpuUse:
+    def since(cls, mark: CpuMark, coordinator_pid: int | None, operator_pid: int | None = None) -> CpuUse:
+        names = {os.getpid(): "benchmark (clients, watch)"}
+        if coordinator_pid is not None:
+            names[coordinator_pid] = "Coordinator JVM"
+        if operator_pid is not None:
+            names[operator_pid] = "operator"
         return cls(
             time.monotonic() - mark.wall,
             machine_busy() - mark.busy,
             process_cpu(coordinator_pid) - mark.coordinator,
+            by_process(cpu_by_name(mark.processes, processes(), names)),
         )
 
     def describe(self, writes: float) -> str:
@@ -154,6 +162,7 @@ class CpuUse:
         return (
             f"machine {busy_share(self.busy, self.seconds)} busy; "
             f"Coordinator JVM {self.coordinator:.1f} CPU-s{per_write}"
+            + (f"; by process: {self.by_process}" if self.by_process else "")
         )
 
 
@@ -492,7 +501,10 @@ def run_operator(
             all_synced = True
         except TimeoutError:
             all_synced = False  # reported as such: how far it got and why
-        cpu = CpuUse.since(mark, druid.coordinator_pid)  # up to ~0.2 s (one poll) after the last
+        operator_pid = proc._process.pid if proc._process is not None else None
+        cpu = CpuUse.since(
+            mark, druid.coordinator_pid, operator_pid
+        )  # up to ~0.2 s (one poll) after the last
         waited = max(first_synced.values()) if all_synced else time.monotonic() - started
         time.sleep(1.0)  # Events posted with the last writes
         poll()
