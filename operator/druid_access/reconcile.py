@@ -272,7 +272,7 @@ class Engine:
                 remote = await self.targets.remote(
                     kind.target_type, target_name, max_age=target.resync_seconds if bulk else None
                 )
-                observed = await kind.observe(remote, name, desired)
+                observed = await self._observe(kind, target_name, remote, name, desired)
                 confirmed = 0
                 if remote.view is not None and remote.view.used and not remote.view.missed:
                     confirmed = remote.view.snapshot.number
@@ -287,7 +287,7 @@ class Engine:
                     # from data that may be a resync period old. (Reads of entries this operator
                     # wrote since the snapshot were live already.)
                     remote = dataclasses.replace(remote, view=None)
-                    observed = await kind.observe(remote, name, desired)
+                    observed = await self._observe(kind, target_name, remote, name, desired)
             finally:
                 # Released before a failure is counted (no await in between): the next pass
                 # in the lane sees it.
@@ -409,6 +409,13 @@ class Engine:
         ):
             error.counted = True
             self.targets.health(kind.target_type, target).unanswered(message, uid)
+
+    async def _observe(self, kind: AnyKind, target: str, remote: Any, name: str, desired: Any) -> Any:
+        """The kind's observation; a live one waits for its turn among the target's readers."""
+        if remote.view is not None:  # through a snapshot: reads only what was written since
+            return await kind.observe(remote, name, desired)
+        async with self.targets.reading(kind.target_type, target):
+            return await kind.observe(remote, name, desired)
 
     async def _privileged_grants_now(
         self,

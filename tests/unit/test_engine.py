@@ -35,7 +35,7 @@ from druid_access.resources import BY_KIND
 from druid_access.resources.base import AnyKind, Claim
 from druid_access.secret_store import SecretStore
 from druid_access.status import DELETION_BLOCKED, DRIFTED, Outcome, Reason, ready_condition
-from druid_access.targets import Targets
+from druid_access.targets import LIVE_READERS, Targets
 from druid_access.testing import FakeCoordinator, FakePivot
 from druid_access.testing.fake_coordinator import Permission
 from druid_access.testing.faults import Fault
@@ -745,6 +745,35 @@ async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between
     for i in range(0, 2 * len(names), 2):
         assert authn[i + 1] == f"{authn[i]}/credentials", authn
         assert authz[i + 1].startswith(f"{authz[i]}/roles/"), authz
+
+
+async def test_objects_created_together_read_a_few_at_a_time_so_the_first_writes_go_out_early(
+    env: Env,
+) -> None:
+    # Every new object reads itself live before its first write. Read all at once, the write
+    # lanes would wait for every one of those reads; a few passes read at a time, in order.
+    count = 4 * LIVE_READERS
+    env.druid.faults.add(Fault(method="GET", path=r"/users/user-\d+$", latency=0.05))
+    objs = []
+    for i in range(count):
+        env.kube.put_secret("team-a", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
+        spec = {
+            "roles": ["readers"],
+            "password": {"secretKeyRef": {"name": f"user-{i}-pw", "key": "password"}},
+        }
+        objs.append(env.create(USER, f"user-{i}", spec))
+    done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
+    assert [d.reason for d in done] == [Reason.SYNCED] * count
+    records = env.druid.requests.records
+    reads = [r for r in records if r.method == "GET" and "/users/user-" in r.path]
+    assert len(reads) == 2 * count  # each user read in both stores, once
+    # Never more than LIVE_READERS passes' reads (two each) at the Coordinator at once.
+    in_flight = max(
+        sum(1 for o in reads if o.timestamp <= r.timestamp < o.timestamp + o.duration) for r in reads
+    )
+    assert in_flight <= 2 * LIVE_READERS, in_flight
+    first_write = min(r.timestamp for r in records if r.method == "POST")
+    assert first_write < max(r.timestamp for r in reads)  # the first write did not wait for every read
 
 
 async def test_a_generated_password_secret_is_made_for_applications(env: Env) -> None:
