@@ -145,7 +145,7 @@ class CpuUse:
 
     @classmethod
     def since(cls, mark: CpuMark, coordinator_pid: int | None, operator_pid: int | None = None) -> CpuUse:
-        names = {os.getpid(): "benchmark (clients, watch)"}
+        names = {os.getpid(): "benchmark process (its clients, watch)"}
         if coordinator_pid is not None:
             names[coordinator_pid] = "Coordinator JVM"
         if operator_pid is not None:

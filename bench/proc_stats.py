@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -38,12 +39,20 @@ def busy_share(busy: float, seconds: float) -> str:
     )
 
 
-Reading = dict[int, tuple[str, float, float]]
-_KERNEL = ("kworker", "ksoftirqd", "kswapd", "rcu_", "migration", "jbd2", "kcompactd")
+class Proc(NamedTuple):
+    name: str
+    parent: int
+    kernel: bool  # a kernel thread
+    own: float  # its CPU seconds so far
+    reaped: float  # those of its children that exited and were reaped
+
+
+Reading = dict[int, Proc]
+_PF_KTHREAD = 0x00200000
 
 
 def processes() -> Reading:
-    """Every process: its name, its own CPU seconds so far, and those of its children that
+    """Every process: its name, parent, own CPU seconds so far and those of its children that
     exited and were reaped (a child that ran and exited in between shows there)."""
     found: Reading = {}
     for entry in Path("/proc").iterdir():
@@ -54,30 +63,43 @@ def processes() -> Reading:
         except OSError:
             continue  # gone meanwhile
         name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = [int(v) for v in text.rsplit(")", 1)[1].split()[11:15]]
-        found[int(entry.name)] = (name, (fields[0] + fields[1]) / CLK_TCK, (fields[2] + fields[3]) / CLK_TCK)
+        fields = text.rsplit(")", 1)[1].split()
+        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+        found[int(entry.name)] = Proc(
+            name,
+            int(fields[1]),
+            bool(int(fields[6]) & _PF_KTHREAD),
+            (utime + stime) / CLK_TCK,
+            (cutime + cstime) / CLK_TCK,
+        )
     return found
 
 
 def cpu_by_name(before: Reading, after: Reading, names: dict[int, str]) -> dict[str, float]:
     """CPU seconds spent between two ``processes()`` readings, summed per name: ``names`` names
-    some processes by pid, the others go by their command name; the children a process reaped
-    in between are counted apart ("<name>, exited children"). A process that exited without
-    being reaped by one still running is not counted."""
+    some processes by pid, kernel threads go together, the others by their command name. The
+    children a process reaped in between are counted apart ("<name>, exited children"), less
+    what those that were already running had spent before. A process that exited without being
+    reaped by one still running is not counted."""
     spent: dict[str, float] = {}
 
-    def add(label: str, seconds: float) -> None:
-        if seconds > 0:
-            spent[label] = spent.get(label, 0.0) + seconds
+    def label(pid: int, proc: Proc) -> str:
+        return names.get(pid) or ("kernel threads" if proc.kernel else proc.name)
 
-    for pid, (name, own, reaped) in after.items():
+    def add(key: str, seconds: float) -> None:
+        spent[key] = spent.get(key, 0.0) + seconds
+
+    for pid, proc in after.items():
         start = before.get(pid)
-        if start is None or start[0] != name:
-            start = (name, 0.0, 0.0)
-        label = names.get(pid) or ("kernel threads" if name.startswith(_KERNEL) else name)
-        add(label, own - start[1])
-        add(f"{label}, exited children", reaped - start[2])
-    return spent
+        if start is None or start.name != proc.name:
+            start = Proc(proc.name, proc.parent, proc.kernel, 0.0, 0.0)
+        add(label(pid, proc), proc.own - start.own)
+        add(f"{label(pid, proc)}, exited children", proc.reaped - start.reaped)
+    for pid, proc in before.items():
+        parent = after.get(proc.parent)
+        if pid not in after and parent is not None:  # reaped in between: its whole life counted
+            add(f"{label(proc.parent, parent)}, exited children", -(proc.own + proc.reaped))
+    return {key: seconds for key, seconds in spent.items() if seconds > 0}
 
 
 def by_process(spent: dict[str, float], top: int = 6) -> str:

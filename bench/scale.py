@@ -774,7 +774,7 @@ class Bench:
 
     def process_names(self) -> dict[int, str]:
         """The processes named by role in the CPU figures (the others go by command name)."""
-        names = {os.getpid(): "benchmark (fake Coordinator, watches, floor client)"}
+        names = {os.getpid(): "benchmark process (fake Coordinator, watches; the floor's client)"}
         if self.operator is not None and self.operator._process is not None:
             names[self.operator._process.pid] = "operator"
         return names

@@ -410,11 +410,12 @@ class Engine:
             error.counted = True
             self.targets.health(kind.target_type, target).unanswered(message, uid)
 
-    async def _observe(self, kind: AnyKind, target: str, remote: Any, name: str, desired: Any) -> Any:
-        """The kind's observation; a live one waits for its turn among the target's readers."""
-        if remote.view is not None:  # through a snapshot: reads only what was written since
+    async def _observe(self, kind: AnyKind, target_name: str, remote: Any, name: str, desired: Any) -> Any:
+        """The kind's observation; a live one waits for its turn among the target's readers (a
+        pass through a snapshot reads live only what was written since it was taken)."""
+        if remote.view is not None:
             return await kind.observe(remote, name, desired)
-        async with self.targets.reading(kind.target_type, target):
+        async with self.targets.reading(kind.target_type, target_name):
             return await kind.observe(remote, name, desired)
 
     async def _privileged_grants_now(

@@ -753,7 +753,7 @@ async def test_objects_created_together_read_a_few_at_a_time_so_the_first_writes
     # Every new object reads itself live before its first write. Read all at once, the write
     # lanes would wait for every one of those reads; a few passes read at a time, in order.
     count = 4 * LIVE_READERS
-    env.druid.faults.add(Fault(method="GET", path=r"/users/user-\d+$", latency=0.05))
+    env.druid.faults.add(Fault(method="GET", path=r"/users/user-\d+$", latency=0.1))
     objs = []
     for i in range(count):
         env.kube.put_secret("team-a", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
