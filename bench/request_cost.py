@@ -7,17 +7,20 @@ Usage (from the repository root; needs the ``make druid`` cache)::
 The results file holds one section per Druid version; a run replaces its version's section.
 
 Starts a fresh Coordinator (``druid_access.testing.druid.DruidCoordinator``, ZooKeeper and Derby
-on 127.0.0.1), then sends ``--requests`` of each kind one at a time after 20 of warm-up, and
-reads the JVM's CPU time (``utime+stime`` of ``/proc/<pid>/stat``) before and after. Basic
-authentication checks the caller's password with PBKDF2 on every request: this is why the
-operator reads a target whole once per resync instead of once per object, and why each live
-read of a pass counts. The unauthenticated health check is the baseline of the same run.
+on 127.0.0.1), sends every kind of read in turn for ``--warmup`` seconds (the JIT compiles the
+request paths meanwhile, on CPU counted to the JVM), then ``--requests`` of each kind one at a
+time after 20 more, reading the JVM's CPU time (``utime+stime`` of ``/proc/<pid>/stat``) before
+and after; then the four writes that make a user, each on ``--requests`` users of their own after
+20 others. Basic authentication checks the caller's password with PBKDF2 on every request: this
+is why the operator reads a target whole once per resync instead of once per object, and why each
+live read of a pass counts. The unauthenticated health check is the baseline of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import sys
@@ -29,7 +32,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
 from druid_access.testing.druid import DruidCoordinator
 from proc_stats import process_cpu
 
@@ -38,7 +41,7 @@ ADMIN_PW = "request-cost-admin"
 AUTHN, AUTHZ = AuthenticatorName("basic"), AuthorizerName("basic")
 
 
-async def measure(url: str, pid: int, requests: int) -> list[tuple[str, float, float]]:
+async def measure(url: str, pid: int, requests: int, warmup: float) -> list[tuple[str, float, float]]:
     rows = []
     async with CoordinatorClient(url, username="admin", password=SecretStr(ADMIN_PW)) as client:
         await client.create_authenticator_user(AUTHN, "someone")
@@ -49,7 +52,22 @@ async def measure(url: str, pid: int, requests: int) -> list[tuple[str, float, f
             ("GET a role", lambda: client.get_role(AUTHZ, "a-role")),
             ("GET the role list", lambda: client.list_roles(AUTHZ)),
             ("GET the authenticator's whole user map (Smile)", lambda: client.authenticator_users(AUTHN)),
+            # What the operator reads of a new user before creating it: both answers are 404.
+            (
+                "GET a missing authenticator user (404)",
+                lambda: absent(client.get_authenticator_user(AUTHN, "nobody")),
+            ),
+            (
+                "GET a missing authorizer user (404)",
+                lambda: absent(client.get_authorizer_user(AUTHZ, "nobody")),
+            ),
         ]
+        # The JIT compiles the request paths in the JVM's first minute, on CPU counted to the
+        # JVM: every kind of request in turn for ``warmup`` seconds first.
+        deadline = time.monotonic() + warmup
+        while time.monotonic() < deadline:
+            for _, call in kinds:
+                await call()
         for label, call in kinds:
             for _ in range(20):
                 await call()
@@ -57,12 +75,37 @@ async def measure(url: str, pid: int, requests: int) -> list[tuple[str, float, f
             for _ in range(requests):
                 await call()
             rows.append((label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
+        # The four writes that make a user with a password and a role, each on ``requests``
+        # users of their own, in the order a user needs them.
+        password = SecretStr("request-cost-user-password")
+        writes: list[tuple[str, Callable[[str], Awaitable[Any]]]] = [
+            ("POST create an authenticator user", lambda n: client.create_authenticator_user(AUTHN, n)),
+            (
+                "POST set a password (the Coordinator hashes it)",
+                lambda n: client.set_password(AUTHN, n, password),
+            ),
+            ("POST create an authorizer user", lambda n: client.create_authorizer_user(AUTHZ, n)),
+            ("POST assign a role", lambda n: client.assign_role(AUTHZ, user=n, role="a-role")),
+        ]
+        for label, write in writes:
+            for i in range(20):
+                await write(f"warm-{i:02d}")
+            cpu, wall = process_cpu(pid), time.monotonic()
+            for i in range(requests):
+                await write(f"user-{i:04d}")
+            rows.append((label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
     return rows
+
+
+async def absent(read: Awaitable[Any]) -> None:
+    with contextlib.suppress(NotFound):
+        await read
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of every request in turn first")
     parser.add_argument("--version", default="27.0.0")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "request-cost.md")
     args = parser.parse_args(argv)
@@ -72,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         pid = druid.coordinator_pid
         assert pid is not None
-        rows = asyncio.run(measure(druid.url, pid, args.requests))
+        rows = asyncio.run(measure(druid.url, pid, args.requests, args.warmup))
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# What one request costs a Druid {args.version} Coordinator\n",
         f"- command: `.venv/bin/python {' '.join(sys.argv)}`",
-        f"- date: {date}; {os.cpu_count()} CPU(s); one request at a time, {args.requests} of each after 20 of warm-up",
+        f"- date: {date}; {os.cpu_count()} CPU(s); one request at a time, {args.requests} of each after {args.warmup:g} s of all in turn and 20 of each",
         "",
         "| request | Coordinator CPU per request | wall time per request |",
         "|---|---:|---:|",
