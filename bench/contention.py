@@ -501,10 +501,9 @@ def run_operator(
             all_synced = True
         except TimeoutError:
             all_synced = False  # reported as such: how far it got and why
+        # Up to ~0.2 s (one poll) after the last.
         operator_pid = proc._process.pid if proc._process is not None else None
-        cpu = CpuUse.since(
-            mark, druid.coordinator_pid, operator_pid
-        )  # up to ~0.2 s (one poll) after the last
+        cpu = CpuUse.since(mark, druid.coordinator_pid, operator_pid)
         waited = max(first_synced.values()) if all_synced else time.monotonic() - started
         time.sleep(1.0)  # Events posted with the last writes
         poll()
