@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import os
 import sys
@@ -32,7 +31,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient, NotFound
+from druid_access.clients import AuthenticatorName, AuthorizerName, CoordinatorClient
+from druid_access.observation import absent_as_none
 from druid_access.testing.druid import DruidCoordinator
 from proc_stats import process_cpu
 
@@ -55,11 +55,11 @@ async def measure(url: str, pid: int, requests: int, warmup: float) -> list[tupl
             # What the operator reads of a new user before creating it: both answers are 404.
             (
                 "GET a missing authenticator user (404)",
-                lambda: absent(client.get_authenticator_user(AUTHN, "nobody")),
+                lambda: absent_as_none(client.get_authenticator_user(AUTHN, "nobody"), "user"),
             ),
             (
                 "GET a missing authorizer user (404)",
-                lambda: absent(client.get_authorizer_user(AUTHZ, "nobody")),
+                lambda: absent_as_none(client.get_authorizer_user(AUTHZ, "nobody"), "user"),
             ),
         ]
         # The JIT compiles the request paths in the JVM's first minute, on CPU counted to the
@@ -69,12 +69,7 @@ async def measure(url: str, pid: int, requests: int, warmup: float) -> list[tupl
             for _, call in kinds:
                 await call()
         for label, call in kinds:
-            for _ in range(20):
-                await call()
-            cpu, wall = process_cpu(pid), time.monotonic()
-            for _ in range(requests):
-                await call()
-            rows.append((label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
+            rows.append(await timed(label, unnamed(call), pid, requests))
         # The four writes that make a user with a password and a role, each on ``requests``
         # users of their own, in the order a user needs them.
         password = SecretStr("request-cost-user-password")
@@ -88,18 +83,26 @@ async def measure(url: str, pid: int, requests: int, warmup: float) -> list[tupl
             ("POST assign a role", lambda n: client.assign_role(AUTHZ, user=n, role="a-role")),
         ]
         for label, write in writes:
-            for i in range(20):
-                await write(f"warm-{i:02d}")
-            cpu, wall = process_cpu(pid), time.monotonic()
-            for i in range(requests):
-                await write(f"user-{i:04d}")
-            rows.append((label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests))
+            rows.append(await timed(label, write, pid, requests))
     return rows
 
 
-async def absent(read: Awaitable[Any]) -> None:
-    with contextlib.suppress(NotFound):
-        await read
+def unnamed(call: Callable[[], Awaitable[Any]]) -> Callable[[str], Awaitable[Any]]:
+    """A read for ``timed``, which hands every request a name."""
+    return lambda _name: call()
+
+
+async def timed(
+    label: str, send: Callable[[str], Awaitable[Any]], pid: int, requests: int
+) -> tuple[str, float, float]:
+    """20 requests of warm-up, then ``requests`` measured: the JVM's CPU and the wall time per
+    request. ``send`` gets a name of its own per request (writes need one; reads ignore it)."""
+    for i in range(20):
+        await send(f"warm-{i:02d}")
+    cpu, wall = process_cpu(pid), time.monotonic()
+    for i in range(requests):
+        await send(f"user-{i:04d}")
+    return label, (process_cpu(pid) - cpu) / requests, (time.monotonic() - wall) / requests
 
 
 def main(argv: list[str] | None = None) -> int:
