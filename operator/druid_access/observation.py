@@ -503,7 +503,7 @@ class PivotRemote:
         return PivotReads(self.client, self.view)
 
 
-# The write lanes of a target, each serialised on its own (``Targets.writing``): Druid's
+# The write lanes of a target, each serialised on its own (``Targets.write``): Druid's
 # authenticator store, and the main one (the authorizer's store; a Pivot target).
 AUTHENTICATOR_LANE = "authenticator"
 LANES = ("", AUTHENTICATOR_LANE)  # in the order a write needing every lane takes them

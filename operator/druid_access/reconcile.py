@@ -17,6 +17,7 @@ through ``Emit`` and claims arrive through ``ClaimLookup``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -463,22 +464,26 @@ class Engine:
         write failed: what was done is on record); the log has a line per write. Each write
         marks the object touched, so that passes read it live until a newer snapshot.
 
-        Consecutive ops of one lane are sent under one hold of it: the lane is the target's
-        serialised write chain, and handing it to another pass between them would put a turn
-        of the event loop into that chain; the log lines are written once the lane is free."""
+        Consecutive ops of one lane go to it as one batch: the lane is the target's serialised
+        write chain, and letting another pass's writes in between would put more turns of the
+        event loop into that chain; the log lines are written by the pass, once its batch is
+        done."""
         if not ops:
             return ()
+
+        async def send(group: Sequence[Any]) -> None:
+            for op in group:
+                self.targets.touched(kind.target_type, target, kind.family, name)
+                await op.apply(remote)
+                self.targets.written(kind.target_type, target, kind.family, name)
+                done.append(op.describe())
+                metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
+
         try:
             for lane, group in itertools.groupby(ops, key=lane_of):
-                applied = len(done)
+                applied, batch = len(done), tuple(group)
                 try:
-                    async with self.targets.writing(kind.target_type, target, lane):
-                        for op in group:
-                            self.targets.touched(kind.target_type, target, kind.family, name)
-                            await op.apply(remote)
-                            self.targets.written(kind.target_type, target, kind.family, name)
-                            done.append(op.describe())
-                            metrics.REMOTE_WRITES.labels(kind.info.kind, op.reason).inc()
+                    await self.targets.write(kind.target_type, target, lane, functools.partial(send, batch))
                 finally:
                     for text in done[applied:]:
                         log.info("%s: %s (%s)", _ident(body), text, why)
@@ -503,11 +508,14 @@ class Engine:
         creates = [op for op in reversed(made) if isinstance(op, Create)]
         if not creates:
             return ""
+
+        async def undo(op: Any) -> None:
+            self.targets.touched(kind.target_type, target, kind.family, name)
+            await op.undo(remote)
+
         try:
             for op in creates:
-                async with self.targets.writing(kind.target_type, target, lane_of(op)):
-                    self.targets.touched(kind.target_type, target, kind.family, name)
-                    await op.undo(remote)
+                await self.targets.write(kind.target_type, target, lane_of(op), functools.partial(undo, op))
         except api.ApiError as error:
             log.warning(
                 "%s: could not remove what this pass created of %s %r: %s",
@@ -609,9 +617,12 @@ class Engine:
             if health.down:
                 raise DeletionBlocked(Reason.UNREACHABLE, health.message())
             remote = await self.targets.remote(kind.target_type, target_name)
-            async with self.targets.writing(kind.target_type, target_name, None):
+
+            async def delete() -> bool:
                 self.targets.touched(kind.target_type, target_name, kind.family, name, deleted=True)
-                removed = await kind.delete(remote, name)
+                return await kind.delete(remote, name)
+
+            removed = await self.targets.write(kind.target_type, target_name, None, delete)
         except SecretMissing as error:
             raise DeletionBlocked(Reason.SECRET_NOT_FOUND, str(error)) from None
         except KubeError as error:

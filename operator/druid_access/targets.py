@@ -3,8 +3,8 @@
 The credential Secrets are kept by a watch (``CredentialStore``), not read per reconcile.
 A client is rebuilt when its Secret's resourceVersion or its CA bundle file changes, so
 rotating the operator's own Druid password or Pivot token, or a CA (a mounted Secret is
-updated in place), needs no restart. Writes to one store of a target are serialised by a
-lock (``writing``): the Coordinator keeps each store (the authenticator's users; the
+updated in place), needs no restart. Writes to one store of a target are serialised in a
+lane (``write``, ``lanes.Lane``): the Coordinator keeps each store (the authenticator's users; the
 authorizer's users, roles and group mappings) as one value updated with compare-and-swap and
 gives up after five lost races, so concurrent writers to a store would fail each other. The
 two stores are written in parallel lanes; reads stay concurrent.
@@ -13,10 +13,9 @@ two stores are written in parallel lanes; reads stay concurrent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -31,6 +30,7 @@ from druid_access.clients import (
 from druid_access.config import ClusterConfig, OperatorConfig, PivotConfig
 from druid_access.health import TargetHealth
 from druid_access.kube import KubeApi, SecretData, SecretMissing
+from druid_access.lanes import Lane
 from druid_access.observation import (
     LANES,
     DruidRemote,
@@ -44,6 +44,7 @@ from druid_access.observation import (
 from druid_access.secret_store import CredentialStore
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 # Passes reading one target live at once (``Targets.reading``). Objects created together all
 # need a live read before their first write; unbounded, 64 passes read at once and the write
@@ -68,8 +69,8 @@ class _Cached(Generic[C]):
 @dataclass
 class Target:
     """One Druid cluster or Pivot instance as the operator keeps it: its configuration (None:
-    not configured), how messages name it, its breaker, the snapshots of its remote side, a
-    write lock per lane, the passes reading it live, the role reads its passes share (a
+    not configured), how messages name it, its breaker, the snapshots of its remote side, its
+    write lanes, the passes reading it live, the role reads its passes share (a
     cluster), and its client."""
 
     type: str  # "cluster" or "pivot"
@@ -78,12 +79,14 @@ class Target:
     label: str
     health: TargetHealth
     snapshots: TargetSnapshots[Any]
-    locks: dict[str, asyncio.Lock] = field(default_factory=lambda: {lane: asyncio.Lock() for lane in LANES})
+    lanes: dict[str, Lane] = field(default_factory=lambda: {lane: Lane() for lane in LANES})
     readers: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LIVE_READERS))
     shared: SharedReads = field(default_factory=SharedReads)
     client: _Cached[Any] | None = None
 
     async def close(self) -> None:
+        for lane in self.lanes.values():
+            await lane.close()
         self.snapshots.close()
         self.shared.close()
         await self.health.close()
@@ -158,14 +161,22 @@ class Targets:
         """Held by a pass while it reads the target live (``LIVE_READERS`` at once)."""
         return self.target(target_type, name).readers
 
-    @contextlib.asynccontextmanager
-    async def writing(self, target_type: str, name: str, lane: str | None) -> AsyncIterator[None]:
-        """Hold the target's write ``lane`` (None: every lane, always taken in one order)."""
-        locks = self.target(target_type, name).locks
-        async with contextlib.AsyncExitStack() as stack:
-            for one in LANES if lane is None else (lane,):
-                await stack.enter_async_context(locks[one])
-            yield
+    async def write(
+        self, target_type: str, name: str, lane: str | None, batch: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run ``batch`` (writes to the target) in its turn in the target's write ``lane``;
+        None: in every lane at once (each lane's turn taken in one order, the batch run in the
+        last one while the others wait for it)."""
+        lanes = self.target(target_type, name).lanes
+        if lane is not None:
+            return await lanes[lane].run(batch)
+
+        async def nested(rest: tuple[str, ...]) -> T:
+            if not rest:
+                return await batch()
+            return await lanes[rest[0]].run(lambda: nested(rest[1:]))
+
+        return await nested(LANES)
 
     async def _cached(
         self,

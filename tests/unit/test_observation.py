@@ -312,10 +312,12 @@ async def test_the_two_stores_of_a_cluster_are_written_in_parallel_lanes() -> No
     release = asyncio.Event()
 
     async def write(lane: str | None, label: str) -> None:
-        async with targets.writing("cluster", "c", lane):
+        async def batch() -> None:
             order.append(f"{label} in")
             await release.wait()
             order.append(f"{label} out")
+
+        await targets.write("cluster", "c", lane, batch)
 
     tasks = [
         asyncio.ensure_future(write("", "authz-1")),
@@ -334,3 +336,4 @@ async def test_the_two_stores_of_a_cluster_are_written_in_parallel_lanes() -> No
     assert order.index("delete in") > order.index("authz-2 out") or order.index("authz-2 in") > order.index(
         "delete out"
     )
+    await targets.close()
