@@ -48,9 +48,6 @@ Emit = Callable[[str, str, str], None]
 
 
 RETRYABLE = frozenset(reason for reason in Reason if reason.retryable)
-# What ``Engine._undo`` adds to the message of a pass whose creates are undone.
-UNDONE = "; what this pass had created of it was removed again"
-UNDO_FAILED = "; what this pass had created of it could not be removed"
 
 
 @dataclass(frozen=True, order=True)
@@ -247,14 +244,6 @@ class Engine:
         if coming:
             waiting = f"waiting for role(s) being created: {', '.join(sorted(coming))}"
             return dataclasses.replace(done(Reason.ROLE_NOT_FOUND, waiting), postponed=True)
-        # A new object's first pass, under Refuse, on a target that is answering (``admit``
-        # below), creates without reading: should the name be taken, the target refuses the
-        # first create, and the next pass reads (see ``api.AlreadyExists`` below). Two reads
-        # fewer for each new user. A target in doubt is read first, as ever: a dead or
-        # untrusted one then costs no finalizer or claim on the object.
-        unread = (
-            kind.creates_unread and not owned and not status and spec.adoption_policy is AdoptionPolicy.REFUSE
-        )
         secret_version: str | None = None
         claimed = False
         applied: list[str] = []
@@ -278,23 +267,18 @@ class Engine:
             if health.down:  # at once, not after the pass in the lane
                 return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
             lane = await health.admit()  # one pass at a time while the target is in doubt
-            unread = unread and not lane
             try:
                 if health.down:
                     return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
                 remote = await self.targets.remote(
                     kind.target_type, target_name, max_age=target.resync_seconds if bulk else None
                 )
+                observed = await self._observe(kind, target_name, remote, name, desired)
                 confirmed = 0
-                if unread:
-                    observed = await kind.absent(remote, name, desired)
-                else:
-                    observed = await self._observe(kind, target_name, remote, name, desired)
-                if not unread and remote.view is not None and remote.view.used and not remote.view.missed:
+                if remote.view is not None and remote.view.used and not remote.view.missed:
                     confirmed = remote.view.snapshot.number
                 if (
-                    not unread
-                    and remote.view is not None
+                    remote.view is not None
                     and remote.view.used
                     and not _confirms_sync(kind, desired, observed, owned)
                 ):
@@ -387,14 +371,9 @@ class Engine:
                 # refusal goes on record first: from then on no claim on the object counts (one
                 # put back by a tenant, or one a crash leaves before the rest is done).
                 await self._record_not_owned(kind, body)
-                undone = await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+                message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
                 await self.claims.withdraw(meta, kind.info.plural)
-                if unread and isinstance(error, api.AlreadyExists) and undone != UNDO_FAILED:
-                    # Planned without reading: the name was taken before this object came.
-                    # Nothing of the pass is left; the next pass reads what is there and says
-                    # what a pass that read first would have said (Refuse: AlreadyExists).
-                    return dataclasses.replace(done(reason, message, owned=False), postponed=True)
-                return done(reason, message + undone, owned=False)
+                return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
         self._rejected.pop(meta["uid"], None)
         extra: dict[str, Any] = {
@@ -545,9 +524,9 @@ class Engine:
                 name,
                 describe_api_error(error)[1],
             )
-            return UNDO_FAILED
+            return "; what this pass had created of it could not be removed"
         log.info("%s: removed what this pass created of %s %r", _ident(body), kind.family, name)
-        return UNDONE
+        return "; what this pass had created of it was removed again"
 
     async def write_status(
         self,

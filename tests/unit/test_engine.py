@@ -730,7 +730,8 @@ async def test_a_new_object_is_created_and_then_left_alone(env: Env, case: Synce
 
 async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between_them(env: Env) -> None:
     # Each store of a cluster is one serialised write chain (a lane); a pass hands it its
-    # consecutive writes there as one batch, so passes run at once do not interleave them.
+    # consecutive writes there as one batch, so passes run at once do not interleave a user's
+    # two writes.
     names = [f"user-{i}" for i in range(6)]
     objs = []
     for name in names:
@@ -739,35 +740,29 @@ async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between
         objs.append(env.create(USER, name, spec))
     done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
     assert [d.reason for d in done] == [Reason.SYNCED] * len(names)
-    writes = env.remote_writes()
-    authn = [w for w in writes if "/authentication/" in w]
-    authz = [w for w in writes if "/authorization/" in w]
+    authn = [w for w in env.remote_writes() if "/authentication/" in w]
+    authz = [w for w in env.remote_writes() if "/authorization/" in w]
     assert len(authn) == len(authz) == 2 * len(names)
     for i in range(0, 2 * len(names), 2):
+        assert authn[i + 1] == f"{authn[i]}/credentials", authn
         assert authz[i + 1].startswith(f"{authz[i]}/roles/"), authz
-    for name in names:  # a new user's password goes last (``user.plan``)
-        mine = [w for w in writes if f"/users/{name}" in w]
-        assert [w.rsplit(name, 1)[1] for w in mine] == ["", "", "/roles/readers", "/credentials"], mine
-        assert "/authentication/" in mine[0] and "/authorization/" in mine[1]
 
 
 async def test_objects_created_together_read_a_few_at_a_time_so_the_first_writes_go_out_early(
     env: Env,
 ) -> None:
-    # Objects that read themselves live before their first write (under Adopt; a new one under
-    # Refuse on a target that answers creates without reading). Read all at once, the write
+    # Every new object reads itself live before its first write. Read all at once, the write
     # lanes would wait for every one of those reads; a few passes read at a time, in order.
     count = 4 * LIVE_READERS
     env.druid.faults.add(Fault(method="GET", path=r"/users/user-\d+$", latency=0.1))
     objs = []
     for i in range(count):
-        env.kube.put_secret("platform", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
+        env.kube.put_secret("team-a", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
         spec = {
             "roles": ["readers"],
             "password": {"secretKeyRef": {"name": f"user-{i}-pw", "key": "password"}},
-            "adoptionPolicy": "Adopt",
         }
-        objs.append(env.create(USER, f"user-{i}", spec, namespace="platform"))  # may adopt
+        objs.append(env.create(USER, f"user-{i}", spec))
     done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
     assert [d.reason for d in done] == [Reason.SYNCED] * count
     records = env.druid.requests.records
@@ -926,123 +921,6 @@ async def test_an_existing_object_is_refused_by_default(env: Env) -> None:
     await env.claim(obj)
     assert (await env.reconcile(obj)).reason is Reason.ALREADY_EXISTS
     assert env.remote_writes() == []
-
-
-# ---------------------------------------------------------------- new objects, created unread
-
-AUTHN_BASE = "/druid-ext/basic-security/authentication/db/basic"
-AUTHZ_BASE = "/druid-ext/basic-security/authorization/db/basic"
-
-
-async def _answering(env: Env) -> None:
-    """A first pass on the cluster: it has answered just now (``TargetHealth.clear``)."""
-    obj = env.create(ROLE, "warm-up", {"permissions": [WIKI_READ]})
-    assert (await env.reconcile(obj)).reason is Reason.SYNCED
-    env.forget_requests()
-
-
-async def test_a_new_user_on_a_target_that_answers_is_created_without_reading_it(env: Env) -> None:
-    _alice_secret(env)
-    first = env.create(USER, "alice", {"roles": ["readers"], "password": PASSWORD})
-    # The first pass on a target not heard from lately reads first: a target that does not
-    # answer, or cannot be trusted, then costs the object no finalizer and no claim.
-    assert (await env.reconcile(first)).reason is Reason.SYNCED
-    assert env.druid.requests.count("GET", "/users/alice$") == 2
-    env.forget_requests()
-    env.kube.put_secret("team-a", "bob-pw", {"password": "bob-pw-1"}, allowed=True)
-    spec = {"roles": ["readers"], "password": {"secretKeyRef": {"name": "bob-pw", "key": "password"}}}
-    bob = env.create(USER, "bob", spec)
-    done = await env.reconcile(bob)
-    assert (done.reason, done.message) == (Reason.SYNCED, "in sync")
-    assert env.druid.requests.count("GET", "/users/bob$") == 0  # read in neither store
-    assert env.remote_writes() == [
-        f"POST {AUTHN_BASE}/users/bob",
-        f"POST {AUTHZ_BASE}/users/bob",
-        f"POST {AUTHZ_BASE}/users/bob/roles/readers",
-        f"POST {AUTHN_BASE}/users/bob/credentials",
-    ]
-    assert _logs_in(env, "bob", "bob-pw-1") and env.druid.users["bob"] == {"readers"}
-    assert done.status is not None and done.status["owned"] is True and env.held(bob)
-    assert done.events == [
-        (
-            "Normal",
-            "CreatedAuthenticatorUser",
-            "created authenticator user 'bob'; created authorizer user 'bob'; assigned role 'readers' "
-            "to 'bob'; set the password of 'bob' (new resource)",
-        )
-    ]
-
-
-@pytest.mark.parametrize("store", ["authorizer", "authenticator"])
-async def test_a_new_user_whose_name_is_taken_is_refused_and_its_password_never_logs_in(
-    env: Env, store: str
-) -> None:
-    await _answering(env)
-    if store == "authorizer":
-        env.druid.users["alice"] = {"writers"}  # someone else's user, in the authorizer only
-    else:
-        env.druid.set_password("alice", "someone-elses", iterations=1000)  # in the authenticator only
-    _alice_secret(env)
-    obj = env.create(USER, "alice", {"roles": ["readers"], "password": PASSWORD})
-    first = await env.reconcile(obj)
-    # Sent without reading, the first create of the name the target has is refused: what the
-    # pass made is removed again, and it ends without a status or an Event of its own.
-    assert (
-        first.result.postponed
-        and first.status is None
-        and first.events
-        == (
-            [("Normal", "CreatedAuthenticatorUser", "created authenticator user 'alice' (new resource)")]
-            if store == "authorizer"
-            else []
-        )
-    )
-    expected = (
-        [
-            f"POST {AUTHN_BASE}/users/alice",
-            f"POST {AUTHZ_BASE}/users/alice",
-            f"DELETE {AUTHN_BASE}/users/alice",
-        ]
-        if store == "authorizer"
-        else [f"POST {AUTHN_BASE}/users/alice"]
-    )
-    assert env.remote_writes() == expected
-    assert env.druid.requests.count("POST", CREDENTIALS) == 0  # the password was never set
-    if store == "authorizer":
-        assert "alice" not in env.druid.credentials and env.druid.users["alice"] == {"writers"}
-    else:
-        assert _logs_in(env, "alice", "someone-elses") and "alice" not in env.druid.users
-    assert env.current(obj)["status"] == {"owned": False} and not env.claimed(obj)
-    # The next pass reads and says what a pass that read first says.
-    env.forget_requests()
-    again = await env.reconcile(obj)
-    assert again.reason is Reason.ALREADY_EXISTS
-    assert again.message.startswith("user 'alice' already exists on 'default' and was not created")
-    assert again.status is not None and again.status["owned"] is False
-    assert env.remote_writes() == []
-
-
-async def test_a_new_role_whose_name_is_taken_is_refused_without_a_write(env: Env) -> None:
-    await _answering(env)
-    env.druid.add_role("analysts", [Permission("DATASOURCE", "other", "READ")])
-    obj = env.create(ROLE, "analysts", {"permissions": [WIKI_READ]})
-    first = await env.reconcile(obj)
-    assert first.result.postponed and first.events == []
-    assert env.remote_writes() == [f"POST {AUTHZ_BASE}/roles/analysts"]  # refused: taken
-    assert env.druid.roles["analysts"] == [Permission("DATASOURCE", "other", "READ")]
-    again = await env.reconcile(obj)
-    assert again.reason is Reason.ALREADY_EXISTS and again.status is not None
-    assert again.status["owned"] is False
-
-
-async def test_under_adopt_a_new_object_is_read_first(env: Env) -> None:
-    await _answering(env)
-    env.druid.add_user("alice", roles=["writers"])
-    obj = env.create(USER, "alice", {"roles": ["readers"], "adoptionPolicy": "Adopt"}, namespace="platform")
-    done = await env.reconcile(obj)
-    assert done.reason is Reason.SYNCED and env.druid.users["alice"] == {"readers"}
-    assert env.druid.requests.count("GET", "/users/alice$") >= 1
-    assert [event[1] for event in done.events] == ["Adopted", "AssignedRole"]
 
 
 @pytest.mark.parametrize("roles", [["readers"], ["writers"]], ids=["corrected", "in-sync-already"])
@@ -1325,14 +1203,9 @@ async def test_a_name_taken_between_read_and_write_undoes_what_the_pass_made(
     )
     assert ("alice" in env.druid.credentials) is undo_fails
     assert done.status is not None and done.status["owned"] is False and not env.claimed(obj)
-    # What was applied is on record, in the Event named after the first write. The password
-    # comes last: it was never set, so it never logged in to the other writer's user.
-    assert done.events[0] == (
-        "Normal",
-        "CreatedAuthenticatorUser",
-        "created authenticator user 'alice' (new resource)",
-    )
-    assert env.druid.requests.count("POST", CREDENTIALS) == 0
+    # What was applied is on record, in the Event named after the first write.
+    assert done.events[0][:2] == ("Normal", "CreatedAuthenticatorUser")
+    assert "set the password of 'alice'" in done.events[0][2]
 
 
 # ---------------------------------------------------------------------------------- rejected (400)

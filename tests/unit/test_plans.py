@@ -55,14 +55,12 @@ def test_user_in_sync_plans_nothing() -> None:
 def test_new_user_is_created_in_both_stores_with_password_and_roles() -> None:
     observed = user.ObservedUser(authn=None, authz=None, existing_roles=frozenset({"a", "b"}))
     plan = user.plan(_desired_user(), observed)
-    # The password last: until then, a user whose name turned out to be taken in the
-    # authorizer (a create sent without reading) cannot log in to that user's roles.
     assert [type(op).__name__ for op in plan.ops] == [
         "CreateAuthenticatorUser",
+        "SetPassword",
         "CreateAuthorizerUser",
         "AssignRole",
         "AssignRole",
-        "SetPassword",
     ]
     assert [op.role for op in plan.ops if isinstance(op, user.AssignRole)] == ["a", "b"]
 

@@ -119,9 +119,6 @@ class Kind(Protocol[R, S, D, O]):
     target_type: Literal["cluster", "pivot"]
     # Its remote object is a role that other objects may be waiting for (``Refs.roles``).
     makes_roles: bool
-    # A new object may be created without reading first (``absent``): every create the plan
-    # of a missing object starts with is refused by the target when the name is taken.
-    creates_unread: bool
 
     def spec_model(self, spec: Mapping[str, Any]) -> S: ...
 
@@ -144,8 +141,6 @@ class Kind(Protocol[R, S, D, O]):
     def desired(self, spec: S, name: str, secrets: SecretValues) -> D: ...
 
     async def observe(self, remote: R, name: str, desired: D) -> O: ...
-
-    async def absent(self, remote: R, name: str, desired: D) -> O: ...
 
     def exists(self, observed: O) -> bool: ...
 
@@ -191,7 +186,6 @@ class KindBase(Generic[S]):
     family: str
     target_type: Literal["cluster", "pivot"]
     makes_roles = False
-    creates_unread = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -226,10 +220,6 @@ class KindBase(Generic[S]):
     def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None:
         """What in the spec the target cannot honour, in a sentence (None: nothing)."""
         return None
-
-    async def absent(self, remote: Any, name: str, desired: Any) -> Any:
-        """The observation of an object the target does not have (only with ``creates_unread``)."""
-        raise NotImplementedError(f"{self.info.kind} reads before it creates")
 
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]:
         """What in the spec only a privileged namespace may grant, each said in a few words.

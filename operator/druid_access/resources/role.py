@@ -135,7 +135,6 @@ class RoleKind(KindBase[DruidRoleSpec]):
     info = DRUID_ROLE
     family = "role"
     makes_roles = True
-    creates_unread = True  # Druid refuses to create a role whose name is taken
 
     def privileged_grants(self, spec: DruidRoleSpec, protected: ProtectedPrincipals) -> tuple[str, ...]:
         return tuple(
@@ -151,9 +150,6 @@ class RoleKind(KindBase[DruidRoleSpec]):
 
     async def observe(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
         return await remote.reads.role(name)
-
-    async def absent(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
-        return None
 
     def exists(self, observed: Role | None) -> bool:
         return observed is not None

@@ -119,15 +119,9 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
     ops: list[Op[DruidRemote]] = []
     drift: list[str] = []
     name = desired.name
-    # A new user's password goes last: one created without reading (``UserKind.creates_unread``)
-    # whose name turns out to be taken in the authorizer has no credentials yet when that
-    # create is refused (and its authenticator user is removed again), so this password never
-    # logs in to someone else's roles.
-    password: list[Op[DruidRemote]] = []
     if desired.password is not None:
         if observed.authn is None:
-            ops.append(CreateAuthenticatorUser(name))
-            password.append(SetPassword(name, desired.password))
+            ops += [CreateAuthenticatorUser(name), SetPassword(name, desired.password)]
             drift.append("authenticatorUser")
         elif not _password_matches(desired.password, observed):
             ops.append(SetPassword(name, desired.password))
@@ -143,7 +137,6 @@ def plan(desired: DesiredUser, observed: ObservedUser) -> Plan[DruidRemote]:
     to_remove = sorted(current - desired.roles)
     ops += [AssignRole(name, role) for role in to_add]
     ops += [UnassignRole(name, role) for role in to_remove]
-    ops += password
     if observed.authz is not None and (to_add or to_remove):
         drift.append("roles")
     return Plan(ops=tuple(ops), drift=tuple(drift), missing_roles=missing)
@@ -160,9 +153,6 @@ def _password_matches(password: SecretStr, observed: ObservedUser) -> bool:
 class UserKind(KindBase[DruidUserSpec]):
     info = DRUID_USER
     family = "user"
-    # Druid refuses to create a user whose name is taken, in either store; the plan of a new
-    # user sets its password last (see ``plan``).
-    creates_unread = True
 
     def secret_needs(self, spec: DruidUserSpec) -> Sequence[SecretNeed]:
         if spec.password is None:
@@ -212,10 +202,6 @@ class UserKind(KindBase[DruidUserSpec]):
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )
-
-    async def absent(self, remote: DruidRemote, name: str, desired: DesiredUser) -> ObservedUser:
-        roles = await remote.reads.present_roles(desired.roles) if desired.roles else frozenset()
-        return ObservedUser(authn=None, authz=None, existing_roles=roles)
 
     def exists(self, observed: ObservedUser) -> bool:
         return observed.authn is not None or observed.authz is not None
