@@ -7,7 +7,7 @@ Usage (from the repository root; needs ``make druid`` and ``make controlplane`` 
 The Coordinator stores each basic-security map (authenticator users, authorizer users and roles) as
 one blob in the metadata store, updated with compare-and-swap and given up after 5 lost races:
 concurrent writers to one cluster fail each other with a 500 "concurrent update
-contention". The operator serialises its writes per store of a target (``Targets.writing``); this
+contention". The operator serialises its writes per store of a target (``Targets.write``, a lane per store); this
 benchmark measures both sides in one run, each against a FRESH Coordinator (Druid 27.0.0, embedded
 Derby, started by ``druid_access.testing.druid.DruidCoordinator``):
 

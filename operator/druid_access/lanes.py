@@ -51,10 +51,17 @@ class Lane:
                     result = await batch()
                 except asyncio.CancelledError:
                     future.cancel()
-                    raise
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():  # the lane is being stopped
+                        raise
+                    # Cancelled from within the batch only: its caller is told, the lane goes on.
                 except Exception as error:
                     if not future.done():
                         future.set_exception(error)
+                except BaseException as error:  # the process is ending: told to the caller too
+                    if not future.done():
+                        future.set_exception(error)
+                    raise
                 else:
                     if not future.done():
                         future.set_result(result)

@@ -98,6 +98,22 @@ async def test_a_caller_cancelled_while_waiting_takes_its_batch_out_one_running_
     await lane.close()
 
 
+async def test_a_batch_cancelled_from_within_cancels_its_caller_only() -> None:
+    lane = Lane()
+    inner = asyncio.get_running_loop().create_future()
+    inner.cancel()
+
+    async def cancelled() -> None:
+        await inner  # raises CancelledError, though nobody cancelled the lane
+
+    first = asyncio.ensure_future(lane.run(cancelled))
+    second = asyncio.ensure_future(lane.run(lambda: asyncio.sleep(0, result="next")))
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second == "next"
+    await lane.close()
+
+
 async def test_batches_never_run_as_the_breakers_probe() -> None:
     """The lane's task is started by whichever caller comes first; it keeps none of its
     context (a probe may send to a dead target, a pass's write may not)."""
