@@ -4,10 +4,10 @@ The credential Secrets are kept by a watch (``CredentialStore``), not read per r
 A client is rebuilt when its Secret's resourceVersion or its CA bundle file changes, so
 rotating the operator's own Druid password or Pivot token, or a CA (a mounted Secret is
 updated in place), needs no restart. Writes to one store of a target are serialised in a
-lane (``write``, ``lanes.Lane``): the Coordinator keeps each store (the authenticator's users; the
-authorizer's users, roles and group mappings) as one value updated with compare-and-swap and
-gives up after five lost races, so concurrent writers to a store would fail each other. The
-two stores are written in parallel lanes; reads stay concurrent.
+lane (``write``, ``lanes.Lane``): the Coordinator keeps each store (the authenticator's
+users; the authorizer's users, roles and group mappings) as one value updated with
+compare-and-swap and gives up after five lost races, so concurrent writers to a store would
+fail each other. The two stores are written in parallel lanes; reads stay concurrent.
 """
 
 from __future__ import annotations

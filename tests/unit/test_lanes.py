@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -61,9 +62,9 @@ async def test_the_next_batch_starts_in_the_turn_the_one_before_ends() -> None:
     lock, order[:] = asyncio.Lock(), []
     answered = loop.create_future()
 
-    async def holding(batch: object) -> None:
+    async def holding(batch: Callable[[], Awaitable[None]]) -> None:
         async with lock:
-            await batch()  # type: ignore[operator]
+            await batch()
 
     runs = [asyncio.ensure_future(holding(first)), asyncio.ensure_future(holding(second))]
     await asyncio.sleep(0)
