@@ -48,6 +48,9 @@ Emit = Callable[[str, str, str], None]
 
 
 RETRYABLE = frozenset(reason for reason in Reason if reason.retryable)
+# What ``Engine._undo`` adds to the message of a pass whose creates it removed, or could not.
+UNDONE = "; what this pass had created of it was removed again"
+UNDO_FAILED = "; what this pass had created of it could not be removed"
 
 
 @dataclass(frozen=True, order=True)
@@ -205,6 +208,7 @@ class Engine:
         bulk: bool,
         roles_coming: RolesComing | None,
         hold: Hold,
+        read_first: bool = False,
     ) -> Result:
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -244,8 +248,13 @@ class Engine:
         if coming:
             waiting = f"waiting for role(s) being created: {', '.join(sorted(coming))}"
             return dataclasses.replace(done(Reason.ROLE_NOT_FOUND, waiting), postponed=True)
+        # A new object under Refuse may be created without reading it first: see ``unclaimed``.
+        unread = not read_first and not owned and not status and spec.adoption_policy is AdoptionPolicy.REFUSE
         secret_version: str | None = None
         claimed = False
+        # The creates this pass sent before it claimed the name: while they are in flight, and
+        # until the claim is written, anything going wrong removes them again.
+        unclaimed = False
         applied: list[str] = []
         ops: Sequence[Any] = ()
         remote: Any = None
@@ -267,18 +276,22 @@ class Engine:
             if health.down:  # at once, not after the pass in the lane
                 return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
             lane = await health.admit()  # one pass at a time while the target is in doubt
+            # Only on a target that answered just now: a dead or untrusted one costs the object
+            # nothing, as a read comes first. And only where the creates prove the name free.
+            unread = unread and not lane and kind.creates_prove_free
             try:
                 if health.down:
                     return done(Reason.UNREACHABLE, health.message(), owned=owned or None)
                 remote = await self.targets.remote(
                     kind.target_type, target_name, max_age=target.resync_seconds if bulk else None
                 )
-                observed = await self._observe(kind, target_name, remote, name, desired)
+                observed = await self._observe(kind, target_name, remote, name, desired, unread=unread)
                 confirmed = 0
-                if remote.view is not None and remote.view.used and not remote.view.missed:
+                if not unread and remote.view is not None and remote.view.used and not remote.view.missed:
                     confirmed = remote.view.snapshot.number
                 if (
-                    remote.view is not None
+                    not unread
+                    and remote.view is not None
                     and remote.view.used
                     and not _confirms_sync(kind, desired, observed, owned)
                 ):
@@ -334,20 +347,36 @@ class Engine:
                     drift_detected=newly_drifted,
                     secret_version=secret_version,
                 )
-            # Claim before creating: if the operator dies between the remote create and the
-            # final status write, the next pass knows the object is its own. The claim goes on
-            # the object with the finalizer, in one write, before the first remote write.
-            claiming = bool(plan.ops) and not owned
+            why = "drift on the remote side" if drift else _why(body, secret_version)
+            ops = plan.ops
+            event: str | None = None
+            if unread and ops:
+                # Planned without reading: the creates go first, before any claim. Each is
+                # refused if its name is taken (``creates_prove_free``), so once they are done the
+                # object is provably this pass's own, and only then claimed.
+                creates = tuple(op for op in ops if isinstance(op, Create))
+                event, ops = ops[0].reason, creates + tuple(op for op in ops if not isinstance(op, Create))
+                unclaimed = True
+                await self._apply(kind, body, remote, target_name, name, creates, why, None, applied)
+            # Claim before any other write: if the operator dies between the remote create and
+            # the final status write, the next pass knows the object is its own. The claim goes
+            # on the object with the finalizer, in one write, before the first remote write
+            # that is not the create of a name proven free just now.
+            claiming = bool(ops) and not owned
             if (owned or claiming) and not await self._hold_and_claim(kind, hold, body, claiming=claiming):
                 changed = "the object changed while the operator's finalizer was being put on it"
+                if unclaimed:
+                    changed += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
                 return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
+            unclaimed = False
             if claiming:
                 owned = claimed = True
             if adopting:  # said once the finalizer is on: a pass postponed before says nothing
                 adopted()
-            why = "drift on the remote side" if drift else _why(body, secret_version)
-            ops = plan.ops
-            changes = await self._apply(kind, body, remote, target_name, name, ops, why, emit, applied)
+            rest = ops[len(applied) :]
+            changes = await self._apply(
+                kind, body, remote, target_name, name, rest, why, emit, applied, reason=event
+            )
         except SecretMissing as error:
             return done(Reason.SECRET_NOT_FOUND, str(error), owned=owned or None)
         except SecretNotAllowed as error:
@@ -355,9 +384,26 @@ class Engine:
         except InvalidSpecError as error:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
-            return done(Reason.KUBERNETES_ERROR, str(error), owned=owned or None)
+            message = str(error)
+            if unclaimed:  # the claim was not written: what the pass created goes again
+                message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+            return done(Reason.KUBERNETES_ERROR, message, owned=owned or None)
         except api.ApiError as error:
+            undone = ""
+            if unclaimed:
+                # A create sent before the claim failed: nothing of the pass may stay. Should the
+                # name be taken, the pass goes on as one that reads first (Refuse, or the
+                # claim of a name freed meanwhile); any other failure leaves nothing claimed.
+                undone = await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+                if isinstance(error, api.AlreadyExists) and undone != UNDO_FAILED:
+                    log.info(
+                        "%s: %s %r is taken on %r: reading it", _ident(body), kind.family, name, target_name
+                    )
+                    return await self._reconcile(
+                        kind, body, claims, emit, bulk=bulk, roles_coming=None, hold=hold, read_first=True
+                    )
             reason, message = self._api_failure(kind, target_name, meta["uid"], error)
+            message += undone
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
@@ -411,13 +457,17 @@ class Engine:
             error.counted = True
             self.targets.health(kind.target_type, target).unanswered(message, uid)
 
-    async def _observe(self, kind: AnyKind, target_name: str, remote: Any, name: str, desired: Any) -> Any:
+    async def _observe(
+        self, kind: AnyKind, target_name: str, remote: Any, name: str, desired: Any, *, unread: bool = False
+    ) -> Any:
         """The kind's observation; a live one waits for its turn among the target's readers (a
-        pass through a snapshot reads live only what was written since it was taken)."""
+        pass through a snapshot reads live only what was written since it was taken).
+        ``unread``: the object is taken as absent (``Kind.absent``), only what it refers to is read."""
+        observe = kind.absent if unread else kind.observe
         if remote.view is not None:
-            return await kind.observe(remote, name, desired)
+            return await observe(remote, name, desired)
         async with self.targets.reading(kind.target_type, target_name):
-            return await kind.observe(remote, name, desired)
+            return await observe(remote, name, desired)
 
     async def _privileged_grants_now(
         self,
@@ -455,21 +505,22 @@ class Engine:
         name: str,
         ops: Sequence[Any],
         why: str,
-        emit: Emit,
+        emit: Emit | None,
         done: list[str],
+        *,
+        reason: str | None = None,
     ) -> tuple[str, ...]:
         """Apply the ops in order, appending each one's description to ``done`` once applied.
 
-        One Event says what the pass wrote, named after its first write (also when a later
-        write failed: what was done is on record); the log has a line per write. Each write
-        marks the object touched, so that passes read it live until a newer snapshot.
+        One Event says what the pass wrote (all of ``done``), named after its first write or
+        ``reason`` (also when a later write failed: what was done is on record); none without
+        ``emit``. The log has a line per write. Each write marks the object touched, so that
+        passes read it live until a newer snapshot.
 
         Consecutive ops of one lane go to it as one batch: the lane is the target's serialised
         write chain, and letting another pass's writes in between would put more turns of the
         event loop into that chain; the log lines are written by the pass, once its batch is
         done."""
-        if not ops:
-            return ()
 
         async def send(group: Sequence[Any]) -> None:
             for op in group:
@@ -488,8 +539,8 @@ class Engine:
                     for text in done[applied:]:
                         log.info("%s: %s (%s)", _ident(body), text, why)
         finally:
-            if done:
-                emit("Normal", ops[0].reason, f"{'; '.join(done)} ({why})")
+            if done and emit is not None:
+                emit("Normal", reason or ops[0].reason, f"{'; '.join(done)} ({why})")
         return tuple(done)
 
     async def _record_not_owned(self, kind: AnyKind, body: Mapping[str, Any]) -> None:
@@ -524,9 +575,9 @@ class Engine:
                 name,
                 describe_api_error(error)[1],
             )
-            return "; what this pass had created of it could not be removed"
+            return UNDO_FAILED
         log.info("%s: removed what this pass created of %s %r", _ident(body), kind.family, name)
-        return "; what this pass had created of it was removed again"
+        return UNDONE
 
     async def write_status(
         self,

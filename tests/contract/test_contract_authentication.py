@@ -320,8 +320,12 @@ async def test_client_error_classes(target: Target) -> None:
         await c.create_authorizer_user(BASIC_AUTHZ, user)
         await c.create_role(BASIC_AUTHZ, role)
         await c.create_group_mapping(BASIC_AUTHZ, mapping, group_pattern="x")
+        # The operator relies on these refusals to create a new user or role without reading
+        # it first: a taken name in either store is refused, never overwritten.
         with pytest.raises(AlreadyExists):
             await c.create_authenticator_user(BASIC_AUTHN, user)
+        with pytest.raises(AlreadyExists):
+            await c.create_authorizer_user(BASIC_AUTHZ, user)
         with pytest.raises(AlreadyExists):
             await c.create_role(BASIC_AUTHZ, role)
         with pytest.raises(AlreadyExists):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,6 +30,7 @@ from druid_access.config import parse
 from druid_access.health import THRESHOLD
 from druid_access.kube import KubeError
 from druid_access.models import API_VERSION
+from druid_access.observation import AUTHENTICATOR_LANE
 from druid_access.passwords import verify_password
 from druid_access.reconcile import Claimant, DeletionBlocked, Engine, Result, RolesComing
 from druid_access.resources import BY_KIND
@@ -731,13 +733,17 @@ async def test_a_new_object_is_created_and_then_left_alone(env: Env, case: Synce
 async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between_them(env: Env) -> None:
     # Each store of a cluster is one serialised write chain (a lane); a pass hands it its
     # consecutive writes there as one batch, so passes run at once do not interleave a user's
-    # two writes.
+    # two writes. (Passes that read first: under Adopt, a new object is always read.)
     names = [f"user-{i}" for i in range(6)]
     objs = []
     for name in names:
-        env.kube.put_secret("team-a", f"{name}-pw", {"password": f"{name}-secret"}, allowed=True)
-        spec = {"roles": ["readers"], "password": {"secretKeyRef": {"name": f"{name}-pw", "key": "password"}}}
-        objs.append(env.create(USER, name, spec))
+        env.kube.put_secret("platform", f"{name}-pw", {"password": f"{name}-secret"}, allowed=True)
+        spec = {
+            "roles": ["readers"],
+            "password": {"secretKeyRef": {"name": f"{name}-pw", "key": "password"}},
+            "adoptionPolicy": "Adopt",
+        }
+        objs.append(env.create(USER, name, spec, namespace="platform"))  # may adopt
     done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
     assert [d.reason for d in done] == [Reason.SYNCED] * len(names)
     authn = [w for w in env.remote_writes() if "/authentication/" in w]
@@ -751,18 +757,20 @@ async def test_a_pass_sends_its_writes_to_one_store_without_another_pass_between
 async def test_objects_created_together_read_a_few_at_a_time_so_the_first_writes_go_out_early(
     env: Env,
 ) -> None:
-    # Every new object reads itself live before its first write. Read all at once, the write
-    # lanes would wait for every one of those reads; a few passes read at a time, in order.
+    # Objects that read themselves live before their first write (all under Adopt; see
+    # ``unread`` in ``Engine._reconcile``). Read all at once, the write lanes would wait for
+    # every one of those reads; a few passes read at a time, in order.
     count = 4 * LIVE_READERS
     env.druid.faults.add(Fault(method="GET", path=r"/users/user-\d+$", latency=0.1))
     objs = []
     for i in range(count):
-        env.kube.put_secret("team-a", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
+        env.kube.put_secret("platform", f"user-{i}-pw", {"password": f"user-{i}-secret"}, allowed=True)
         spec = {
             "roles": ["readers"],
             "password": {"secretKeyRef": {"name": f"user-{i}-pw", "key": "password"}},
+            "adoptionPolicy": "Adopt",
         }
-        objs.append(env.create(USER, f"user-{i}", spec))
+        objs.append(env.create(USER, f"user-{i}", spec, namespace="platform"))  # may adopt
     done = await asyncio.gather(*(env.reconcile(obj) for obj in objs))
     assert [d.reason for d in done] == [Reason.SYNCED] * count
     records = env.druid.requests.records
@@ -921,6 +929,261 @@ async def test_an_existing_object_is_refused_by_default(env: Env) -> None:
     await env.claim(obj)
     assert (await env.reconcile(obj)).reason is Reason.ALREADY_EXISTS
     assert env.remote_writes() == []
+
+
+# ------------------------------------------------- new objects: created before they are claimed
+
+AUTHN_USERS = "/druid-ext/basic-security/authentication/db/basic/users"
+AUTHZ_BASE = "/druid-ext/basic-security/authorization/db/basic"
+
+
+async def _answering(env: Env, holds: list[tuple[bool, list[str]]] | None = None) -> None:
+    """A first pass on the cluster, so that it has answered just now (``TargetHealth.clear``);
+    its requests (and its ``hold``) forgotten."""
+    obj = env.create(ROLE, "warm-up", {"permissions": [WIKI_READ]})
+    assert (await env.reconcile(obj)).reason is Reason.SYNCED
+    env.forget_requests()
+    if holds is not None:
+        holds.clear()
+
+
+@pytest.fixture
+def holds(monkeypatch: pytest.MonkeyPatch, env: Env) -> list[tuple[bool, list[str]]]:
+    """Each ``hold`` of a pass: whether it claimed, and the remote writes made before it."""
+    calls: list[tuple[bool, list[str]]] = []
+    real = finalizer.hold
+
+    async def hold(kube: Any, plural: str, meta: Mapping[str, Any], annotations: Mapping[str, str]) -> bool:
+        calls.append((ANNOTATION in annotations, env.remote_writes()))
+        return await real(kube, plural, meta, annotations)
+
+    monkeypatch.setattr(finalizer, "hold", hold)
+    return calls
+
+
+def _user(env: Env, name: str, **spec: Any) -> dict[str, Any]:
+    env.kube.put_secret("team-a", f"{name}-pw", {"password": f"{name}-pw-1"}, allowed=True)
+    password = {"secretKeyRef": {"name": f"{name}-pw", "key": "password"}}
+    return env.create(USER, name, {"roles": ["readers"], "password": password, **spec})
+
+
+async def test_a_new_user_is_created_unread_and_claimed_once_its_creates_prove_the_name_free(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    # The first pass on a target not heard from lately reads first: a target that does not
+    # answer, or cannot be trusted, then costs the object no write at all.
+    first = _user(env, "alice")
+    assert (await env.reconcile(first)).reason is Reason.SYNCED
+    assert env.druid.requests.count("GET", "/users/alice$") == 2
+    env.forget_requests()
+    holds.clear()
+    bob = _user(env, "bob")
+    done = await env.reconcile(bob)
+    assert (done.reason, done.message) == (Reason.SYNCED, "in sync")
+    assert env.druid.requests.count("GET", "/users/bob$") == 0  # read in neither store
+    creates = [f"POST {AUTHN_USERS}/bob", f"POST {AUTHZ_BASE}/users/bob"]
+    assert env.remote_writes() == [
+        *creates,
+        f"POST {AUTHN_USERS}/bob/credentials",
+        f"POST {AUTHZ_BASE}/users/bob/roles/readers",
+    ]
+    # Claimed (with the finalizer) after both creates answered, before anything else.
+    assert holds == [(True, creates)]
+    assert _logs_in(env, "bob", "bob-pw-1") and env.druid.users["bob"] == {"readers"}
+    assert done.status is not None and done.status["owned"] is True and env.held(bob)
+    assert done.events == [
+        (
+            "Normal",
+            "CreatedAuthenticatorUser",
+            "created authenticator user 'bob'; created authorizer user 'bob'; set the password of "
+            "'bob'; assigned role 'readers' to 'bob' (new resource)",
+        )
+    ]
+
+
+@pytest.mark.parametrize("store", ["authorizer", "authenticator"])
+async def test_a_new_user_whose_name_is_taken_is_refused_in_the_same_pass_and_never_claimed(
+    env: Env, holds: list[tuple[bool, list[str]]], store: str
+) -> None:
+    await _answering(env, holds)
+    if store == "authorizer":
+        env.druid.users["alice"] = {"writers"}  # someone else's user, in the authorizer only
+    else:
+        env.druid.set_password("alice", "someone-elses", iterations=1000)  # in the authenticator only
+    obj = _user(env, "alice")
+    done = await env.reconcile(obj)
+    # The create of the taken name is refused; what the pass made is removed again, and the
+    # pass goes on as one that reads first: the name is someone else's (Refuse).
+    assert done.reason is Reason.ALREADY_EXISTS
+    assert done.message.startswith("user 'alice' already exists on 'default' and was not created")
+    assert done.status is not None and done.status["owned"] is False
+    made = [f"POST {AUTHN_USERS}/alice"]
+    if store == "authorizer":
+        made += [f"POST {AUTHZ_BASE}/users/alice", f"DELETE {AUTHN_USERS}/alice"]
+    assert env.remote_writes() == made
+    assert env.druid.requests.count("GET", "/users/alice$") == 2  # then read, in both stores
+    assert env.druid.requests.count("POST", CREDENTIALS) == 0  # no password was ever set
+    if store == "authorizer":
+        assert "alice" not in env.druid.credentials and env.druid.users["alice"] == {"writers"}
+    else:
+        assert _logs_in(env, "alice", "someone-elses") and "alice" not in env.druid.users
+    assert holds == [] and not env.held(obj) and not env.claimed(obj)
+    assert [event[1] for event in done.events] == ["AlreadyExists"]
+
+
+async def test_a_new_role_whose_name_is_taken_is_refused_with_nothing_changed(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    await _answering(env, holds)
+    theirs = [Permission("DATASOURCE", "other", "READ")]
+    env.druid.add_role("analysts", theirs)
+    obj = env.create(ROLE, "analysts", {"permissions": [WIKI_READ]})
+    done = await env.reconcile(obj)
+    assert done.reason is Reason.ALREADY_EXISTS and done.status is not None
+    assert done.status["owned"] is False and holds == [] and not env.claimed(obj)
+    assert env.remote_writes() == [f"POST {AUTHZ_BASE}/roles/analysts"]  # refused: taken
+    assert env.druid.roles["analysts"] == theirs
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault(method="POST", path=r"/authorization/db/basic/users/alice$", status=500), Reason.SERVER_ERROR),
+        (Fault(method="POST", path=r"/authorization/db/basic/users/alice$", status=503), Reason.UNREACHABLE),
+        (Fault(method="POST", path=r"/authorization/db/basic/users/alice$", reset=True), Reason.UNREACHABLE),
+    ],
+    ids=["500", "503", "no-answer"],
+)
+async def test_a_failed_create_before_the_claim_leaves_nothing_made_and_nothing_claimed(
+    env: Env, holds: list[tuple[bool, list[str]]], fault: Fault, reason: Reason
+) -> None:
+    await _answering(env, holds)
+    env.druid.faults.add(dataclasses.replace(fault, times=1))
+    obj = _user(env, "alice")
+    done = await env.reconcile(obj)
+    assert done.reason is reason
+    assert done.message.endswith("; what this pass had created of it was removed again")
+    assert env.remote_writes() == [
+        f"POST {AUTHN_USERS}/alice",
+        f"POST {AUTHZ_BASE}/users/alice",
+        f"DELETE {AUTHN_USERS}/alice",
+    ]
+    assert "alice" not in env.druid.credentials and "alice" not in env.druid.users
+    assert holds == [] and not env.held(obj) and not env.claimed(obj)
+    assert done.status is not None and "owned" not in done.status
+    # With a status on record, the next pass reads first; the name is free, so it is created.
+    env.forget_requests()
+    again = await env.reconcile(obj)
+    assert again.reason is Reason.SYNCED and env.druid.requests.count("GET", "/users/alice$") == 2
+    assert _logs_in(env, "alice", "alice-pw-1") and env.druid.users["alice"] == {"readers"}
+
+
+async def test_a_create_that_landed_unanswered_is_never_taken_over(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    # The create got no answer although Druid made the user: the pass cannot tell it from a
+    # user someone else made, so it is not removed, not claimed, and later reported as taken.
+    await _answering(env, holds)
+    env.druid.faults.add(
+        Fault(
+            method="POST",
+            path=r"/authentication/db/basic/users/alice$",
+            reset=True,
+            after_handling=True,
+            times=1,
+        )
+    )
+    obj = _user(env, "alice")
+    done = await env.reconcile(obj)
+    assert done.reason is Reason.UNREACHABLE and holds == [] and not env.claimed(obj)
+    assert env.remote_writes() == [f"POST {AUTHN_USERS}/alice"]
+    again = await env.reconcile(obj)
+    assert again.reason is Reason.ALREADY_EXISTS and again.status is not None
+    assert again.status["owned"] is False and env.druid.credentials.get("alice") is None
+
+
+async def _busy_lane(env: Env) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """The cluster's authenticator lane, busy until the event is set."""
+    release = asyncio.Event()
+
+    async def busy() -> None:
+        await release.wait()
+
+    return release, asyncio.create_task(env.targets.write("cluster", "default", AUTHENTICATOR_LANE, busy))
+
+
+async def _waiting_in_the_lane(env: Env, obj: Mapping[str, Any]) -> asyncio.Task[Pass]:
+    """A pass on ``obj`` whose first create waits in the busy lane."""
+    task = asyncio.create_task(env.reconcile(obj))
+    for _ in range(200):  # bounded: until it has read the role it assigns, then a little more
+        await asyncio.sleep(0.01)
+        if env.druid.requests.count("GET", "/roles/readers$"):
+            break
+    await asyncio.sleep(0.05)
+    assert not task.done() and env.remote_writes() == []
+    return task
+
+
+async def test_a_request_the_breaker_keeps_back_before_the_claim_leaves_nothing_claimed(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    await _answering(env, holds)
+    release, lane = await _busy_lane(env)
+    obj = _user(env, "alice")
+    task = await _waiting_in_the_lane(env, obj)
+    env.open_breaker()  # while its first create waits: the create is kept back (``NotSent``)
+    release.set()
+    done = await task
+    await lane
+    assert done.reason is Reason.UNREACHABLE and env.remote_writes() == []
+    assert holds == [] and not env.held(obj) and not env.claimed(obj)
+
+
+async def test_a_pass_cancelled_while_its_create_waits_in_the_lane_makes_and_claims_nothing(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    await _answering(env, holds)
+    release, lane = await _busy_lane(env)
+    obj = _user(env, "alice")
+    task = await _waiting_in_the_lane(env, obj)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await lane
+    assert env.remote_writes() == [] and holds == [] and not env.claimed(obj)
+
+
+@pytest.mark.parametrize("how", ["changed", "kube-error", "crash"])
+async def test_what_is_created_before_a_claim_that_fails_is_removed_or_never_taken_over(
+    env: Env, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    await _answering(env)
+
+    async def hold(kube: Any, plural: str, meta: Mapping[str, Any], annotations: Mapping[str, str]) -> bool:
+        if how == "changed":  # e.g. the object was deleted meanwhile
+            return False
+        if how == "kube-error":
+            raise KubeError("patching the object: the API server is away")
+        raise RuntimeError("the operator stops here")  # a crash between the creates and the claim
+
+    monkeypatch.setattr(finalizer, "hold", hold)
+    obj = _user(env, "alice")
+    if how == "crash":
+        with pytest.raises(RuntimeError):
+            await env.reconcile(obj)
+        # What it made stays, unclaimed: the next pass cannot tell it from someone else's.
+        monkeypatch.undo()
+        again = await env.reconcile(obj)
+        assert again.reason is Reason.ALREADY_EXISTS and not env.claimed(obj)
+        assert env.druid.credentials.get("alice") is None and env.druid.users["alice"] == set()
+        return
+    done = await env.reconcile(obj)
+    assert done.message.endswith("; what this pass had created of it was removed again")
+    assert env.remote_writes()[-2:] == [f"DELETE {AUTHZ_BASE}/users/alice", f"DELETE {AUTHN_USERS}/alice"]
+    assert "alice" not in env.druid.users and "alice" not in env.druid.credentials
+    assert not env.claimed(obj) and env.druid.requests.count("POST", CREDENTIALS) == 0
+    assert done.reason is Reason.KUBERNETES_ERROR and done.result.postponed is (how == "changed")
 
 
 @pytest.mark.parametrize("roles", [["readers"], ["writers"]], ids=["corrected", "in-sync-already"])

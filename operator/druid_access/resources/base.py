@@ -119,6 +119,9 @@ class Kind(Protocol[R, S, D, O]):
     target_type: Literal["cluster", "pivot"]
     # Its remote object is a role that other objects may be waiting for (``Refs.roles``).
     makes_roles: bool
+    # Every create in the plan of a missing object is refused when its name is taken, so a
+    # new object may be created without reading it first (``absent``): see ``Engine``.
+    creates_prove_free: bool
 
     def spec_model(self, spec: Mapping[str, Any]) -> S: ...
 
@@ -141,6 +144,8 @@ class Kind(Protocol[R, S, D, O]):
     def desired(self, spec: S, name: str, secrets: SecretValues) -> D: ...
 
     async def observe(self, remote: R, name: str, desired: D) -> O: ...
+
+    async def absent(self, remote: R, name: str, desired: D) -> O: ...
 
     def exists(self, observed: O) -> bool: ...
 
@@ -186,6 +191,7 @@ class KindBase(Generic[S]):
     family: str
     target_type: Literal["cluster", "pivot"]
     makes_roles = False
+    creates_prove_free = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -220,6 +226,10 @@ class KindBase(Generic[S]):
     def unsupported(self, spec: S, target: ClusterConfig | PivotConfig) -> str | None:
         """What in the spec the target cannot honour, in a sentence (None: nothing)."""
         return None
+
+    async def absent(self, remote: Any, name: str, desired: Any) -> Any:
+        """The observation of an object the target does not have (with ``creates_prove_free``)."""
+        raise NotImplementedError(f"{self.info.kind} reads before it creates")
 
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]:
         """What in the spec only a privileged namespace may grant, each said in a few words.

@@ -45,6 +45,9 @@ class CreateRole:
     async def apply(self, remote: DruidRemote) -> None:
         await remote.client.create_role(remote.authorizer, self.name)
 
+    async def undo(self, remote: DruidRemote) -> None:
+        await remote.client.delete_role(remote.authorizer, self.name)
+
 
 @dataclass(frozen=True)
 class SetPermissions:
@@ -135,6 +138,7 @@ class RoleKind(KindBase[DruidRoleSpec]):
     info = DRUID_ROLE
     family = "role"
     makes_roles = True
+    creates_prove_free = True  # Druid refuses to create a role whose name is taken
 
     def privileged_grants(self, spec: DruidRoleSpec, protected: ProtectedPrincipals) -> tuple[str, ...]:
         return tuple(
@@ -150,6 +154,9 @@ class RoleKind(KindBase[DruidRoleSpec]):
 
     async def observe(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
         return await remote.reads.role(name)
+
+    async def absent(self, remote: DruidRemote, name: str, desired: DesiredRole) -> Role | None:
+        return None
 
     def exists(self, observed: Role | None) -> bool:
         return observed is not None

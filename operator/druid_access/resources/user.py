@@ -153,6 +153,9 @@ def _password_matches(password: SecretStr, observed: ObservedUser) -> bool:
 class UserKind(KindBase[DruidUserSpec]):
     info = DRUID_USER
     family = "user"
+    # Druid refuses to create a user whose name is taken, in either store (without a password,
+    # only the authorizer's user is made, and only it is read by a pass that reads first).
+    creates_prove_free = True
 
     def secret_needs(self, spec: DruidUserSpec) -> Sequence[SecretNeed]:
         if spec.password is None:
@@ -202,6 +205,10 @@ class UserKind(KindBase[DruidUserSpec]):
         return ObservedUser(
             authn=authn_user, authz=authz_user, existing_roles=roles, password_matches=matches
         )
+
+    async def absent(self, remote: DruidRemote, name: str, desired: DesiredUser) -> ObservedUser:
+        roles = await remote.reads.present_roles(desired.roles) if desired.roles else frozenset()
+        return ObservedUser(authn=None, authz=None, existing_roles=roles)
 
     def exists(self, observed: ObservedUser) -> bool:
         return observed.authn is not None or observed.authz is not None
