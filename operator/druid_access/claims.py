@@ -1,8 +1,9 @@
 """Ownership claims not yet recorded in a resource's status: a sealed annotation on the object.
 
-Before its first remote create, a resource must be known as the creator even if the operator
-dies before the status saying ``owned: true`` is written; otherwise the next pass would take
-the object it made for a pre-existing one. The claim is written in the same patch that puts
+Before its first remote write (for a new object created without reading: right after the
+creates that proved its name free, before anything else), a resource must be known as the
+creator even if the operator dies before the status saying ``owned: true`` is written;
+otherwise the next pass would take the object it made for a pre-existing one. The claim is written in the same patch that puts
 the operator's finalizer on (a write the object needs anyway), as the annotation
 ``ANNOTATION``: an HMAC of the object's uid under a key only the operator reads (the Secret
 ``KEY_SECRET`` in its own namespace, made on first use). A tenant can write annotations on its

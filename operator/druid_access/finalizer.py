@@ -1,4 +1,4 @@
-"""The operator's finalizer: on an object before its first remote write, off after its deletion.
+"""The operator's finalizer: on an object before it owns anything remote, off after its deletion.
 
 The operator keeps its finalizer itself rather than through a kopf deletion handler: kopf
 holds every deletion in flight as a handler call with the object's body until it is done,

@@ -48,9 +48,6 @@ Emit = Callable[[str, str, str], None]
 
 
 RETRYABLE = frozenset(reason for reason in Reason if reason.retryable)
-# What ``Engine._undo`` adds to the message of a pass whose creates it removed, or could not.
-UNDONE = "; what this pass had created of it was removed again"
-UNDO_FAILED = "; what this pass had created of it could not be removed"
 
 
 @dataclass(frozen=True, order=True)
@@ -133,10 +130,14 @@ class Engine:
     secrets: SecretStore
     claims: Claims
     _rejected: dict[str, _Rejection] = field(default_factory=dict)
+    # Objects a pass tried to create without reading, and had to undo: they read first from
+    # then on, so an object that keeps failing there does not make and remove it again and again.
+    _read_first: set[str] = field(default_factory=set)
 
     def owned(self, body: Mapping[str, Any]) -> bool:
         """Did this resource create or adopt its remote object? Its status says so, or, until
-        the status is written, the claim recorded before the first create does.
+        the status is written, the claim recorded before its writes (or, for a new object
+        created without reading, right after the creates that proved its name free) does.
 
         A status saying ``owned: false`` (the name was found taken, or the target refused the
         first create of a pass that claimed it, so nothing was made) outweighs any claim on the
@@ -189,8 +190,9 @@ class Engine:
         is there, instead of a ``RoleNotFound`` status and Event first.
 
         ``hold``: called before the object owns anything remote (before its first write, its
-        adoption, or a pass on what it owns), so that its deletion waits for the operator; the
-        pass is postponed when it fails."""
+        adoption, or a pass on what it owns; for a new object created without reading, right
+        after its creates), so that its deletion waits for the operator; the pass is postponed
+        when it fails (and what it created is removed again)."""
         with metrics.RECONCILE_SECONDS.labels(kind.info.kind).time():
             result = await self._reconcile(
                 kind, body, claims, emit, bulk=bulk, roles_coming=roles_coming, hold=hold
@@ -249,7 +251,13 @@ class Engine:
             waiting = f"waiting for role(s) being created: {', '.join(sorted(coming))}"
             return dataclasses.replace(done(Reason.ROLE_NOT_FOUND, waiting), postponed=True)
         # A new object under Refuse may be created without reading it first: see ``unclaimed``.
-        unread = not read_first and not owned and not status and spec.adoption_policy is AdoptionPolicy.REFUSE
+        unread = (
+            not read_first
+            and not owned
+            and not status
+            and spec.adoption_policy is AdoptionPolicy.REFUSE
+            and meta["uid"] not in self._read_first
+        )
         secret_version: str | None = None
         claimed = False
         # The creates this pass sent before it claimed the name: while they are in flight, and
@@ -365,8 +373,10 @@ class Engine:
             claiming = bool(ops) and not owned
             if (owned or claiming) and not await self._hold_and_claim(kind, hold, body, claiming=claiming):
                 changed = "the object changed while the operator's finalizer was being put on it"
-                if unclaimed:
-                    changed += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+                if unclaimed:  # the patch was refused: nothing claims what the creates made
+                    changed += (
+                        await self._undo_unclaimed(kind, body, remote, target_name, name, ops, applied)
+                    )[0]
                 return dataclasses.replace(done(Reason.KUBERNETES_ERROR, changed), postponed=True)
             unclaimed = False
             if claiming:
@@ -385,8 +395,16 @@ class Engine:
             return done(Reason.INVALID_SPEC, str(error), owned=owned or None)
         except KubeError as error:
             message = str(error)
-            if unclaimed:  # the claim was not written: what the pass created goes again
-                message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+            if unclaimed:
+                # The patch failed; it may have been written all the same (no answer). If the
+                # claim is on the object, what the creates made is its own, and stays.
+                landed = await self._claim_landed(kind, body)
+                if landed is False:
+                    message += (
+                        await self._undo_unclaimed(kind, body, remote, target_name, name, ops, applied)
+                    )[0]
+                elif landed is None:  # unknown: left unclaimed (reported AlreadyExists, never taken over)
+                    self._read_first.add(meta["uid"])
             return done(Reason.KUBERNETES_ERROR, message, owned=owned or None)
         except api.ApiError as error:
             undone = ""
@@ -394,8 +412,10 @@ class Engine:
                 # A create sent before the claim failed: nothing of the pass may stay. Should the
                 # name be taken, the pass goes on as one that reads first (Refuse, or the
                 # claim of a name freed meanwhile); any other failure leaves nothing claimed.
-                undone = await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
-                if isinstance(error, api.AlreadyExists) and undone != UNDO_FAILED:
+                undone, removed = await self._undo_unclaimed(
+                    kind, body, remote, target_name, name, ops, applied
+                )
+                if isinstance(error, api.AlreadyExists) and removed:
                     log.info(
                         "%s: %s %r is taken on %r: reading it", _ident(body), kind.family, name, target_name
                     )
@@ -407,8 +427,11 @@ class Engine:
             if reason is Reason.REJECTED:
                 message += "; not retried until the spec or a referenced Secret changes"
                 self._rejected[meta["uid"]] = _Rejection(meta.get("generation"), secret_version, message)
-            if claimed and (
-                (not applied and isinstance(error, REFUSALS)) or isinstance(error, api.AlreadyExists)
+            # Owned by a claim alone (no status says so yet), a create that finds the name taken
+            # shows the name is someone else's, whichever pass wrote the claim.
+            claim_only = claimed or (owned and status.get("owned") is not True)
+            if (claimed and not applied and isinstance(error, REFUSALS)) or (
+                claim_only and isinstance(error, api.AlreadyExists)
             ):
                 # The pass that claimed the name made nothing: the target refused its first
                 # write, or another writer took the name since it was read (what this pass
@@ -417,7 +440,7 @@ class Engine:
                 # refusal goes on record first: from then on no claim on the object counts (one
                 # put back by a tenant, or one a crash leaves before the rest is done).
                 await self._record_not_owned(kind, body)
-                message += await self._undo(kind, body, remote, target_name, name, ops[: len(applied)])
+                message += (await self._undo(kind, body, remote, target_name, name, ops[: len(applied)]))[0]
                 await self.claims.withdraw(meta, kind.info.plural)
                 return done(reason, message, owned=False)
             return done(reason, message, owned=owned or None)
@@ -539,8 +562,9 @@ class Engine:
                     for text in done[applied:]:
                         log.info("%s: %s (%s)", _ident(body), text, why)
         finally:
-            if done and emit is not None:
-                emit("Normal", reason or ops[0].reason, f"{'; '.join(done)} ({why})")
+            first = reason or (ops[0].reason if ops else None)
+            if done and emit is not None and first is not None:
+                emit("Normal", first, f"{'; '.join(done)} ({why})")
         return tuple(done)
 
     async def _record_not_owned(self, kind: AnyKind, body: Mapping[str, Any]) -> None:
@@ -552,13 +576,43 @@ class Engine:
         except KubeError as error:
             log.warning("%s: could not record that it owns nothing: %s", _ident(body), error)
 
+    async def _undo_unclaimed(
+        self,
+        kind: AnyKind,
+        body: Mapping[str, Any],
+        remote: Any,
+        target: str,
+        name: str,
+        ops: Sequence[Any],
+        applied: Sequence[str],
+    ) -> tuple[str, bool]:
+        """``_undo`` for a pass that created without reading and could not claim: the object
+        reads first from then on."""
+        self._read_first.add(body["metadata"]["uid"])
+        return await self._undo(kind, body, remote, target, name, ops[: len(applied)])
+
+    async def _claim_landed(self, kind: AnyKind, body: Mapping[str, Any]) -> bool | None:
+        """Is this pass's claim on the object, after a patch that failed? None: unknown."""
+        meta = body["metadata"]
+        try:
+            current = await self.kube.read_metadata(kind.info.plural, meta["namespace"], meta["name"])
+        except KubeError:
+            return None
+        if current is None or current.get("uid") != meta["uid"]:
+            return False
+        if not self.claims.holds(current):
+            return False
+        self.claims.made(meta["uid"])
+        return True
+
     async def _undo(
         self, kind: AnyKind, body: Mapping[str, Any], remote: Any, target: str, name: str, made: Sequence[Any]
-    ) -> str:
-        """Remove what this pass created of the object, newest first; says so for the status."""
+    ) -> tuple[str, bool]:
+        """Remove what this pass created of the object, newest first. Returns what to add to
+        the status message, and whether nothing the pass created is left."""
         creates = [op for op in reversed(made) if isinstance(op, Create)]
         if not creates:
-            return ""
+            return "", True
 
         async def undo(op: Any) -> None:
             self.targets.touched(kind.target_type, target, kind.family, name)
@@ -575,9 +629,9 @@ class Engine:
                 name,
                 describe_api_error(error)[1],
             )
-            return UNDO_FAILED
+            return "; what this pass had created of it could not be removed", False
         log.info("%s: removed what this pass created of %s %r", _ident(body), kind.family, name)
-        return UNDONE
+        return "; what this pass had created of it was removed again", True
 
     async def write_status(
         self,
@@ -608,6 +662,7 @@ class Engine:
             await self.kube.patch_status(kind.info.plural, meta["namespace"], meta["name"], patch)
         if new.get("owned") is True:
             self.claims.forget(meta["uid"])  # the status holds the claim now
+        self._read_first.discard(meta["uid"])  # with a status, its passes read first anyway
         return new
 
     async def _hold_and_claim(
@@ -637,6 +692,7 @@ class Engine:
         """
         meta = body["metadata"]
         self._rejected.pop(meta["uid"], None)
+        self._read_first.discard(meta["uid"])
         try:
             subject = Subject.of(kind, body)
         except ValidationError:

@@ -264,7 +264,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     RoleNotFound while the role is being created: its pass waits (no read, no write, no status)
     for the role's first pass, then writes everything at once: one status, one Event. The
     object itself is written twice by the operator: its finalizer and that status (the
-    ownership claim before the create goes on with the finalizer)."""
+    ownership claim goes on with the finalizer)."""
     cp = controlplane
     watch_out, watch_log = tmp_path / "watch.json", tmp_path / "watch.log"
     with watch_out.open("w") as out, watch_log.open("w") as err:
@@ -286,12 +286,9 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     try:
         role = {"permissions": [{"resource": {"type": "STATE", "name": "STATE"}, "action": "READ"}]}
         apply(cp, _doc("DruidRole", "slow-role", role))
-        # The role's first pass has begun (its finalizer is on); its creation takes 2 s from about now.
-        wait_for(
-            lambda: kubectl_json(cp, "get", "druidrole", "slow-role", "-n", NS)["metadata"].get("finalizers"),
-            timeout=30,
-            what="the operator to see the role",
-        )
+        # The role's first pass has begun: its create has reached the Coordinator (the fault
+        # counts on arrival) and takes 2 s from about now.
+        wait_for(lambda: fakes.call(lambda: fault.fired) >= 1, timeout=30, what="the role's create to arrive")
         apply(
             cp,
             [
@@ -317,7 +314,7 @@ def test_a_user_made_with_its_role_waits_for_it_and_writes_once(
     seen = [(event["type"], event["object"]) for event in json_documents(watch_out.read_text())]
     assert [(t, bool(o["metadata"].get("finalizers")), bool(o.get("status"))) for t, o in seen] == [
         ("ADDED", False, False),
-        ("MODIFIED", True, False),  # the finalizer, before anything is created
+        ("MODIFIED", True, False),  # the finalizer and the claim
         ("MODIFIED", True, True),  # the one status
     ], [(t, o["metadata"]["resourceVersion"]) for t, o in seen]
     assert fakes.call(lambda: fakes.coordinator.users["patient"]) == {"slow-role"}

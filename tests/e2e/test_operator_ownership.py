@@ -234,6 +234,12 @@ def _describe(records: Sequence[RequestRecord]) -> list[str]:
     return [f"{r.method} {r.path} -> {r.status}" for r in records]
 
 
+def _changing(records: Sequence[RequestRecord]) -> list[RequestRecord]:
+    """The writes but refused creates: a new user or role is created without reading it first on
+    a Coordinator that answered just now, and Druid refuses (400) the create of a taken name."""
+    return [r for r in records if not (r.method == "POST" and r.status == 400)]
+
+
 # ------------------------------------------------------------------------------ A. ownership
 
 
@@ -347,7 +353,7 @@ def test_refuse_leaves_preexisting_objects_untouched(
     touching = rf"/(users|roles|groupMappings)/{prefix}-"
     reads = _since(fakes, "coordinator", coord_mark, touching, method="GET")
     assert len(reads) >= 6, "the operator must have looked at the objects (and again on resync)"
-    assert _since(fakes, "coordinator", coord_mark, touching, writes=True) == []
+    assert _changing(_since(fakes, "coordinator", coord_mark, touching, writes=True)) == []
     assert _since(fakes, "pivot", pivot_mark, f"{prefix}-conn", method="GET"), "the connection was read"
     pivot_writes = _since(fakes, "pivot", pivot_mark, rf"{CONNECTIONS_PATH}(/{prefix}-conn)?$", writes=True)
     assert pivot_writes == [], _describe(pivot_writes)
@@ -356,7 +362,7 @@ def test_refuse_leaves_preexisting_objects_untouched(
     # Deleting the refusing resources leaves the remote objects where they were.
     for kind, name in _kinds(prefix):
         cp.kubectl("delete", kind, name, "-n", NS_A, "--timeout=60s")
-    writes = _since(fakes, "coordinator", coord_mark, touching, writes=True)
+    writes = _changing(_since(fakes, "coordinator", coord_mark, touching, writes=True))
     assert writes == [], _describe(writes)
     pivot_writes = _since(fakes, "pivot", pivot_mark, rf"{CONNECTIONS_PATH}(/{prefix}-conn)?$", writes=True)
     assert pivot_writes == [], _describe(pivot_writes)
@@ -418,6 +424,10 @@ def test_object_created_before_a_crash_is_not_mistaken_for_preexisting(
     config = operator_config(
         fakes, resync_seconds=RESYNC, allowed_namespaces=ALLOWED, adoption_namespaces=ALLOWED
     )
+    # Under Adopt a new object is read first, and claimed before its create. (Under Refuse, on
+    # a Coordinator that answered just now, a new object's creates go before the claim, and a
+    # crash in between leaves an unclaimed role reported as AlreadyExists, never taken over:
+    # tests/unit/test_engine.py, the section "new objects: created before they are claimed".)
     first = spawn(config, [NS_CRASH])
     mark = _mark(fakes, "coordinator")
     slow_create = fakes.call(
@@ -426,7 +436,7 @@ def test_object_created_before_a_crash_is_not_mistaken_for_preexisting(
         )
     )
     permissions = [_perm("DATASOURCE", "crash.*", "READ"), _perm("STATE", "STATE", "READ")]
-    apply(cp, _doc("DruidRole", NS_CRASH, name, {"permissions": permissions}))
+    apply(cp, _doc("DruidRole", NS_CRASH, name, {"permissions": permissions, "adoptionPolicy": "Adopt"}))
 
     # The create request has reached the Coordinator and is being held. The request log
     # records a request when it completes, so arrival is read from the fault's counter,
@@ -594,8 +604,11 @@ def test_a_name_taken_while_the_user_is_being_created_is_left_to_its_maker(
     cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
 ) -> None:
     """Someone makes the authorizer user while the operator creates the authenticator user:
-    the operator records that it owns nothing, deletes the authenticator user it made (with the
-    password it set), takes back its claim, and then refuses the name like any pre-existing one."""
+    the operator deletes the authenticator user it made, owns and claims nothing, and then
+    refuses the name like any pre-existing one. (A pass that read first had claimed the name
+    and set the password before the authorizer's create: it records that it owns nothing, and
+    takes back its claim. One that created without reading, on a Coordinator that answered just
+    now, sends both creates before the claim and the password.)"""
     cp, coord, name = cluster, fakes.coordinator, "raced-user"
     authn_path = f"/druid-ext/basic-security/authentication/db/basic/users/{name}"
     mark = _mark(fakes, "coordinator")
@@ -613,10 +626,12 @@ def test_a_name_taken_while_the_user_is_being_created_is_left_to_its_maker(
     assert ANNOTATION not in (obj["metadata"].get("annotations") or {})
     assert fakes.call(lambda: (name in coord.credentials, coord.users.get(name))) == (False, {"hand-made"})
     writes = _describe(_since(fakes, "coordinator", mark, rf"/users/{name}(/|$)", writes=True))
+    authz_create = f"POST /druid-ext/basic-security/authorization/db/basic/users/{name} -> 400"
+    read_first = [f"POST {authn_path}/credentials -> 200"] if len(writes) == 4 else []
     assert writes == [
         f"POST {authn_path} -> 200",
-        f"POST {authn_path}/credentials -> 200",
-        f"POST /druid-ext/basic-security/authorization/db/basic/users/{name} -> 400",
+        *read_first,
+        authz_create,
         f"DELETE {authn_path} -> 200",
     ], writes
     cp.kubectl("delete", "druiduser", name, "-n", NS_A, "--timeout=60s")
@@ -676,8 +691,8 @@ def test_deletion_policy_delete_removes_user_from_both_stores(
 def test_deletion_keeps_another_controllers_finalizer(
     cluster: ControlPlane, fakes: FakesInThread, operator: OperatorProcess
 ) -> None:
-    """The operator's finalizer is put on before the create and taken off after the remote
-    delete; a finalizer of another controller, added meanwhile, stays, and holds the object."""
+    """The operator's finalizer is put on before the object owns anything remote and taken off
+    after the remote delete; a finalizer of another controller, added meanwhile, stays, and holds the object."""
     cp, coord, name = cluster, fakes.coordinator, "shared-user"
     other = "example.com/backup"
     apply(cp, _user_docs(NS_A, name, "shared-user-pw-1", {"deletionPolicy": "Delete"}))

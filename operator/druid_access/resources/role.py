@@ -46,6 +46,8 @@ class CreateRole:
         await remote.client.create_role(remote.authorizer, self.name)
 
     async def undo(self, remote: DruidRemote) -> None:
+        # Only right after the create (its claim failed): Druid also strips the role from any
+        # user another pass assigned it to meanwhile, which that object's resync puts back.
         await remote.client.delete_role(remote.authorizer, self.name)
 
 
