@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -228,8 +228,10 @@ class KindBase(Generic[S]):
         return None
 
     async def absent(self, remote: Any, name: str, desired: Any) -> Any:
-        """The observation of an object the target does not have (with ``creates_prove_free``)."""
-        raise NotImplementedError(f"{self.info.kind} reads before it creates")
+        """The observation of an object the target does not have, for a kind whose creates prove
+        its name free (``creates_prove_free``); any other kind reads what is there."""
+        kind = cast("Kind[Any, Any, Any, Any]", self)
+        return await kind.observe(remote, name, desired)
 
     def privileged_grants(self, spec: S, protected: ProtectedPrincipals) -> tuple[str, ...]:
         """What in the spec only a privileged namespace may grant, each said in a few words.
