@@ -1,8 +1,7 @@
 """kopf registrations, and nothing else.
 
-Per kind: an index of claims (which resource claims which remote name; kopf fills every
-index before any handler runs, so the oldest claimant is known from the first pass), and
-an event handler that hands each watch event to ``Loops`` (which queues a pass when the
+Per kind, an event handler that keeps the claims index (``claim_index``: which resource
+claims which remote name) and hands each watch event to ``Loops`` (which queues a pass when the
 object is new, its spec changes, its deletion starts, or it owns a remote object and lost its
 finalizer; the other wake-ups are listed in loops.py). kopf watches; the passes, deletions
 included, run on ``Loops``' bounded pool of workers (``passes.run_pass``), not on a task per
@@ -20,19 +19,12 @@ from typing import Any, cast
 import kopf
 
 from druid_access import finalizer
-from druid_access.claims import ClaimKeyMissing
 from druid_access.loops import ObjectKey
 from druid_access.models import GROUP, VERSION
 from druid_access.passes import App
-from druid_access.reconcile import (
-    Claimant,
-    ClaimLookup,
-    Emit,
-    Subject,
-    admission,
-)
+from druid_access.reconcile import Claimant, ClaimLookup, Emit, Subject
 from druid_access.resources import KINDS
-from druid_access.resources.base import AnyKind, Claim
+from druid_access.resources.base import AnyKind
 
 PREFIX = GROUP
 
@@ -49,13 +41,6 @@ def post_event(body: Mapping[str, Any]) -> Emit:
 def _key(kind: AnyKind, body: Mapping[str, Any]) -> ObjectKey:
     meta = body["metadata"]
     return (kind.info.kind, meta["namespace"], meta["name"])
-
-
-def _lookup(index: Any) -> ClaimLookup:
-    def lookup(claim: Claim) -> list[Claimant]:
-        return list(index.get((claim.target, claim.remote_name), []))
-
-    return lookup
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -106,46 +91,20 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
 
 def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> None:
-    plural = kind.info.plural
-    index_id = f"claims_{plural}"
-    resource = (GROUP, VERSION, plural)
-
-    @kopf.index(*resource, id=index_id, registry=registry)
-    async def claims(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Claimant] | None:
-        try:
-            subject = Subject.of(kind, body)
-        except ValueError:
-            return None
-        meta = subject.meta
-        target = app.engine.target_config(kind, subject.target)
-        try:
-            owned = app.engine.owned(body)
-        except ClaimKeyMissing:  # indexed again with every watch event of the object
-            owned = False
-        if admission(kind, subject.spec, meta, target, owned=owned) is not None:
-            return None  # a resource refused on its target cannot claim a name there
-        claimant = Claimant(
-            created=meta.get("creationTimestamp") or "",
-            namespace=meta["namespace"],
-            name=meta["name"],
-            uid=meta["uid"],
-        )
-        return {(subject.target, subject.name): claimant}
-
-    @kopf.on.event(*resource, registry=registry)
-    async def watched(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
-        lookup = app.lookups.setdefault(kind.info.kind, _lookup(kwargs[index_id]))
+    @kopf.on.event(GROUP, VERSION, kind.info.plural, registry=registry)
+    async def watched(type: str | None, body: kopf.Body, **_: Any) -> None:
         if not app.loops.started:
-            await app.start()
+            await app.start()  # lists every object's claim first
         key = _key(kind, body)
+        lookup = app.lookup(kind)
         if type == "DELETED":
             app.loops.close(key)
-            app.forget(body["metadata"]["uid"])
-            # Gone for good, and gone from the claims index (kopf updates indices before it
-            # calls handlers): the next-oldest claimant may own the remote name now.
+            app.forget(body["metadata"]["uid"])  # its claim with it
+            # Gone for good: the next-oldest claimant may own the remote name now.
             for claimant in _claimants_of(kind, body, lookup):
                 app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
             return
+        app.index_claim(kind, body)
         replaced = app.loops.observe(key, body, listed=type is None)
         if replaced is not None:
             app.forget(replaced)

@@ -44,6 +44,7 @@ GENERATED_LENGTH = 32
 ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _MERGE_PATCH = "application/merge-patch+json"
+LIST_PAGE = 500  # objects per page of a list: a page of bodies in memory, not thousands
 _USER_AGENT = "druid-access-operator"
 # A call waits for a free connection as long as it takes, but a server that accepts no connection,
 # or sends nothing for two minutes, is no answer. A list of thousands of Secrets has no overall limit.
@@ -205,6 +206,9 @@ class KubeApi(Protocol):
 
     async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A custom object's metadata read now; None when it is gone."""
+
+    def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
+        """Every custom object of a kind now (in ``namespace``, or in all), a page at a time."""
 
 
 def generate_password(length: int = GENERATED_LENGTH) -> str:
@@ -551,6 +555,21 @@ class Kube:
         found = await self._read_object(_custom_path(plural, namespace, name), f"{plural}/{namespace}/{name}")
         meta = found.get("metadata") if isinstance(found, Mapping) else None
         return meta if isinstance(meta, Mapping) else None
+
+    async def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
+        """Every custom object of a kind, read now, in pages of ``LIST_PAGE`` (only a page's
+        bodies are held at once)."""
+        where = f"/namespaces/{_segment(namespace)}" if namespace is not None else ""
+        path = f"/apis/{GROUP}/{VERSION}{where}/{plural}"
+        params = {"limit": str(LIST_PAGE)}
+        while True:
+            page = await self._request(f"listing {plural}", "GET", path, params=params)
+            for item in page.get("items") or ():
+                yield item
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params = {"limit": str(LIST_PAGE), "continue": token}
 
     async def read_peering(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
         """The peers kopf recorded in a KopfPeering (in ``namespace``) or ClusterKopfPeering."""

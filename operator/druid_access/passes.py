@@ -12,16 +12,17 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from druid_access import finalizer
+from druid_access.claim_index import ClaimIndex, claimant_of
 from druid_access.kube import KubeError
 from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, Record, TargetKey, backoff
 from druid_access.offload import trim
 from druid_access.reconcile import ClaimLookup, DeletionBlocked, Emit, Engine
-from druid_access.resources import BY_KIND
+from druid_access.resources import BY_KIND, KINDS
 from druid_access.resources.base import AnyKind, Claim
 from druid_access.resources.role import RoleKind
 from druid_access.status import Outcome, Reason
@@ -45,18 +46,24 @@ class App:
     # and namespaces seen alive.
     terminating: set[str] = field(default_factory=set)
     alive: set[str] = field(default_factory=set)
-    # Each kind's claims index (the same object on every call), as the watch hands it over.
-    lookups: dict[str, ClaimLookup] = field(default_factory=dict)
+    # The namespaces watched (None: all), where ``list_claims`` lists.
+    namespaces: Sequence[str] | None = None
+    # Who claims which remote name, kept from the watch events (``index_claim``) and, once,
+    # from a list of every object (``list_claims``).
+    claimants: ClaimIndex = field(default_factory=ClaimIndex)
+    listed: bool = False
     workers: int = WORKERS
     # Objects whose remote side the deletion pass finished, until their DELETED event: a stale
     # watch event that queues the deletion again only takes the finalizer off.
     finalized: set[str] = field(default_factory=set)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _listing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> None:
         """Start the workers, from a watch event, not at start-up: kopf posts Events through a
         queue it hands only to the tasks that handle objects, and the workers need it. The
-        claims are read first, also when this replica takes over from another one."""
+        claims' key is read first, also when this replica takes over from another one, and
+        every object is listed for what it claims (``list_claims``)."""
         async with self._starting:
             if self.loops.started:
                 return
@@ -64,13 +71,40 @@ class App:
                 await self.engine.claims.load()
             except KubeError as error:  # tried again by every pass until it is read
                 log.warning("could not read the key of the ownership claims: %s", error)
+            try:
+                await self.list_claims()
+            except KubeError as error:  # likewise
+                log.warning("could not list the objects for their claims: %s", error)
             self.loops.start(
                 lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
             )
 
+    async def list_claims(self) -> None:
+        """Index what every object of every kind claims, before any pass: the watch hands the
+        objects over one at a time, and a pass must know an older claimant it has not handed
+        over yet. (kopf's own indices gave the same guarantee.) Once: the passes that find it
+        not done wait for the one list that does it."""
+        async with self._listing:
+            if self.listed:
+                return
+            with self.claimants.listing() as put:
+                for kind in KINDS:
+                    for namespace in self.namespaces if self.namespaces is not None else (None,):
+                        async for body in self.engine.kube.list_objects(kind.info.plural, namespace):
+                            put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
+            self.listed = True
+
+    def index_claim(self, kind: AnyKind, body: Mapping[str, Any]) -> None:
+        """What the object claims now, from its latest body (a watch event's)."""
+        self.claimants.put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
+
+    def lookup(self, kind: AnyKind) -> ClaimLookup:
+        return self.claimants.lookup(kind.info.kind)
+
     def forget(self, uid: str) -> None:
         """The object with this uid is gone: drop what is kept about it."""
         self.engine.claims.forget(uid)
+        self.claimants.discard(uid)
         self.finalized.discard(uid)
 
     def resync_seconds(self, kind: AnyKind, target: str | None) -> float:
@@ -79,9 +113,7 @@ class App:
 
     def roles_coming(self, cluster: str, roles: frozenset[str]) -> frozenset[str]:
         """The roles a DruidRole on ``cluster`` claims and has not had its first pass for yet."""
-        lookup = self.lookups.get(RoleKind.info.kind)
-        if lookup is None:
-            return frozenset()
+        lookup = self.claimants.lookup(RoleKind.info.kind)
         coming = set()
         for role in roles:
             for claimant in lookup(Claim("role", cluster, role)):
@@ -154,6 +186,8 @@ async def run_pass(app: App, record: Record) -> None:
     try:
         if not app.engine.claims.loaded:
             await app.engine.claims.load()
+        if not app.listed:
+            await app.list_claims()
         if body["metadata"].get("deletionTimestamp"):
             await _deletion_pass(app, kind, record, body)
         elif body["metadata"]["namespace"] not in app.terminating:  # else its deletion comes next
@@ -187,7 +221,7 @@ async def _reconcile_pass(app: App, kind: AnyKind, record: Record, body: dict[st
         record.held_at = meta["resourceVersion"]
         return True
 
-    lookup = app.lookups[kind.info.kind]
+    lookup = app.lookup(kind)
     record.generation = meta.get("generation")
     live, record.live = record.live, False
     emit = app.events(body)
@@ -233,7 +267,7 @@ async def _deletion_pass(app: App, kind: AnyKind, record: Record, body: dict[str
     if uid not in app.finalized:
         emit = await _deletion_emitter(app, body)
         try:
-            done = await app.engine.finalize(kind, body, app.lookups[kind.info.kind], emit)
+            done = await app.engine.finalize(kind, body, app.lookup(kind), emit)
         except DeletionBlocked as blocked:
             outcome = Outcome(Reason.DELETION_BLOCKED, blocked.message)
             record.remember(

@@ -70,7 +70,11 @@ async def run(options: RunOptions) -> int:
         return 2
     targets = Targets(cfg, kube)
     secrets_store = SecretStore(kube, None if all_namespaces else list(namespaces))
-    app = App(Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)), post_event)
+    app = App(
+        Engine(targets, kube, secrets_store, Claims(kube, cfg.namespace)),
+        post_event,
+        namespaces=None if all_namespaces else list(namespaces),
+    )
     targets.on_health_change = lambda kind, name, up: app.loops.wake_for_target(kind, name)
     registry = kopf.OperatorRegistry()
 

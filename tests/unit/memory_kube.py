@@ -364,6 +364,16 @@ class MemoryKube:
         stored = self._stored(plural, namespace, name)
         return copy.deepcopy(stored["metadata"]) if stored is not None else None
 
+    async def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
+        self._call("list_objects", plural, namespace or "")
+        listed = [
+            copy.deepcopy(body)
+            for (kind, where, _), body in sorted(self.objects.items())
+            if kind == plural and namespace in (None, where)
+        ]
+        for body in listed:
+            yield body
+
 
 if TYPE_CHECKING:
     _conforms: KubeApi = MemoryKube()

@@ -30,7 +30,7 @@ async def test_a_failed_pass_logs_where_once_per_streak_and_never_the_message(
 ) -> None:
     monkeypatch.setattr(passes, "_reconcile_pass", _failing_pass)
     engine: Any = SimpleNamespace(claims=SimpleNamespace(loaded=True))
-    app = passes.App(engine, events=lambda body: lambda *event: None)
+    app = passes.App(engine, events=lambda body: lambda *event: None, listed=True)
     retries: list[float] = []
     monkeypatch.setattr(app.loops, "retry", lambda record, delay: retries.append(delay))
     body = {"metadata": {"namespace": "team", "name": "alice", "uid": "u1"}}

@@ -1,0 +1,112 @@
+"""Who claims which remote name: per kind, (target, remote name) -> the resources claiming it.
+
+The oldest claimant owns the name (``reconcile.Subject.owner_elsewhere``). The index is kept
+from the watch events (``handlers``: each event replaces what its object claims, a deletion
+takes it out) and, once when the operator starts, from a list of every object
+(``passes.App.list_claims``): the watch hands over the objects that exist one by one, and the
+first pass of one must already know an older claimant that the watch has not handed over yet.
+kopf could keep it as one of its indices, but its handler machinery around each call cost a
+tenth of the operator's CPU while thousands of objects converged (``docs/scale.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from druid_access.claims import ClaimKeyMissing
+from druid_access.reconcile import Claimant, ClaimLookup, Engine, Subject, admission
+from druid_access.resources.base import AnyKind, Claim
+
+Key = tuple[str, str, str]  # (kind, target, remote name)
+
+
+def claimant_of(engine: Engine, kind: AnyKind, body: Mapping[str, Any]) -> tuple[Key, Claimant] | None:
+    """What the object claims, or None: a spec that does not parse, or a resource admission
+    refuses on its target, claims nothing there."""
+    try:
+        subject = Subject.of(kind, body)
+    except ValueError:
+        return None
+    meta = subject.meta
+    try:
+        owned = engine.owned(body)
+    except ClaimKeyMissing:  # claimed again with the object's next event
+        owned = False
+    target = engine.target_config(kind, subject.target)
+    if admission(kind, subject.spec, meta, target, owned=owned) is not None:
+        return None
+    claimant = Claimant(
+        created=meta.get("creationTimestamp") or "",
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+    )
+    return (kind.info.kind, subject.target, subject.name), claimant
+
+
+class ClaimIndex:
+    """The claimants of each remote name, and what each object (by uid) claims."""
+
+    def __init__(self) -> None:
+        self._claimants: dict[Key, dict[str, Claimant]] = {}
+        self._claimed: dict[str, Key] = {}
+        # While a list is read: the objects a watch event told of meanwhile (the list's word
+        # on them may be older).
+        self._told: set[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self._claimed)
+
+    @contextlib.contextmanager
+    def listing(self) -> Iterator[Callable[[str, tuple[Key, Claimant] | None], None]]:
+        """Put what a list says, except of the objects a watch event told of since it began."""
+        told = self._told = set()
+
+        def put(uid: str, claim: tuple[Key, Claimant] | None) -> None:
+            if uid not in told:
+                self._replace(uid, claim)
+
+        try:
+            yield put
+        finally:
+            self._told = None
+
+    def put(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
+        """What the object with ``uid`` claims now (None: nothing), replacing what it did."""
+        if self._told is not None:
+            self._told.add(uid)
+        self._replace(uid, claim)
+
+    def discard(self, uid: str) -> None:
+        """The object is gone: it claims nothing."""
+        if self._told is not None:
+            self._told.add(uid)
+        self._remove(uid)
+
+    def _replace(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
+        key = claim[0] if claim is not None else None
+        if self._claimed.get(uid) != key:
+            self._remove(uid)
+        if claim is not None:
+            self._claimants.setdefault(claim[0], {})[uid] = claim[1]
+            self._claimed[uid] = claim[0]
+
+    def _remove(self, uid: str) -> None:
+        key = self._claimed.pop(uid, None)
+        if key is None:
+            return
+        claimants = self._claimants.get(key)
+        if claimants is not None:
+            claimants.pop(uid, None)
+            if not claimants:
+                del self._claimants[key]
+
+    def lookup(self, kind: str) -> ClaimLookup:
+        """The claimants of a kind's claim, oldest or not, in no particular order."""
+
+        def claimants(claim: Claim) -> list[Claimant]:
+            return list(self._claimants.get((kind, claim.target, claim.remote_name), {}).values())
+
+        return claimants
