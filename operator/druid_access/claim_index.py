@@ -12,6 +12,7 @@ tenth of the operator's CPU while thousands of objects converged (``docs/scale.m
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -19,16 +20,33 @@ from druid_access.claims import ClaimKeyMissing
 from druid_access.reconcile import Claimant, ClaimLookup, Engine, Subject, admission
 from druid_access.resources.base import AnyKind, Claim
 
+log = logging.getLogger("druid_access.claim_index")
+
 Key = tuple[str, str, str]  # (kind, target, remote name)
 
 
 def claimant_of(engine: Engine, kind: AnyKind, body: Mapping[str, Any]) -> tuple[Key, Claimant] | None:
     """What the object claims, or None: a spec that does not parse, or a resource admission
-    refuses on its target, claims nothing there."""
+    refuses on its target, claims nothing there. Never raises: what it cannot work out (a
+    bug) is logged, and counts as None."""
     try:
-        subject = Subject.of(kind, body)
+        return _claimant(engine, kind, body)
     except ValueError:
         return None
+    except Exception as error:  # a bug must not stop the watch or the list
+        meta = body.get("metadata") or {}
+        log.error(
+            "%s %s/%s: its claim could not be worked out: %s",
+            kind.info.kind,
+            meta.get("namespace"),
+            meta.get("name"),
+            type(error).__name__,
+        )
+        return None
+
+
+def _claimant(engine: Engine, kind: AnyKind, body: Mapping[str, Any]) -> tuple[Key, Claimant] | None:
+    subject = Subject.of(kind, body)
     meta = subject.meta
     try:
         owned = engine.owned(body)
@@ -74,7 +92,10 @@ class ClaimIndex:
             self._told = None
 
     def put(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
-        """What the object with ``uid`` claims now (None: nothing), replacing what it did."""
+        """What the object with ``uid`` claims now, replacing what it did. None (refused, or a
+        spec that does not parse) claims nothing new and keeps what it claimed: ownership
+        does not move to a younger claimant because the owner is refused for a while. Only
+        its deletion (``discard``) frees the name."""
         if self._told is not None:
             self._told.add(uid)
         self._replace(uid, claim)
@@ -86,12 +107,12 @@ class ClaimIndex:
         self._remove(uid)
 
     def _replace(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
-        key = claim[0] if claim is not None else None
-        if self._claimed.get(uid) != key:
+        if claim is None:
+            return
+        if self._claimed.get(uid) != claim[0]:
             self._remove(uid)
-        if claim is not None:
-            self._claimants.setdefault(claim[0], {})[uid] = claim[1]
-            self._claimed[uid] = claim[0]
+        self._claimants.setdefault(claim[0], {})[uid] = claim[1]
+        self._claimed[uid] = claim[0]
 
     def _remove(self, uid: str) -> None:
         key = self._claimed.pop(uid, None)

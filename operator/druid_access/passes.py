@@ -31,6 +31,7 @@ log = logging.getLogger("druid_access.passes")
 
 DEFAULT_RESYNC = 300.0
 POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
+LIST_RETRY_SECONDS = 1.0  # after a failed list of the objects, the next one waits this long
 
 
 @dataclass
@@ -58,6 +59,7 @@ class App:
     finalized: set[str] = field(default_factory=set)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _listing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _list_failed: float = -LIST_RETRY_SECONDS  # when the last list failed (monotonic)
 
     async def start(self) -> None:
         """Start the workers, from a watch event, not at start-up: kopf posts Events through a
@@ -69,12 +71,9 @@ class App:
                 return
             try:
                 await self.engine.claims.load()
-            except KubeError as error:  # tried again by every pass until it is read
-                log.warning("could not read the key of the ownership claims: %s", error)
-            try:
-                await self.list_claims()
-            except KubeError as error:  # likewise
-                log.warning("could not list the objects for their claims: %s", error)
+                await self.list_claims()  # with the key: it tells which objects own their names
+            except KubeError as error:  # both tried again by every pass until they are done
+                log.warning("could not read the ownership claims: %s", error)
             self.loops.start(
                 lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
             )
@@ -83,15 +82,22 @@ class App:
         """Index what every object of every kind claims, before any pass: the watch hands the
         objects over one at a time, and a pass must know an older claimant it has not handed
         over yet. (kopf's own indices gave the same guarantee.) Once: the passes that find it
-        not done wait for the one list that does it."""
+        not done wait for the one list that does it, and after a failed one, for
+        ``LIST_RETRY_SECONDS`` (their own retries back off)."""
         async with self._listing:
             if self.listed:
                 return
-            with self.claimants.listing() as put:
-                for kind in KINDS:
-                    for namespace in self.namespaces if self.namespaces is not None else (None,):
-                        async for body in self.engine.kube.list_objects(kind.info.plural, namespace):
-                            put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
+            if time.monotonic() - self._list_failed < LIST_RETRY_SECONDS:
+                raise KubeError("listing the objects for their claims failed a moment ago")
+            try:
+                with self.claimants.listing() as put:
+                    for kind in KINDS:
+                        for namespace in self.namespaces if self.namespaces is not None else (None,):
+                            async for body in self.engine.kube.list_objects(kind.info.plural, namespace):
+                                put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
+            except KubeError:
+                self._list_failed = time.monotonic()
+                raise
             self.listed = True
 
     def index_claim(self, kind: AnyKind, body: Mapping[str, Any]) -> None:

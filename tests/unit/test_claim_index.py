@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import kopf
 import pytest
 from test_engine import ROLE, USER, Env, environment
 
-from druid_access import finalizer, passes
+from druid_access import finalizer, handlers, passes
 from druid_access.claim_index import ClaimIndex, Key
 from druid_access.kube import KubeError
 from druid_access.reconcile import Claimant
 from druid_access.resources import KINDS
 from druid_access.resources.base import Claim
-from druid_access.status import Reason
+from druid_access.status import Reason, ready_condition
 
 ALICE: Key = ("DruidUser", "default", "alice")
 BOB: Key = ("DruidUser", "default", "bob")
@@ -36,11 +37,14 @@ def test_the_index_holds_what_each_object_claims_now() -> None:
     assert index.lookup("DruidRole")(Claim("role", "default", "alice")) == []  # per kind
     index.put(B.uid, (BOB, B))  # its spec names another user now
     assert _claimants(index, ALICE) == [A] and _claimants(index, BOB) == [B]
-    index.put(A.uid, None)  # refused by admission now: it claims nothing
-    assert _claimants(index, ALICE) == [] and len(index) == 1
+    index.put(A.uid, None)  # refused by admission now: it keeps what it claimed
+    assert _claimants(index, ALICE) == [A] and len(index) == 2
+    index.put(C.uid, None)  # refused from the start: it claims nothing
+    assert len(index) == 2
+    index.discard(A.uid)  # only its deletion frees the name
     index.discard(B.uid)
     index.discard(B.uid)  # a second deletion event changes nothing
-    assert _claimants(index, BOB) == [] and len(index) == 0
+    assert _claimants(index, ALICE) == _claimants(index, BOB) == [] and len(index) == 0
 
 
 def test_a_list_does_not_undo_what_a_watch_event_said_while_it_was_read() -> None:
@@ -117,31 +121,79 @@ async def test_an_object_refused_on_its_target_or_unparsable_claims_nothing(env:
     claimants = app.lookup(ROLE)(Claim("role", "default", "shared"))
     assert [c.uid for c in claimants] == [allowed["metadata"]["uid"]]
     assert refused["metadata"]["uid"] not in {c.uid for c in claimants}
-    broken = {**allowed, "spec": {"permissions": "not a list"}}
-    app.index_claim(ROLE, broken)
-    assert app.lookup(ROLE)(Claim("role", "default", "shared")) == []
+    broken = {"spec": {"permissions": "not a list"}}
+    app.index_claim(ROLE, {**allowed, **broken})  # it claimed: it keeps its claim
+    assert [c.uid for c in app.lookup(ROLE)(Claim("role", "default", "shared"))] == [
+        allowed["metadata"]["uid"]
+    ]
+    other = env.create(ROLE, "other", {"name": "shared", "permissions": []})
+    app.index_claim(ROLE, {**other, **broken})  # it never did: it claims nothing
+    assert len(app.claimants) == 1
 
 
 async def test_a_list_that_fails_at_start_is_read_again_by_the_first_pass_before_anything_else(
-    env: Env, caplog: pytest.LogCaptureFixture
+    env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    obj = env.create(USER, "alice", {"roles": ["readers"]})
+    monkeypatch.setattr(passes, "LIST_RETRY_SECONDS", 0.0)
+    env.create(USER, "first", {"name": "alice", "roles": ["readers"]}, namespace="team-b")
+    newer = env.create(USER, "alice", {"roles": ["readers"]})
     env.kube.fail("list_objects", times=1)
-    app = _app(env, ["team-a"])
+    app = _app(env, ["team-a", "team-b"])
     await app.start()
     await app.loops.stop()  # the workers: this test runs the pass itself
     assert not app.listed
-    assert "could not list the objects for their claims" in caplog.text
+    assert "could not read the ownership claims" in caplog.text
     key = ("DruidUser", "team-a", "alice")
-    app.loops.observe(key, obj, listed=True)
+    app.loops.observe(key, newer, listed=True)
+    app.index_claim(USER, newer)  # as the watch does; the older one is not handed over
     env.forget_requests()
     await passes.run_pass(app, app.loops.records[key])
     assert app.listed
-    assert [c.uid for c in app.lookup(USER)(Claim("user", "default", "alice"))] == [obj["metadata"]["uid"]]
-    assert env.druid.users.get("alice") == {"readers"}
+    assert ready_condition(env.current(newer)["status"])["reason"] == Reason.CONFLICT.value  # type: ignore[index]
+    assert env.remote_requests() == 0
 
 
-async def test_a_list_the_api_server_refuses_leaves_the_index_to_be_read_again(env: Env) -> None:
+async def test_a_failed_list_is_not_read_again_by_every_waiting_pass_at_once(env: Env) -> None:
+    env.kube.fail("list_objects", times=1)
+    app = _app(env, ["team-a"])
+    with pytest.raises(KubeError):
+        await app.list_claims()
+    with pytest.raises(KubeError, match="failed a moment ago"):
+        await app.list_claims()
+    assert [call[0] for call in env.kube.calls].count("list_objects") == 1
+
+
+async def test_the_watch_handler_lists_before_its_first_event_and_keeps_the_index(env: Env) -> None:
+    older = env.create(USER, "first", {"name": "alice", "roles": ["readers"]}, namespace="team-b")
+    newer = env.create(USER, "alice", {"roles": ["readers"]})
+    app = _app(env, ["team-a", "team-b"])
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, app)
+    watched = next(
+        h.fn
+        for h in registry._watching.get_all_handlers()
+        if h.selector is not None and USER.info.plural in (h.selector.plural, h.selector.any_name)
+    )
+    try:
+        # The watch hands the newer one over first: its claim and the older one's are known
+        # before its pass can run.
+        await watched(type=None, body=newer)
+        assert app.loops.started and app.listed
+        alice = Claim("user", "default", "alice")
+        assert sorted(c.name for c in app.lookup(USER)(alice)) == ["alice", "first"]
+        # The older one is deleted: its DELETED event takes it out of the index.
+        gone = env.kube.delete_object(USER.info.plural, "team-b", "first")
+        await watched(type="DELETED", body={**gone, "metadata": {**gone["metadata"], "finalizers": []}})
+        assert [c.name for c in app.lookup(USER)(alice)] == ["alice"]
+        assert older["metadata"]["uid"] not in {c.uid for c in app.lookup(USER)(alice)}
+    finally:
+        await app.loops.stop()
+
+
+async def test_a_list_the_api_server_refuses_leaves_the_index_to_be_read_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(passes, "LIST_RETRY_SECONDS", 0.0)
     env.create(USER, "alice", {"roles": ["readers"]})
     env.kube.fail("list_objects", times=1)
     app = _app(env, ["team-a"])
