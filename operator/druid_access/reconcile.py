@@ -422,6 +422,18 @@ class Engine:
                     return await self._reconcile(
                         kind, body, claims, emit, bulk=bulk, roles_coming=None, hold=hold, read_first=True
                     )
+                # The target stopped answering (a Coordinator's leader killed mid-pass, say)
+                # before what the pass made could be removed. Each create that succeeded found
+                # its name free, so what stays is this object's own: claimed, the next pass
+                # finishes it instead of finding it as someone else's. (A name found taken is
+                # someone else's: never claimed.)
+                if (
+                    not removed
+                    and not isinstance(error, api.AlreadyExists)
+                    and await self._claim_what_stays(kind, hold, body)
+                ):
+                    owned = claimed = True
+                    undone += ", and is claimed as this resource's own"
             reason, message = self._api_failure(kind, target_name, meta["uid"], error)
             message += undone
             if reason is Reason.REJECTED:
@@ -590,6 +602,15 @@ class Engine:
         reads first from then on."""
         self._read_first.add(body["metadata"]["uid"])
         return await self._undo(kind, body, remote, target, name, ops[: len(applied)])
+
+    async def _claim_what_stays(self, kind: AnyKind, hold: Hold, body: Mapping[str, Any]) -> bool:
+        """Claim what this pass created and could not remove; False when the claim could not
+        be written (then it stays unclaimed, reported ``AlreadyExists`` and never taken over)."""
+        try:
+            return await self._hold_and_claim(kind, hold, body, claiming=True)
+        except KubeError as error:
+            log.warning("%s: could not claim what this pass created: %s", _ident(body), error)
+            return False
 
     async def _claim_landed(self, kind: AnyKind, body: Mapping[str, Any]) -> bool | None:
         """Is this pass's claim on the object, after a patch that failed? None: unknown."""

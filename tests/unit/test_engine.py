@@ -1125,7 +1125,7 @@ async def _waiting_in_the_lane(env: Env, obj: Mapping[str, Any], made: list[str]
 
 
 @pytest.mark.parametrize("which", ["first", "second"])
-async def test_a_create_the_breaker_keeps_back_before_the_claim_leaves_nothing_claimed(
+async def test_a_create_the_breaker_keeps_back_before_the_claim_leaves_nothing_unclaimed(
     env: Env, holds: list[tuple[bool, list[str]]], which: str
 ) -> None:
     await _answering(env, holds)
@@ -1140,10 +1140,44 @@ async def test_a_create_the_breaker_keeps_back_before_the_claim_leaves_nothing_c
     done = await task
     await lane
     assert done.reason is Reason.UNREACHABLE and env.remote_writes() == made
-    assert holds == [] and not env.held(obj) and not env.claimed(obj)
     assert env.druid.credentials.get("alice") is None and "alice" not in env.druid.users
-    if which == "second":  # its removal was kept back too: left unclaimed, never taken over
-        assert done.message.endswith("; what this pass had created of it could not be removed")
+    if which == "first":  # nothing made: nothing claimed
+        assert holds == [] and not env.held(obj) and not env.claimed(obj)
+        return
+    # Its removal was kept back too: what it made found its name free, so it is claimed (after
+    # the create, never before it), and the next pass, once the target answers, finishes it.
+    assert holds == [(True, made)] and env.held(obj)
+    assert done.message.endswith(
+        "; what this pass had created of it could not be removed, and is claimed as this resource's own"
+    )
+    assert done.status is not None and done.status["owned"] is True
+    env.targets.health("cluster", "default").heard()
+    again = await env.reconcile(obj)
+    assert again.reason is Reason.SYNCED and again.status is not None and again.status["owned"] is True
+    assert _logs_in(env, "alice", "alice-pw-1") and env.druid.users["alice"] == {"readers"}
+
+
+async def test_what_a_pass_made_before_the_target_stopped_answering_is_its_own_not_someone_elses(
+    env: Env, holds: list[tuple[bool, list[str]]]
+) -> None:
+    # A leader killed mid-pass: the authorizer's create and the removal of the authenticator's
+    # user both go unanswered. Before, the next pass found the user it had made as someone
+    # else's (AlreadyExists) and never took it over.
+    await _answering(env, holds)
+    for method, path in (("POST", rf"{AUTHZ_BASE}/users/alice$"), ("DELETE", rf"{AUTHN_USERS}/alice$")):
+        env.druid.faults.add(Fault(method=method, path=path, reset=True, times=1))
+    obj = _user(env, "alice")
+    done = await env.reconcile(obj)
+    assert done.reason is Reason.UNREACHABLE
+    assert done.message.endswith("could not be removed, and is claimed as this resource's own")
+    assert [claimed for claimed, _ in holds] == [True] and env.claimed(obj) and env.held(obj)
+    assert env.druid.credentials.get("alice") is None and "alice" not in env.druid.users
+    again = await env.reconcile(obj)
+    assert again.reason is Reason.SYNCED and again.status is not None and again.status["owned"] is True
+    assert _logs_in(env, "alice", "alice-pw-1") and env.druid.users["alice"] == {"readers"}
+    # Its own: deleting the resource removes the user from both stores.
+    finalized, _ = await env.finalize(obj)
+    assert "alice" not in env.druid.users and "alice" not in env.druid.credentials, finalized
 
 
 async def test_a_pass_cancelled_while_its_create_waits_in_the_lane_makes_and_claims_nothing(
