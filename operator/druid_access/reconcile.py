@@ -286,7 +286,11 @@ class Engine:
             lane = await health.admit()  # one pass at a time while the target is in doubt
             # Only on a target that answered just now: a dead or untrusted one costs the object
             # nothing, as a read comes first. And only where the creates prove the name free.
-            unread = unread and not lane and kind.creates_prove_free
+            # Nor on a cluster of several Coordinators (``leaderHosts``): a leader that fails
+            # while a create is in flight may carry it out unanswered, and what it made could
+            # not be told from someone else's (read first, the claim precedes the create).
+            several = isinstance(target, ClusterConfig) and bool(target.leader_hosts)
+            unread = unread and not lane and kind.creates_prove_free and not several
             try:
                 if health.down:
                     return done(Reason.UNREACHABLE, health.message(), owned=owned or None)

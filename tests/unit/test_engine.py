@@ -1157,6 +1157,17 @@ async def test_a_create_the_breaker_keeps_back_before_the_claim_leaves_nothing_u
     assert _logs_in(env, "alice", "alice-pw-1") and env.druid.users["alice"] == {"readers"}
 
 
+async def test_a_new_user_on_a_cluster_of_several_coordinators_is_read_and_claimed_first() -> None:
+    # A leader failover may carry out a create unanswered: there, the claim precedes the create.
+    async with environment(ha={"leaderHosts": ["127.0.0.1"]}) as env:
+        await _answering(env)
+        obj = _user(env, "alice", cluster="ha")
+        env.forget_requests()
+        done = await env.reconcile(obj)
+        assert done.reason is Reason.SYNCED
+        assert env.druid.requests.count("GET", "/users/alice$") == 2  # read in both stores first
+
+
 async def test_what_a_pass_made_before_the_target_stopped_answering_is_its_own_not_someone_elses(
     env: Env, holds: list[tuple[bool, list[str]]]
 ) -> None:
