@@ -96,12 +96,11 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
         if not app.loops.started:
             await app.start()  # lists every object's claim first
         key = _key(kind, body)
-        lookup = app.lookup(kind)
         if type == "DELETED":
             app.loops.close(key)
             app.forget(body["metadata"]["uid"])  # its claim with it
             # Gone for good: the next-oldest claimant may own the remote name now.
-            for claimant in _claimants_of(kind, body, lookup):
+            for claimant in _claimants_of(kind, body, app.lookup(kind)):
                 app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
             return
         app.index_claim(kind, body)
