@@ -5,7 +5,8 @@ from the watch events (``handlers``: each event replaces what its object claims,
 takes it out) and, once, at the first watch event, from a list of every object
 (``passes.App.list_claims``): the watch hands over the objects that exist one by one, and the
 first pass of one must already know an older claimant that the watch has not handed over yet.
-kopf could keep it as one of its indices, but its handler machinery around each call was a
+What a later list finds gone is taken out too (``passes.App.sweep``: a deletion the watch never
+told of). kopf could keep it as one of its indices, but its handler machinery around each call was a
 tenth of the operator's event-loop samples while 10,000 objects converged (its CPU fell by 2 to
 5 % without it: ``docs/scale.md``).
 """
@@ -71,41 +72,54 @@ class ClaimIndex:
     def __init__(self) -> None:
         self._claimants: dict[Key, dict[str, Claimant]] = {}
         self._claimed: dict[str, Key] = {}
-        # While a list is read: the objects a watch event told of meanwhile (the list's word
-        # on them may be older).
-        self._told: set[str] | None = None
+        # While lists are read: per list, the objects a watch event told of meanwhile (the
+        # list's word on them may be older).
+        self._told: list[set[str]] = []
 
     def __len__(self) -> int:
         return len(self._claimed)
 
+    def uids(self, kind: str) -> set[str]:
+        """The objects of ``kind`` that claim a name."""
+        return {uid for uid, key in self._claimed.items() if key[0] == kind}
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[set[str]]:
+        """The objects a watch event tells of (``put`` or ``discard``) while in the block."""
+        told: set[str] = set()
+        self._told.append(told)
+        try:
+            yield told
+        finally:
+            self._told = [t for t in self._told if t is not told]  # by identity: sets compare equal
+
     @contextlib.contextmanager
     def listing(self) -> Iterator[Callable[[str, tuple[Key, Claimant] | None], None]]:
         """Put what a list says, except of the objects a watch event told of since it began."""
-        told = self._told = set()
+        with self.watching() as told:
 
-        def put(uid: str, claim: tuple[Key, Claimant] | None) -> None:
-            if uid not in told:
-                self._replace(uid, claim)
+            def put(uid: str, claim: tuple[Key, Claimant] | None) -> None:
+                if uid not in told:
+                    self._replace(uid, claim)
 
-        try:
             yield put
-        finally:
-            self._told = None
 
     def put(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
         """What the object with ``uid`` claims now, replacing what it did. None (refused, or a
         spec that does not parse) claims nothing new and keeps what it claimed: ownership
         does not move to a younger claimant because the owner is refused for a while. Only
         its deletion (``discard``) frees the name."""
-        if self._told is not None:
-            self._told.add(uid)
+        self._tell(uid)
         self._replace(uid, claim)
 
     def discard(self, uid: str) -> None:
         """The object is gone: it claims nothing."""
-        if self._told is not None:
-            self._told.add(uid)
+        self._tell(uid)
         self._remove(uid)
+
+    def _tell(self, uid: str) -> None:
+        for told in self._told:
+            told.add(uid)
 
     def _replace(self, uid: str, claim: tuple[Key, Claimant] | None) -> None:
         if claim is None:
@@ -124,6 +138,13 @@ class ClaimIndex:
             claimants.pop(uid, None)
             if not claimants:
                 del self._claimants[key]
+
+    def rivals(self, uid: str) -> list[tuple[str, str, str]]:
+        """The other objects (kind, namespace, name) claiming the name that ``uid`` claims."""
+        key = self._claimed.get(uid)
+        if key is None:
+            return []
+        return [(key[0], c.namespace, c.name) for u, c in self._claimants.get(key, {}).items() if u != uid]
 
     def lookup(self, kind: str) -> ClaimLookup:
         """The claimants of a kind's claim, oldest or not, in no particular order."""

@@ -22,7 +22,7 @@ from druid_access import finalizer
 from druid_access.loops import ObjectKey
 from druid_access.models import GROUP, VERSION
 from druid_access.passes import App
-from druid_access.reconcile import Claimant, ClaimLookup, Emit, Subject
+from druid_access.reconcile import Emit
 from druid_access.resources import KINDS
 from druid_access.resources.base import AnyKind
 
@@ -78,7 +78,7 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
     @kopf.on.cleanup(registry=registry)
     async def stop_workers(**_: Any) -> None:
-        await app.loops.stop()
+        await app.stop()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -95,23 +95,15 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, kind: AnyKind) -> 
     async def watched(type: str | None, body: kopf.Body, **_: Any) -> None:
         if not app.loops.started:
             await app.start()  # lists every object's claim first
-        key = _key(kind, body)
+        key, uid = _key(kind, body), body["metadata"]["uid"]
         if type == "DELETED":
-            app.loops.close(key)
-            app.forget(body["metadata"]["uid"])  # its claim with it
-            # Gone for good: the next-oldest claimant may own the remote name now.
-            for claimant in _claimants_of(kind, body, app.lookup(kind)):
-                app.loops.wake((kind.info.kind, claimant.namespace, claimant.name))
+            app.gone(uid, key)
             return
+        if app.forgotten(uid):  # a list found it gone: this event is older than that
+            return
+        if type is None and key in app.loops.records:  # kopf lists again: deletions meanwhile untold
+            app.relisted(kind)
         app.index_claim(kind, body)
         replaced = app.loops.observe(key, body, listed=type is None)
         if replaced is not None:
             app.forget(replaced)
-
-
-def _claimants_of(kind: AnyKind, body: Mapping[str, Any], lookup: ClaimLookup) -> list[Claimant]:
-    try:
-        subject = Subject.of(kind, body)
-    except ValueError:
-        return []
-    return [c for c in lookup(subject.claim) if c.uid != subject.meta["uid"]]

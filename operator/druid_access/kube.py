@@ -43,6 +43,7 @@ _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
 ALLOW_SELECTOR = f"{ALLOW_LABEL}=true"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE = 500  # objects per page of a list: a page of bodies in memory, not thousands
 _USER_AGENT = "druid-access-operator"
@@ -207,8 +208,11 @@ class KubeApi(Protocol):
     async def read_metadata(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A custom object's metadata read now; None when it is gone."""
 
-    def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
-        """Every custom object of a kind now (in ``namespace``, or in all), a page at a time."""
+    def list_objects(
+        self, plural: str, namespace: str | None, *, metadata_only: bool = False
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Every custom object of a kind now (in ``namespace``, or in all), a page at a time;
+        ``metadata_only``: only their metadata."""
 
 
 def generate_password(length: int = GENERATED_LENGTH) -> str:
@@ -556,14 +560,17 @@ class Kube:
         meta = found.get("metadata") if isinstance(found, Mapping) else None
         return meta if isinstance(meta, Mapping) else None
 
-    async def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
+    async def list_objects(
+        self, plural: str, namespace: str | None, *, metadata_only: bool = False
+    ) -> AsyncIterator[Mapping[str, Any]]:
         """Every custom object of a kind, read now, in pages of ``LIST_PAGE`` (only a page's
-        bodies are held at once)."""
+        bodies are held at once); ``metadata_only``: the API server sends only their metadata."""
         where = f"/namespaces/{_segment(namespace)}" if namespace is not None else ""
         path = f"/apis/{GROUP}/{VERSION}{where}/{plural}"
         params = {"limit": str(LIST_PAGE)}
+        accept = _METADATA_LIST if metadata_only else "application/json"
         while True:
-            page = await self._request(f"listing {plural}", "GET", path, params=params)
+            page = await self._request(f"listing {plural}", "GET", path, params=params, accept=accept)
             for item in page.get("items") or ():
                 yield item
             token = (page.get("metadata") or {}).get("continue")

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from druid_access import finalizer
 from druid_access.claim_index import ClaimIndex, claimant_of
 from druid_access.kube import KubeError
-from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, Record, TargetKey, backoff
+from druid_access.loops import BACKOFF_CAP, WORKERS, Loops, ObjectKey, Record, TargetKey, backoff
 from druid_access.offload import trim
 from druid_access.reconcile import ClaimLookup, DeletionBlocked, Emit, Engine
 from druid_access.resources import BY_KIND, KINDS
@@ -32,6 +32,9 @@ log = logging.getLogger("druid_access.passes")
 DEFAULT_RESYNC = 300.0
 POSTPONE_SECONDS = 8.0  # how long a new object may wait, without a status, for roles made with it
 LIST_RETRY_SECONDS = 1.0  # after a failed list of the objects, the next one waits this long
+SWEEP_PAUSE = 30.0  # a kind is listed for deletions its watch missed at most this often
+SWEEP_EVERY = 600.0  # and at least this often: a relist that names no known object goes unseen
+FORGOTTEN_FOR = 600.0  # how long a watch event of an object a list found gone is ignored
 
 
 @dataclass
@@ -47,10 +50,10 @@ class App:
     # and namespaces seen alive.
     terminating: set[str] = field(default_factory=set)
     alive: set[str] = field(default_factory=set)
-    # The namespaces watched (None: all), where ``list_claims`` lists.
+    # The namespaces watched (None: all), where ``list_claims`` and ``sweep`` list.
     namespaces: Sequence[str] | None = None
-    # Who claims which remote name, kept from the watch events (``index_claim``) and, once,
-    # from a list of every object (``list_claims``).
+    # Who claims which remote name, kept from the watch events (``index_claim``), once from a
+    # list of every object (``list_claims``), and cleared of what a list finds gone (``sweep``).
     claimants: ClaimIndex = field(default_factory=ClaimIndex)
     listed: bool = False
     workers: int = WORKERS
@@ -60,6 +63,13 @@ class App:
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _listing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _list_failed: float = -LIST_RETRY_SECONDS  # when the last list failed (monotonic)
+    # Kinds kopf listed again, to be listed for the deletions its watch missed (``relisted``).
+    _sweep_due: set[str] = field(default_factory=set)
+    _sweeps: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _swept: dict[str, float] = field(default_factory=dict)  # when each kind was last (monotonic)
+    # Objects a list found gone (uid -> when): a late event of theirs, queued in kopf before
+    # the list, must not bring them back.
+    _forgotten: dict[str, float] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Start the workers, from a watch event, not at start-up: kopf posts Events through a
@@ -77,6 +87,7 @@ class App:
             self.loops.start(
                 lambda record: run_pass(self, record), self.resync, self.target_period, self.workers
             )
+            self._sweeps["every kind"] = asyncio.create_task(self._sweep_every())  # beside the kinds' own
 
     async def list_claims(self) -> None:
         """Index what every object of every kind claims, before any pass: the watch hands the
@@ -92,13 +103,106 @@ class App:
             try:
                 with self.claimants.listing() as put:
                     for kind in KINDS:
-                        for namespace in self.namespaces if self.namespaces is not None else (None,):
-                            async for body in self.engine.kube.list_objects(kind.info.plural, namespace):
-                                put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
+                        async for body in self._list(kind):
+                            put(body["metadata"]["uid"], claimant_of(self.engine, kind, body))
             except KubeError:
                 self._list_failed = time.monotonic()
                 raise
             self.listed = True
+
+    async def _list(self, kind: AnyKind, *, metadata_only: bool = False) -> AsyncIterator[Mapping[str, Any]]:
+        """Every object of ``kind`` in the watched namespaces."""
+        for namespace in self.namespaces if self.namespaces is not None else (None,):
+            async for body in self.engine.kube.list_objects(
+                kind.info.plural, namespace, metadata_only=metadata_only
+            ):
+                yield body
+
+    def gone(self, uid: str, key: ObjectKey | None = None) -> None:
+        """The object is deleted: forget it, and wake the other claimants of its remote name
+        (the next-oldest may own it now)."""
+        record = self.loops.records.get(key) if key is not None else None
+        if record is not None and record.uid == uid:  # not a newer object of the same name
+            self.loops.close(record.key)
+        rivals = self.claimants.rivals(uid)
+        self.forget(uid)
+        for rival in rivals:
+            self.loops.wake(rival)
+
+    def forgotten(self, uid: str) -> bool:
+        """Whether a list found the object gone (a watch event of it is stale)."""
+        return uid in self._forgotten
+
+    def relisted(self, kind: AnyKind) -> None:
+        """kopf lists ``kind`` again (its watch lost its place: a 410, or this replica resumed)
+        and tells nothing of what was deleted meanwhile: list it again, and forget what is
+        gone (``sweep``), once the last such list is ``SWEEP_PAUSE`` old."""
+        self._sweep_due.add(kind.info.kind)
+        task = self._sweeps.get(kind.info.kind)
+        if task is None or task.done():
+            self._sweeps[kind.info.kind] = asyncio.create_task(self._sweeping(kind))
+
+    async def _sweep_every(self) -> None:
+        """Every kind now and then: kopf's relist of a namespace whose known objects were all
+        deleted meanwhile brings no event to mark it."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            for kind in KINDS:
+                self.relisted(kind)
+
+    async def _sweeping(self, kind: AnyKind) -> None:
+        attempts = 0
+        while kind.info.kind in self._sweep_due:
+            last = self._swept.get(kind.info.kind, -SWEEP_PAUSE)
+            await asyncio.sleep(max(0.0, last + SWEEP_PAUSE - time.monotonic()))
+            self._sweep_due.discard(kind.info.kind)
+            try:
+                await self.sweep(kind)
+            except Exception as error:  # KubeError, or a bug (named, not quoted): tried again later
+                attempts += 1
+                said = error if isinstance(error, KubeError) else type(error).__name__
+                log.warning("%s: could not list for deletions the watch missed: %s", kind.info.kind, said)
+                self._sweep_due.add(kind.info.kind)
+                await asyncio.sleep(backoff(attempts, 60.0))
+                continue
+            attempts = 0
+
+    async def sweep(self, kind: AnyKind) -> int:
+        """Forget the objects of ``kind`` that neither a list nor a watch event since the list
+        began names; returns how many. A deletion no watch event told of would otherwise leave
+        its object's claim (a younger claimant reported ``Conflict`` for good) and its record (a
+        resync would write its remote side again, from its last body)."""
+        listed: set[str] = set()
+        async with self._listing:  # list_claims puts claims without telling this list
+            with self.claimants.watching() as told:
+                async for body in self._list(kind, metadata_only=True):
+                    listed.add(body["metadata"]["uid"])
+                kept = listed | told
+                keys = {r.uid: r.key for r in self.loops.records.values() if r.key[0] == kind.info.kind}
+                gone = (self.claimants.uids(kind.info.kind) | keys.keys()) - kept
+                now = time.monotonic()
+                self._swept[kind.info.kind] = now
+                self._forgotten = {u: t for u, t in self._forgotten.items() if now - t < FORGOTTEN_FOR}
+                for uid in gone:
+                    self.gone(uid, keys.get(uid))
+                    self._forgotten[uid] = now
+        if gone:
+            log.info("%s: %d object(s) deleted while the watch was away forgotten", kind.info.kind, len(gone))
+        return len(gone)
+
+    async def catch_up(self) -> None:
+        """Before this replica becomes the active one again (``peering.follow``): what was
+        deleted while it waited, its watches paused, is forgotten first, so that no pass or
+        resync works from the last body of an object another replica has finalized."""
+        for kind in KINDS:
+            await self.sweep(kind)
+
+    async def stop(self) -> None:
+        for task in self._sweeps.values():
+            task.cancel()
+        await asyncio.gather(*self._sweeps.values(), return_exceptions=True)
+        self._sweeps.clear()
+        await self.loops.stop()
 
     def index_claim(self, kind: AnyKind, body: Mapping[str, Any]) -> None:
         """What the object claims now, from its latest body (a watch event's)."""

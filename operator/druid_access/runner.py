@@ -117,7 +117,15 @@ async def run(options: RunOptions) -> int:
     if peering is not None and priority is not None:
         scopes = None if all_namespaces else list(namespaces)
         tasks.append(
-            follow(kube, app.loops, name=peering, namespaces=scopes, identity=identity, priority=priority)
+            follow(
+                kube,
+                app.loops,
+                name=peering,
+                namespaces=scopes,
+                identity=identity,
+                priority=priority,
+                catch_up=app.catch_up,
+            )
         )
     watch = asyncio.gather(*tasks)
     try:

@@ -1,6 +1,7 @@
 """``Kube.list_objects`` on a real API server, under the operator's RBAC (deploy/rbac.yaml): the
 list the operator reads once at start for the claims index (``passes.App.list_claims``) brings
-every object of a kind, in one namespace or all, a page at a time."""
+every object of a kind, in one namespace or all, a page at a time; the list it reads after kopf
+lists again (``passes.App.sweep``), only their metadata."""
 
 from __future__ import annotations
 
@@ -72,3 +73,10 @@ async def test_every_object_of_a_kind_is_listed_a_page_at_a_time(
     }
     assert {("list-b", "other"), ("list-a", "r0")} <= everywhere
     assert [body async for body in kube.list_objects("druidusers", "list-b")] == []
+
+
+async def test_a_list_of_metadata_only_brings_no_spec(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kube_module, "LIST_PAGE", 2)
+    listed = [body async for body in kube.list_objects("druidroles", "list-a", metadata_only=True)]
+    assert sorted(body["metadata"]["name"] for body in listed) == [f"r{i}" for i in range(5)]
+    assert all(body["metadata"]["uid"] and "spec" not in body for body in listed)

@@ -364,10 +364,12 @@ class MemoryKube:
         stored = self._stored(plural, namespace, name)
         return copy.deepcopy(stored["metadata"]) if stored is not None else None
 
-    async def list_objects(self, plural: str, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
+    async def list_objects(
+        self, plural: str, namespace: str | None, *, metadata_only: bool = False
+    ) -> AsyncIterator[Mapping[str, Any]]:
         self._call("list_objects", plural, namespace or "")
         listed = [
-            copy.deepcopy(body)
+            copy.deepcopy({"metadata": body["metadata"]} if metadata_only else body)
             for (kind, where, _), body in sorted(self.objects.items())
             if kind == plural and namespace in (None, where)
         ]
