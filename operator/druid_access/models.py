@@ -188,7 +188,10 @@ class CommonSpec(Model):
     )
     suspend: bool = Field(
         default=False,
-        description="When true the operator makes no remote call for this object until it is false again.",
+        description=(
+            "When true the operator makes no remote call for this object until it is false again; "
+            "deleting the object meanwhile leaves its remote object in place."
+        ),
     )
 
 

@@ -338,9 +338,9 @@ class Engine:
             plan = kind.plan(desired, observed)
             not_permitted = await self._privileged_grants_now(meta, target_name, target, remote, plan.ops)
             if not_permitted is not None:
-                if adopting:  # on record as owned from now on: said now or never
-                    adopted()
-                return done(Reason.NOT_PERMITTED, not_permitted, owned=owned or None)
+                # Refused: nothing is taken over. An adoption goes on record only with the
+                # finalizer, or deleting the object would leave what its status says it owns.
+                return done(Reason.NOT_PERMITTED, not_permitted, owned=None if adopting else owned or None)
             # A referenced Secret that changed since the last sync is a change of the desired
             # state (a rotation), not drift on the remote side: apply it under either policy.
             drift = bool(plan.ops) and _was_synced(body) and status.get("secretVersion") == secret_version
@@ -725,6 +725,8 @@ class Engine:
         spec, name, target_name = subject.spec, subject.name, subject.target
         if spec.deletion_policy is DeletionPolicy.RETAIN:
             return f"released: deletionPolicy Retain leaves {kind.family} {name!r} in place"
+        if spec.suspend:  # no remote call while suspended, its deletion's included
+            return f"released: spec.suspend leaves {kind.family} {name!r} in place"
         if not self.owned(body):
             return f"released: {kind.family} {name!r} was never created or adopted by this resource"
         target = self.target_config(kind, target_name)

@@ -888,26 +888,29 @@ async def test_a_role_administering_security_is_given_only_from_a_privileged_nam
     )
     assert env.druid.requests.count("GET", "/roles/sec-admins$") == 1  # read live, not from a snapshot
     assert env.remote_writes() == []
-    assert case.existing or not env.held(obj)  # (an adoption: see the xfail below)
-    adopted = [event for event in done.events if event[1] == "Adopted"]
-    assert len(adopted) == case.existing  # on record as owned from now on, so said now
-    assert done.status is not None and done.status.get("owned") is (True if case.existing else None)
+    assert not env.held(obj)
+    assert [event for event in done.events if event[1] == "Adopted"] == []  # nothing taken over
+    assert done.status is not None and done.status.get("owned") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG?: an adoption refused as NotPermitted is put on record (status owned: true) without "
-    "hold(), although Engine.reconcile says hold is called before the object owns anything remote "
-    "(its adoption included): deleting the object then leaves the remote user it says it owns",
-)
-async def test_an_adoption_on_record_holds_the_finalizer(env: Env) -> None:
+async def test_an_adoption_refused_as_not_permitted_takes_nothing_over(env: Env) -> None:
     env.druid.add_user("alice")
     spec = {"roles": ["sec-admins"], "adoptionPolicy": "Adopt"}
     obj = env.create(USER, "alice", spec, namespace="team-adopt")
     done = await env.reconcile(obj)
     assert done.reason is Reason.NOT_PERMITTED
-    assert env.current(obj)["status"]["owned"] is True
-    assert env.held(obj)
+    # Nothing on record: deleting the object now leaves alice alone, with no remote call.
+    assert env.current(obj)["status"].get("owned") is not True
+    assert not env.held(obj) and not env.claimed(obj)
+    assert "Adopted" not in [reason for _, reason, _ in done.events]
+    assert env.remote_writes() == []
+    released = await env.engine.finalize(USER, env.current(obj), env.lookup, lambda *event: None)
+    assert released.startswith("released") and "alice" in env.druid.users
+    # Once the spec asks for what the namespace may grant, the adoption goes on record, held.
+    obj = env.update(obj, spec={"roles": ["readers"], "adoptionPolicy": "Adopt"})
+    done = await env.reconcile(obj)
+    assert done.reason is Reason.SYNCED and "Adopted" in [reason for _, reason, _ in done.events]
+    assert env.current(obj)["status"]["owned"] is True and env.held(obj)
 
 
 # --------------------------------------------------------------------------- existing remote objects
@@ -1848,11 +1851,6 @@ async def test_finalize_deletes_what_the_object_made(env: Env, kind: AnyKind) ->
     assert "made" not in remote
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG?: README and the CRD say spec.suspend 'stops all remote calls for the object', but "
-    "Engine.finalize deletes a suspended object's remote side (either the docs or finalize is wrong)",
-)
 async def test_deleting_a_suspended_object_makes_no_remote_call(env: Env) -> None:
     env.druid.add_user("alice", roles=["readers"])
     obj = env.create(USER, "alice", {"suspend": True}, status={"owned": True}, held=True)
