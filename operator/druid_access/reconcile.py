@@ -326,21 +326,20 @@ class Engine:
                 emit("Normal", "Adopted", f"took over the existing {kind.family} {name!r}")
                 log.info("%s: adopted existing %s %r", _ident(body), kind.family, name)
 
-            if adopting:
-                if spec.adoption_policy is AdoptionPolicy.REFUSE:
-                    return done(
-                        Reason.ALREADY_EXISTS,
-                        f"{kind.family} {name!r} already exists on {target_name!r} and was not created "
-                        "by this resource; set spec.adoptionPolicy: Adopt to take it over",
-                        owned=False,
-                    )
-                owned = True
+            if adopting and spec.adoption_policy is AdoptionPolicy.REFUSE:
+                return done(
+                    Reason.ALREADY_EXISTS,
+                    f"{kind.family} {name!r} already exists on {target_name!r} and was not created "
+                    "by this resource; set spec.adoptionPolicy: Adopt to take it over",
+                    owned=False,
+                )
             plan = kind.plan(desired, observed)
             not_permitted = await self._privileged_grants_now(meta, target_name, target, remote, plan.ops)
             if not_permitted is not None:
                 # Refused: nothing is taken over. An adoption goes on record only with the
                 # finalizer, or deleting the object would leave what its status says it owns.
-                return done(Reason.NOT_PERMITTED, not_permitted, owned=None if adopting else owned or None)
+                return done(Reason.NOT_PERMITTED, not_permitted, owned=owned or None)
+            owned = owned or adopting
             # A referenced Secret that changed since the last sync is a change of the desired
             # state (a rotation), not drift on the remote side: apply it under either policy.
             drift = bool(plan.ops) and _was_synced(body) and status.get("secretVersion") == secret_version

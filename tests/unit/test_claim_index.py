@@ -4,8 +4,8 @@ knows an older claimant of its name that the watch has not handed over yet."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -70,6 +70,20 @@ async def env() -> AsyncIterator[Env]:
 
 def _app(env: Env, namespaces: list[str] | None) -> passes.App:
     return passes.App(env.engine, events=lambda body: lambda *event: None, namespaces=namespaces)
+
+
+def watch_handler(app: passes.App) -> Callable[..., Awaitable[None]]:
+    """The DruidUser event handler, as kopf registers and calls it."""
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, app)
+    return cast(
+        Callable[..., Awaitable[None]],
+        next(
+            h.fn
+            for h in registry._watching.get_all_handlers()
+            if h.selector is not None and USER.info.plural in (h.selector.plural, h.selector.any_name)
+        ),
+    )
 
 
 async def _reason(env: Env, app: passes.App, obj: Mapping[str, Any]) -> tuple[Reason, str]:
@@ -167,13 +181,7 @@ async def test_the_watch_handler_lists_before_its_first_event_and_keeps_the_inde
     older = env.create(USER, "first", {"name": "alice", "roles": ["readers"]}, namespace="team-b")
     newer = env.create(USER, "alice", {"roles": ["readers"]})
     app = _app(env, ["team-a", "team-b"])
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, app)
-    watched = next(
-        h.fn
-        for h in registry._watching.get_all_handlers()
-        if h.selector is not None and USER.info.plural in (h.selector.plural, h.selector.any_name)
-    )
+    watched = watch_handler(app)
     try:
         # The watch hands the newer one over first: its claim and the older one's are known
         # before its pass can run.

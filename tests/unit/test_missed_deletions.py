@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
-import kopf
 import pytest
+from test_claim_index import watch_handler
 from test_engine import USER, Env, environment
 
-from druid_access import finalizer, handlers, passes, peering
+from druid_access import finalizer, passes, peering
 from druid_access.claim_index import ClaimIndex
 from druid_access.kube import Kube
 from druid_access.loops import Record
@@ -48,20 +48,6 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     return keys
 
 
-def _watch_handler(app: passes.App) -> Callable[..., Awaitable[None]]:
-    """The DruidUser event handler, as kopf calls it."""
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, app)
-    return cast(
-        Callable[..., Awaitable[None]],
-        next(
-            h.fn
-            for h in registry._watching.get_all_handlers()
-            if h.selector is not None and USER.info.plural in (h.selector.plural, h.selector.any_name)
-        ),
-    )
-
-
 async def _until(condition: Callable[[], bool], what: str) -> None:
     for _ in range(500):
         if condition():
@@ -81,7 +67,7 @@ async def test_a_relist_forgets_what_was_deleted_while_the_watch_was_away(
     older = env.create(USER, "first", {"name": "alice", "roles": ["readers"]}, namespace="team-b")
     newer = env.create(USER, "alice", {"roles": ["readers"]})
     app = passes.App(env.engine, events=lambda body: lambda *event: None, namespaces=["team-a", "team-b"])
-    watched = _watch_handler(app)
+    watched = watch_handler(app)
     try:
         await watched(type=None, body=newer)  # kopf's first list
         await watched(type=None, body=older)
@@ -116,7 +102,7 @@ async def test_what_a_watch_event_tells_while_the_list_is_read_is_kept(
 ) -> None:
     kept = env.create(USER, "alice", {"roles": ["readers"]})
     app = passes.App(env.engine, events=lambda body: lambda *event: None, namespaces=["team-a"])
-    watched = _watch_handler(app)
+    watched = watch_handler(app)
     listing = env.kube.list_objects
     made: list[dict[str, Any]] = []
 
@@ -207,7 +193,7 @@ async def test_a_late_event_of_an_object_a_list_found_gone_is_ignored(
     older = env.create(USER, "first", {"name": "alice", "roles": ["readers"]}, namespace="team-b")
     newer = env.create(USER, "alice", {"roles": ["readers"]})
     app = passes.App(env.engine, events=lambda body: lambda *event: None, namespaces=["team-a", "team-b"])
-    watched = _watch_handler(app)
+    watched = watch_handler(app)
     try:
         await watched(type=None, body=older)
         await watched(type=None, body=newer)
